@@ -1,0 +1,158 @@
+"""The one generic wrapper behind every framework patch.
+
+Contract for every patched callable (see ARCHITECTURE.md, promise 1):
+- the original is called with the caller's arguments untouched, and its result is returned as is;
+- an exception it raises reaches the caller as the same object, and nothing is logged;
+- recording happens after it returned, under `shielded`: a recording failure is one warning, never
+  an exception (unless AUTOLOG_STRICT=1);
+- only the outermost patched call of a thread records (Keras `save` calling TF internals, XGBoost
+  through joblib are one snapshot);
+- nothing is recorded with no active task, on a distributed rank other than 0, or in a DataLoader
+  worker: then the wrapper costs one attribute read and one call.
+"""
+from __future__ import annotations
+
+import fnmatch
+import io
+import logging
+import os
+import sys
+import threading
+from typing import Any, Callable, Protocol
+
+from ..safety import shielded
+from .spec import Arg, Attr, Patch, PathSource, Returned
+
+logger = logging.getLogger("autolog")
+
+
+class Recorder(Protocol):
+    """What the active task provides to the wrapper (see autolog.capture.CaptureRecorder)."""
+
+    def allows(self, key: str, path: str) -> bool: ...
+    def saved(self, path: str, framework: str, model_path: str | None = None) -> None: ...
+    def loaded(self, path: str, framework: str) -> None: ...
+
+
+_active: Recorder | None = None
+_nesting = threading.local()
+
+# Top-level module of a saved object -> framework name, for generic savers like joblib.
+OBJECT_FRAMEWORKS = {
+    "sklearn": "scikit-learn",
+    "xgboost": "XGBoost",
+    "lightgbm": "LightGBM",
+    "catboost": "CatBoost",
+    "torch": "PyTorch",
+    "keras": "Keras",
+    "tensorflow": "TensorFlow",
+    "numpy": "NumPy",
+    "pandas": "pandas",
+}
+
+
+def activate(recorder: Recorder | None) -> None:
+    """Route captured calls to recorder (None: record nothing; the patches stay, as plain pass-throughs)."""
+    global _active
+    _active = recorder
+
+
+def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        recorder = _active
+        if recorder is None or getattr(_nesting, "inside", False):
+            return wrapped(*args, **kwargs)
+        _nesting.inside = True
+        try:
+            result = wrapped(*args, **kwargs)
+        finally:
+            _nesting.inside = False
+        with shielded(f"{patch.label}() of {framework}"):
+            if _should_record():
+                _record(recorder, patch, framework, key, instance, args, kwargs, result)
+        return result
+
+    return wrapper
+
+
+def _record(
+    recorder: Recorder, patch: Patch, framework: str, key: str, instance: Any, args: tuple, kwargs: dict, result: Any
+) -> None:
+    path = path_argument(patch.path, patch.label, instance, args, kwargs, result)
+    if path is None:
+        return
+    if not recorder.allows(key, path):
+        logger.debug("autolog: %s(%s) filtered out by auto_connect_frameworks / capture.ignore", patch.label, path)
+        return
+    if patch.obj is not None:
+        framework = object_framework(_argument(patch.obj, args, kwargs), framework)
+    if patch.action == "save":
+        model_path = patch.model_path and path_argument(patch.model_path, patch.label, instance, args, kwargs, result)
+        recorder.saved(path, framework, model_path)
+    else:
+        recorder.loaded(path, framework)
+
+
+def path_argument(
+    source: PathSource, label: str, instance: Any, args: tuple, kwargs: dict, result: Any
+) -> str | None:
+    """The filesystem path the call wrote or read, or None for in-memory targets (logged at debug)."""
+    if isinstance(source, Returned):
+        value = result
+    elif isinstance(source, Attr):
+        value = getattr(instance, source.name, None)
+    else:
+        value = _argument(source, args, kwargs)
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if isinstance(value, (str, os.PathLike)):
+        return os.path.abspath(os.fspath(value))
+    name = getattr(value, "name", None)
+    if isinstance(value, io.IOBase) and isinstance(name, str) and os.path.isfile(name):
+        if value.writable() and not value.closed:
+            value.flush()  # the bytes may still sit in Python's buffer; the snapshot must see them
+        return os.path.abspath(name)
+    logger.debug("autolog: %s target %r is not a file path; not recorded", label, type(value).__name__)
+    return None
+
+
+def _argument(arg: Arg, args: tuple, kwargs: dict) -> Any:
+    if arg.name in kwargs:
+        return kwargs[arg.name]
+    return args[arg.index] if len(args) > arg.index else None
+
+
+def object_framework(obj: Any, default: str) -> str:
+    root = type(obj).__module__.split(".", 1)[0]
+    return OBJECT_FRAMEWORKS.get(root, default)
+
+
+def _should_record() -> bool:
+    """Only the global rank 0 records, and never a DataLoader worker (their loads are data, not models)."""
+    rank = os.environ.get("RANK")
+    if rank not in (None, "", "0"):
+        return False
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return False
+    data = sys.modules.get("torch.utils.data")
+    return data is None or data.get_worker_info() is None
+
+
+def path_filter(setting: Any, ignore_globs: list[str]) -> Callable[[str, str], bool]:
+    """allows(key, path) for an auto_connect_frameworks value: True/False or {key: bool | glob | [globs]}."""
+    def matches(path: str, globs: list[str]) -> bool:
+        base = os.path.basename(path)
+        return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(base, g) for g in globs)
+
+    def allows(key: str, path: str) -> bool:
+        if ignore_globs and matches(path, ignore_globs):
+            return False
+        if isinstance(setting, bool):
+            return setting
+        rule = setting.get(key, True)
+        if isinstance(rule, bool):
+            return rule
+        return matches(path, [rule] if isinstance(rule, str) else list(rule))
+
+    return allows

@@ -1,0 +1,269 @@
+"""The `autolog` command: look at what was logged, and fetch it.
+
+    autolog task list [--project P] [--name N] [--status S] [--tag T] [--limit N]
+    autolog task show TASK_ID
+    autolog model list [--project P] [--name N] [--task TASK_ID] [--framework F] [--limit N]
+    autolog model show MODEL_ID
+    autolog model download MODEL_ID DEST [--version SEQ]
+    autolog artifact download TASK_ID NAME DEST
+
+Ids may be shortened to any unique prefix. Add --json for machine-readable output.
+Known errors print one line; AUTOLOG_DEBUG=1 prints the traceback too.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import sys
+from typing import Any, Callable, Sequence
+
+from .config import env_flag
+from .errors import AutologError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except (AutologError, LookupError, ValueError, OSError) as exc:
+        if env_flag("AUTOLOG_DEBUG"):
+            raise
+        print(f"autolog: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autolog", description="Look at and fetch what autolog recorded.")
+    nouns = parser.add_subparsers(title="commands", metavar="{task,model,artifact}")
+
+    task = nouns.add_parser("task", help="list and show tasks").add_subparsers(metavar="{list,show}")
+    cmd = _command(task, "list", "list tasks, newest first", task_list)
+    cmd.add_argument("--project")
+    cmd.add_argument("--name")
+    cmd.add_argument("--status", choices=["running", "completed", "failed"])
+    cmd.add_argument("--tag", action="append", dest="tags")
+    cmd.add_argument("--limit", type=int, default=50)
+    cmd = _command(task, "show", "a task with its artifacts and input/output models", task_show)
+    cmd.add_argument("task_id")
+
+    model = nouns.add_parser("model", help="list, show and download models").add_subparsers(
+        metavar="{list,show,download}"
+    )
+    cmd = _command(model, "list", "list models, most recently saved first", model_list)
+    cmd.add_argument("--project")
+    cmd.add_argument("--name")
+    cmd.add_argument("--task", dest="task_id")
+    cmd.add_argument("--framework")
+    cmd.add_argument("--limit", type=int, default=50)
+    cmd = _command(model, "show", "a model with its snapshots and the tasks that loaded it", model_show)
+    cmd.add_argument("model_id")
+    cmd = _command(model, "download", "copy a model snapshot to DEST", model_download)
+    cmd.add_argument("model_id")
+    cmd.add_argument("dest")
+    cmd.add_argument("--version", type=int, help="snapshot seq (default: newest; -2 = the one before)")
+
+    artifact = nouns.add_parser("artifact", help="download artifacts").add_subparsers(metavar="{download}")
+    cmd = _command(artifact, "download", "copy an artifact to DEST", artifact_download)
+    cmd.add_argument("task_id")
+    cmd.add_argument("name")
+    cmd.add_argument("dest")
+    return parser
+
+
+def _command(group: Any, name: str, help: str, run: Callable[[argparse.Namespace], None]) -> argparse.ArgumentParser:
+    cmd = group.add_parser(name, help=help, description=help)
+    cmd.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    cmd.set_defaults(run=run)
+    return cmd
+
+
+# -- commands ---------------------------------------------------------------------------
+def task_list(args: argparse.Namespace) -> None:
+    from .task import Task
+
+    tasks = Task.get_tasks(args.project, args.name, tags=args.tags, status=args.status, limit=args.limit)
+    records = [t._record for t in tasks]
+    _emit(args, [_as_dict(r, drop=("run_info", "parameters")) for r in records], lambda: _table(
+        ["id", "project", "name", "status", "started", "duration", "tags"],
+        [[r.id[:12], r.project, r.name, r.status, _time(r.created), _duration(r.created, r.ended),
+          ",".join(r.tags)] for r in records],
+    ))
+
+
+def task_show(args: argparse.Namespace) -> None:
+    from .task import Task
+
+    task = Task.get_task(task_id=args.task_id)
+    record = task._ctx.store.get_task(task.id)
+    artifacts = list(task.artifacts.values())
+    models = task.models
+    data = _as_dict(record)
+    data["artifacts"] = [_as_dict(a._record) for a in artifacts]
+    data["models"] = {
+        direction: [dict(_as_dict(m._record), snapshots=[_as_dict(s) for s in m.snapshots]) for m in models[direction]]
+        for direction in ("input", "output")
+    }
+
+    def human() -> str:
+        info = record.run_info
+        lines = [
+            f"task      {record.id}",
+            f"project   {record.project}",
+            f"name      {record.name}",
+            f"status    {record.status}" + (f" ({record.status_message})" if record.status_message else ""),
+            f"started   {_time(record.created)}   duration {_duration(record.created, record.ended)}",
+            f"output    {record.output_uri or '(paths only, no copies)'}",
+            f"script    {info.get('script')}   git {info.get('git_commit', '-')}",
+            f"host      {info.get('host')}   python {info.get('python')}",
+        ]
+        lines += ["", f"artifacts ({len(artifacts)})"]
+        if artifacts:
+            lines.append(_table(["name", "type", "size", "sha256", "preview"], [
+                [a.name, a.type, _size(a.size), (a.sha256 or "")[:12], _one_line(a.preview)] for a in artifacts
+            ]))
+        for direction in ("input", "output"):
+            lines += ["", f"{direction} models ({len(models[direction])})"]
+            for m in models[direction]:
+                lines.append(_model_heading(m))
+                lines.append(_indent(_snapshot_table(m.snapshots)))
+        return "\n".join(lines)
+
+    _emit(args, data, human)
+
+
+def model_list(args: argparse.Namespace) -> None:
+    from .model import Model
+
+    models = Model.query_models(args.project, args.name, framework=args.framework, task_id=args.task_id,
+                                max_results=args.limit)
+    records = [m._record for m in models]
+    _emit(args, [_as_dict(r) for r in records], lambda: _table(
+        ["id", "name", "project", "framework", "task", "origin", "updated"],
+        [[r.id[:12], r.name, r.project, r.framework or "", (r.task_id or "")[:12], r.origin, _time(r.updated)]
+         for r in records],
+    ))
+
+
+def model_show(args: argparse.Namespace) -> None:
+    from .model import Model
+
+    model = Model(args.model_id)
+    snapshots = model.snapshots
+    loads = model._ctx.store.loads_of_model(model.id)
+    data = dict(_as_dict(model._record), snapshots=[_as_dict(s) for s in snapshots],
+                loaded_by=[_as_dict(load) for load in loads])
+
+    def human() -> str:
+        lines = [_model_heading(model), f"  source  {model.source_path}", "", "snapshots", _snapshot_table(snapshots),
+                 "", f"loaded by ({len(loads)})"]
+        if loads:
+            lines.append(_table(["task", "snapshot", "path", "when"], [
+                [load.task_id[:12], next((str(s.seq) for s in snapshots if s.id == load.snapshot_id), "?"),
+                 load.path or "", _time(load.created)] for load in loads
+            ]))
+        return "\n".join(lines)
+
+    _emit(args, data, human)
+
+
+def model_download(args: argparse.Namespace) -> None:
+    from .model import Model
+
+    _copy_out(Model(args.model_id).get_local_copy(version=args.version), args)
+
+
+def artifact_download(args: argparse.Namespace) -> None:
+    from .task import Task
+
+    artifacts = Task.get_task(task_id=args.task_id).artifacts
+    if args.name not in artifacts:
+        raise LookupError(f"Task {args.task_id} has no artifact {args.name!r}; it has: {sorted(artifacts)}")
+    _copy_out(artifacts[args.name].get_local_copy(), args)
+
+
+def _copy_out(local: str, args: argparse.Namespace) -> None:
+    dest = args.dest
+    if os.path.isdir(dest):
+        dest = os.path.join(dest, os.path.basename(local.rstrip(os.sep)))
+    if os.path.isdir(local):
+        shutil.copytree(local, dest, dirs_exist_ok=True)
+    elif os.path.exists(local):
+        shutil.copyfile(local, dest)
+    else:  # a checkpoint prefix: copy every file of it
+        folder, prefix = os.path.split(local)
+        os.makedirs(os.path.dirname(os.path.abspath(dest)) or ".", exist_ok=True)
+        for name in os.listdir(folder):
+            if name.startswith(prefix + "."):
+                shutil.copyfile(os.path.join(folder, name), os.path.join(os.path.dirname(dest) or ".",
+                                                                         os.path.basename(dest) + name[len(prefix):]))
+    _emit(args, {"path": os.path.abspath(dest)}, lambda: os.path.abspath(dest))
+
+
+# -- formatting -------------------------------------------------------------------------
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else human())
+
+
+def _as_dict(record: Any, drop: Sequence[str] = ()) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(record).items() if k not in drop}
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt="simple") if rows else "(none)"
+
+
+def _model_heading(model: Any) -> str:
+    r = model._record
+    tags = f" tags={','.join(r.tags)}" if r.tags else ""
+    return f"model {r.id[:12]} {r.name!r} framework={r.framework or '-'} task={(r.task_id or '-')[:12]} ({r.origin}){tags}"
+
+
+def _snapshot_table(snapshots: list) -> str:
+    return _table(["seq", "iter", "status", "size", "sha256", "uri", "saved"], [
+        [s.seq, "" if s.iteration is None else s.iteration, s.status + (f": {s.reason}" if s.reason else ""),
+         _size(s.size), (s.sha256 or "")[:12], (s.uri or "") + (f" [{s.entry}]" if s.entry else ""), _time(s.created)]
+        for s in snapshots
+    ])
+
+
+def _time(ts: float | None) -> str:
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _duration(start: float, end: float | None) -> str:
+    return f"{end - start:.1f}s" if end else "-"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def _one_line(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""One settings object, read from a TOML file and overridden by AUTOLOG_* environment variables.
+
+Every environment variable autolog reads is listed here:
+
+- ``AUTOLOG_HOME``: where the embedded store lives (default ``~/.autolog``).
+- ``AUTOLOG_CONFIG``: the TOML config file (default ``$AUTOLOG_HOME/autolog.toml``).
+- ``AUTOLOG_DB_URL``: SQLAlchemy URL of the metadata database (default SQLite in ``$AUTOLOG_HOME``).
+- ``AUTOLOG_DEFAULT_OUTPUT_URI``: where ``output_uri=True`` stores weights and artifacts.
+- ``AUTOLOG_STRICT``: ``1`` makes internal logging errors raise instead of warning (tests set it).
+- ``AUTOLOG_DEBUG``: ``1`` makes the CLI print tracebacks.
+
+The TOML file::
+
+    [sdk.development]
+    default_output_uri = "s3://bucket/prefix"   # used by output_uri=True
+
+    [db]
+    url = "postgresql+psycopg://user@host/autolog"
+
+    [storage]
+    cache_dir = "/scratch/autolog-cache"
+
+    [capture]
+    ignore = ["*/data/*", "*.cache"]   # saves and loads of matching paths are not recorded
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# (section path, key) -> (attribute, type); the single list of what the file may contain.
+_KEYS: dict[tuple[str, str], tuple[str, type]] = {
+    ("sdk.development", "default_output_uri"): ("default_output_uri", str),
+    ("db", "url"): ("db_url", str),
+    ("storage", "cache_dir"): ("cache_dir", str),
+    ("capture", "ignore"): ("capture_ignore", list),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    config_file: Path | None
+    db_url: str
+    default_output_uri: str
+    cache_dir: Path
+    capture_ignore: list[str]
+    strict: bool
+
+    @property
+    def local_storage(self) -> Path:
+        """The embedded store's object folder, used when nothing else is configured."""
+        return self.home / "storage"
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_settings() -> Settings:
+    """Read the config file and environment now (cheap; call again after changing them)."""
+    home = Path(os.environ.get("AUTOLOG_HOME") or Path.home() / ".autolog").expanduser()
+    config_path = os.environ.get("AUTOLOG_CONFIG")
+    config_file = Path(config_path).expanduser() if config_path else home / "autolog.toml"
+    values: dict[str, Any] = {}
+    if config_file.is_file():
+        values = _read_toml(config_file)
+    elif config_path:
+        raise ConfigError(
+            f"AUTOLOG_CONFIG points to {config_file}, which does not exist. "
+            "Create the file or unset AUTOLOG_CONFIG."
+        )
+    else:
+        config_file = None
+    for attr, env in (("default_output_uri", "AUTOLOG_DEFAULT_OUTPUT_URI"), ("db_url", "AUTOLOG_DB_URL")):
+        if os.environ.get(env):
+            values[attr] = os.environ[env]
+    db_url = values.get("db_url") or f"sqlite:///{home / 'autolog.db'}"
+    return Settings(
+        home=home,
+        config_file=config_file,
+        db_url=db_url,
+        default_output_uri=values.get("default_output_uri") or str(home / "storage"),
+        cache_dir=Path(values.get("cache_dir") or home / "cache").expanduser(),
+        capture_ignore=list(values.get("capture_ignore", [])),
+        strict=env_flag("AUTOLOG_STRICT"),
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}. Fix the syntax at that line.") from None
+    except OSError as exc:
+        raise ConfigError(f"Config file {path} cannot be read: {exc}.") from None
+    values: dict[str, Any] = {}
+    for section, key, value in _flatten(data):
+        if (section, key) not in _KEYS:
+            known = ", ".join(f"{s}.{k}" for s, k in _KEYS)
+            raise ConfigError(f"Unknown key '{_dotted(section, key)}' in config file {path}. Known keys: {known}.")
+        attr, typ = _KEYS[(section, key)]
+        if not isinstance(value, typ) or (typ is list and not all(isinstance(v, str) for v in value)):
+            raise ConfigError(
+                f"Key '{_dotted(section, key)}' in config file {path} must be a "
+                f"{'list of strings' if typ is list else typ.__name__}, "
+                f"got {type(value).__name__} {value!r}."
+            )
+        values[attr] = value
+    return values
+
+
+def _flatten(data: dict[str, Any], section: str = ""):
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, _dotted(section, key))
+        else:
+            yield section, key, value
+
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+_SECRET_QUERY = re.compile(r"(key|secret|token|password|passwd|sig|signature|credential)", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """The URL with passwords and secret-looking query values replaced by '***'.
+
+    Used for everything written to the database or a log line: credentials belong in the
+    environment or the storage library's own config, never in our records.
+    """
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

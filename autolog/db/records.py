@@ -1,0 +1,89 @@
+"""What queries return: plain frozen dataclasses, one per table, detached from any connection."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, TypeVar
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    id: str
+    project: str
+    name: str
+    task_type: str
+    status: str
+    status_message: str | None
+    output_uri: str | None
+    tags: list
+    created: float
+    ended: float | None
+    run_info: dict
+    parameters: dict
+    comment: str
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: str
+    task_id: str | None
+    origin: str
+    name: str
+    project: str
+    framework: str | None
+    source_path: str | None
+    tags: list
+    comment: str
+    meta: dict
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    id: str
+    model_id: str
+    seq: int
+    iteration: int | None
+    status: str
+    reason: str | None
+    uri: str | None
+    entry: str
+    sha256: str | None
+    size: int | None
+    files: list
+    source_path: str | None
+    source_stat: dict | None
+    created: float
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    id: str
+    task_id: str
+    name: str
+    kind: str
+    uri: str
+    filename: str
+    sha256: str | None
+    size: int | None
+    preview: str
+    meta: dict
+    created: float
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    id: str
+    task_id: str
+    model_id: str
+    snapshot_id: str
+    path: str | None
+    sha256: str | None
+    framework: str | None
+    created: float
+
+
+def to_record(cls: type[R], row: Mapping[str, Any]) -> R:
+    return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]

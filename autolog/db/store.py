@@ -1,0 +1,381 @@
+"""MetadataStore: every query autolog makes, over one lazily created SQLAlchemy engine.
+
+SQLite is opened in WAL mode with a busy timeout, and write transactions start with
+``BEGIN IMMEDIATE`` so that concurrent writers wait for each other instead of failing with
+"database is locked" when a read lock cannot be upgraded.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+import weakref
+from typing import Any, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..config import redact_url
+from ..errors import AutologError, NotFoundError, SchemaVersionError
+from . import schema as s
+from .records import ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, to_record
+
+_open_stores: "weakref.WeakSet[MetadataStore]" = weakref.WeakSet()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class MetadataStore:
+    def __init__(self, url: str):
+        self.url = url
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._immediate = threading.local()
+        _open_stores.add(self)
+
+    # -- engine ---------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._create_engine()
+        return self._engine
+
+    def _create_engine(self) -> Engine:
+        url = sa.engine.make_url(self.url)
+        is_sqlite = url.get_backend_name() == "sqlite"
+        if is_sqlite and url.database and url.database != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=not is_sqlite, connect_args=_connect_args(url))
+        except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise AutologError(
+                f"Cannot open metadata database {redact_url(self.url)}: {exc}. "
+                "Check AUTOLOG_DB_URL / [db] url, and install the driver (pip install 'autolog[postgres]')."
+            ) from None
+        if is_sqlite:
+            self._configure_sqlite(engine)
+        try:
+            self._migrate(engine)
+        except sa.exc.DatabaseError as exc:
+            raise AutologError(
+                f"Cannot open metadata database {redact_url(self.url)}: {exc.orig}. "
+                "If it is a corrupted SQLite file, move it aside and start a new one."
+            ) from None
+        return engine
+
+    def _configure_sqlite(self, engine: Engine) -> None:
+        immediate = self._immediate
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(immediate, "on", False) else "BEGIN")
+
+    def _migrate(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            has_schema = sa.inspect(conn).has_table(s.schema_info.name)
+            version = conn.execute(sa.select(s.schema_info.c.version)).scalar() if has_schema else None
+        if version is not None and version > s.SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"Metadata database {redact_url(self.url)} has schema version {version}, but this autolog "
+                f"knows only up to {s.SCHEMA_VERSION}. Upgrade autolog (pip install -U autolog)."
+            )
+        if version == s.SCHEMA_VERSION:
+            return
+        self._immediate.on = True
+        try:
+            with engine.begin() as conn:
+                s.metadata.create_all(conn)
+                if conn.execute(sa.select(s.schema_info.c.version)).scalar() is None:
+                    conn.execute(s.schema_info.insert().values(id=1, version=s.SCHEMA_VERSION))
+        finally:
+            self._immediate.on = False
+
+    def reset_after_fork(self) -> None:
+        """Forked children must not share the parent's connections (SQLAlchemy's documented recipe)."""
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        self._immediate.on = True
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            self._immediate.on = False
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def _one(self, cls: type, query: sa.Select) -> Any:
+        with self.read() as conn:
+            row = conn.execute(query).mappings().first()
+        return to_record(cls, row) if row is not None else None
+
+    def _all(self, cls: type, query: sa.Select) -> list:
+        with self.read() as conn:
+            return [to_record(cls, row) for row in conn.execute(query).mappings()]
+
+    def _resolve(self, table: sa.Table, id_or_prefix: str, what: str) -> str:
+        """Full id from an id or a unique prefix of one (as the CLI accepts)."""
+        if len(id_or_prefix) == 32:
+            return id_or_prefix
+        query = sa.select(table.c.id).where(table.c.id.startswith(id_or_prefix, autoescape=True)).limit(2)
+        with self.read() as conn:
+            ids = conn.execute(query).scalars().all()
+        if len(ids) != 1:
+            problem = "no" if not ids else "more than one"
+            raise NotFoundError(f"There is {problem} {what} whose id starts with '{id_or_prefix}'. Give more of the id.")
+        return ids[0]
+
+    # -- tasks ----------------------------------------------------------------------------
+    def create_task(self, **values: Any) -> TaskRecord:
+        values.setdefault("id", new_id())
+        values.setdefault("created", time.time())
+        with self.write() as conn:
+            conn.execute(s.tasks.insert().values(**values))
+        return self.get_task(values["id"])
+
+    def update_task(self, task_id: str, **values: Any) -> None:
+        with self.write() as conn:
+            conn.execute(s.tasks.update().where(s.tasks.c.id == task_id).values(**values))
+
+    def get_task(self, task_id: str) -> TaskRecord:
+        full = self._resolve(s.tasks, task_id, "task")
+        record = self._one(TaskRecord, sa.select(s.tasks).where(s.tasks.c.id == full))
+        if record is None:
+            raise NotFoundError(f"There is no task with id '{task_id}'. List tasks with `autolog task list`.")
+        return record
+
+    def find_tasks(
+        self,
+        project: str | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        tags: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[TaskRecord]:
+        """Matching tasks, newest first. tags: every one must be present."""
+        query = sa.select(s.tasks).order_by(s.tasks.c.created.desc())
+        if project is not None:
+            query = query.where(s.tasks.c.project == project)
+        if name is not None:
+            query = query.where(s.tasks.c.name == name)
+        if status is not None:
+            query = query.where(s.tasks.c.status == status)
+        if not tags:
+            return self._all(TaskRecord, query.limit(limit))
+        found = [t for t in self._all(TaskRecord, query) if set(tags) <= set(t.tags)]
+        return found[:limit] if limit is not None else found
+
+    # -- models ---------------------------------------------------------------------------
+    def create_model(self, **values: Any) -> ModelRecord:
+        now = time.time()
+        values.setdefault("id", new_id())
+        values.setdefault("created", now)
+        values.setdefault("updated", now)
+        values.setdefault("tags", [])
+        values.setdefault("comment", "")
+        values.setdefault("meta", {})
+        with self.write() as conn:
+            conn.execute(s.models.insert().values(**values))
+        return self.get_model(values["id"])
+
+    def update_model(self, model_id: str, **values: Any) -> None:
+        with self.write() as conn:
+            conn.execute(s.models.update().where(s.models.c.id == model_id).values(**values))
+
+    def get_model(self, model_id: str) -> ModelRecord:
+        full = self._resolve(s.models, model_id, "model")
+        record = self._one(ModelRecord, sa.select(s.models).where(s.models.c.id == full))
+        if record is None:
+            raise NotFoundError(f"There is no model with id '{model_id}'. List models with `autolog model list`.")
+        return record
+
+    def find_model(self, task_id: str, origin: str, *, source_path: str | None = None, name: str | None = None):
+        query = sa.select(s.models).where(s.models.c.task_id == task_id, s.models.c.origin == origin)
+        if source_path is not None:
+            query = query.where(s.models.c.source_path == source_path)
+        if name is not None:
+            query = query.where(s.models.c.name == name)
+        return self._one(ModelRecord, query.order_by(s.models.c.created.desc()))
+
+    def models_of_task(self, task_id: str) -> list[ModelRecord]:
+        """The task's output models, least recently saved first (so [-1] is the newest)."""
+        query = sa.select(s.models).where(s.models.c.task_id == task_id, s.models.c.origin != "imported")
+        return self._all(ModelRecord, query.order_by(s.models.c.updated, s.models.c.created))
+
+    def find_models(
+        self,
+        project: str | None = None,
+        name: str | None = None,
+        task_id: str | None = None,
+        framework: str | None = None,
+        tags: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[ModelRecord]:
+        """Matching models, most recently saved first."""
+        query = sa.select(s.models).order_by(s.models.c.updated.desc())
+        for column, value in (("project", project), ("name", name), ("task_id", task_id), ("framework", framework)):
+            if value is not None:
+                query = query.where(s.models.c[column] == value)
+        if not tags:
+            return self._all(ModelRecord, query.limit(limit))
+        found = [m for m in self._all(ModelRecord, query) if set(tags) <= set(m.tags)]
+        return found[:limit] if limit is not None else found
+
+    # -- snapshots ------------------------------------------------------------------------
+    def add_snapshot(self, model_id: str, **values: Any) -> SnapshotRecord:
+        """Append a snapshot with the model's next seq, and make it the model's newest."""
+        now = time.time()
+        values.setdefault("id", new_id())
+        values.setdefault("created", now)
+        values.setdefault("files", [])
+        values.setdefault("entry", "")
+        with self.write() as conn:
+            last = conn.execute(sa.select(sa.func.max(s.snapshots.c.seq)).where(s.snapshots.c.model_id == model_id))
+            seq = (last.scalar() or 0) + 1
+            conn.execute(s.snapshots.insert().values(model_id=model_id, seq=seq, **values))
+            conn.execute(s.models.update().where(s.models.c.id == model_id).values(updated=values["created"]))
+        return self.get_snapshot(values["id"])
+
+    def update_snapshot(self, snapshot_id: str, **values: Any) -> None:
+        with self.write() as conn:
+            conn.execute(s.snapshots.update().where(s.snapshots.c.id == snapshot_id).values(**values))
+
+    def get_snapshot(self, snapshot_id: str) -> SnapshotRecord:
+        record = self._one(SnapshotRecord, sa.select(s.snapshots).where(s.snapshots.c.id == snapshot_id))
+        if record is None:
+            raise NotFoundError(f"There is no snapshot with id '{snapshot_id}'.")
+        return record
+
+    def snapshots_of(self, model_id: str) -> list[SnapshotRecord]:
+        query = sa.select(s.snapshots).where(s.snapshots.c.model_id == model_id).order_by(s.snapshots.c.seq)
+        return self._all(SnapshotRecord, query)
+
+    def snapshots_with_sha256(self, sha256: str, statuses: Sequence[str] = ("stored", "local")) -> list[SnapshotRecord]:
+        """Snapshots holding exactly this content, newest first."""
+        query = (
+            sa.select(s.snapshots)
+            .where(s.snapshots.c.sha256 == sha256, s.snapshots.c.status.in_(statuses))
+            .order_by(s.snapshots.c.created.desc())
+        )
+        return self._all(SnapshotRecord, query)
+
+    def producer_of(self, sha256: str) -> SnapshotRecord | None:
+        """The snapshot that first produced this content: saved by a task before any mere import of it."""
+        query = (
+            sa.select(s.snapshots)
+            .join(s.models, s.models.c.id == s.snapshots.c.model_id)
+            .where(s.snapshots.c.sha256 == sha256, s.snapshots.c.status.in_(("stored", "local")))
+            .order_by((s.models.c.origin == "imported"), s.snapshots.c.created)
+            .limit(1)
+        )
+        return self._one(SnapshotRecord, query)
+
+    def stored_copy(self, sha256: str, uri_prefix: str) -> SnapshotRecord | None:
+        """A stored snapshot of this content under uri_prefix, for deduplication."""
+        query = (
+            sa.select(s.snapshots)
+            .where(
+                s.snapshots.c.sha256 == sha256,
+                s.snapshots.c.status == "stored",
+                s.snapshots.c.uri.startswith(uri_prefix.rstrip("/") + "/", autoescape=True),
+            )
+            .order_by(s.snapshots.c.created)
+            .limit(1)
+        )
+        return self._one(SnapshotRecord, query)
+
+    # -- artifacts ------------------------------------------------------------------------
+    def put_artifact(self, task_id: str, name: str, **values: Any) -> ArtifactRecord:
+        """Insert, or replace the artifact of the same name."""
+        values.setdefault("id", new_id())
+        values.setdefault("created", time.time())
+        values.setdefault("meta", {})
+        with self.write() as conn:
+            where = (s.artifacts.c.task_id == task_id) & (s.artifacts.c.name == name)
+            conn.execute(s.artifacts.delete().where(where))
+            conn.execute(s.artifacts.insert().values(task_id=task_id, name=name, **values))
+        return self._one(ArtifactRecord, sa.select(s.artifacts).where(s.artifacts.c.id == values["id"]))
+
+    def artifacts_of(self, task_id: str) -> list[ArtifactRecord]:
+        query = sa.select(s.artifacts).where(s.artifacts.c.task_id == task_id).order_by(s.artifacts.c.created)
+        return self._all(ArtifactRecord, query)
+
+    # -- lineage --------------------------------------------------------------------------
+    def link_load(self, task_id: str, snapshot: SnapshotRecord, **values: Any) -> bool:
+        """Record that task loaded this snapshot; False when it was already recorded."""
+        where = (s.model_loads.c.task_id == task_id) & (s.model_loads.c.snapshot_id == snapshot.id)
+        with self.write() as conn:
+            if conn.execute(sa.select(s.model_loads.c.id).where(where)).first() is not None:
+                return False
+            conn.execute(
+                s.model_loads.insert().values(
+                    id=new_id(), task_id=task_id, model_id=snapshot.model_id, snapshot_id=snapshot.id,
+                    created=time.time(), **values,
+                )
+            )
+        return True
+
+    def loads_by_task(self, task_id: str) -> list[LoadRecord]:
+        query = sa.select(s.model_loads).where(s.model_loads.c.task_id == task_id).order_by(s.model_loads.c.created)
+        return self._all(LoadRecord, query)
+
+    def loads_of_model(self, model_id: str) -> list[LoadRecord]:
+        query = sa.select(s.model_loads).where(s.model_loads.c.model_id == model_id).order_by(s.model_loads.c.created)
+        return self._all(LoadRecord, query)
+
+    # -- stat cache -----------------------------------------------------------------------
+    def cached_sha256(self, host: str, st: os.stat_result) -> str | None:
+        t = s.file_hashes.c
+        query = sa.select(t.sha256).where(
+            t.host == host, t.device == st.st_dev, t.inode == st.st_ino, t.size == st.st_size, t.mtime_ns == st.st_mtime_ns
+        )
+        with self.read() as conn:
+            return conn.execute(query).scalar()
+
+    def remember_sha256(self, host: str, st: os.stat_result, sha256: str) -> None:
+        key = (s.file_hashes.c.host == host) & (s.file_hashes.c.device == st.st_dev) & (s.file_hashes.c.inode == st.st_ino)
+        with self.write() as conn:
+            conn.execute(s.file_hashes.delete().where(key))
+            conn.execute(
+                s.file_hashes.insert().values(
+                    host=host, device=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
+                )
+            )
+
+
+def _connect_args(url: sa.engine.URL) -> dict[str, Any]:
+    if url.get_backend_name() == "sqlite":
+        # Worker threads share the engine; the pool hands each thread its own connection.
+        return {"check_same_thread": False, "timeout": 60}
+    return {}
+
+
+def _reset_all_after_fork() -> None:
+    for store in list(_open_stores):
+        store.reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_after_fork)

@@ -1,0 +1,34 @@
+"""The errors autolog raises. Each message says what happened and ends with what to do."""
+from __future__ import annotations
+
+
+class AutologError(Exception):
+    """Base of every error autolog raises on purpose."""
+
+
+class ConfigError(AutologError, ValueError):
+    """The config file or an AUTOLOG_* variable is malformed."""
+
+
+class StorageError(AutologError, OSError):
+    """An output_uri cannot be reached, written or read."""
+
+
+class SchemaVersionError(AutologError, RuntimeError):
+    """The metadata database was written by a newer autolog than this one."""
+
+
+class NotFoundError(AutologError, LookupError):
+    """A task, model, snapshot or artifact does not exist in the store."""
+
+
+class TaskNotFoundError(NotFoundError, ValueError):
+    """No task matches (a ValueError too, as in ClearML)."""
+
+
+class ModelNotFoundError(NotFoundError, ValueError):
+    """No model matches."""
+
+
+class IntegrityError(AutologError, ValueError):
+    """Stored bytes do not match the sha256 recorded when they were saved."""

@@ -1,0 +1,88 @@
+"""What a user wants to know later about how a run was started."""
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def collect_run_info() -> dict[str, Any]:
+    """Cheap facts, gathered at Task.init (well under a millisecond, no subprocess)."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
+    info: dict[str, Any] = {
+        "argv": list(sys.argv),
+        "script": script,
+        "cwd": os.getcwd(),
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "platform": platform.platform(terse=True),
+        "host": socket.gethostname(),
+        "user": _user(),
+        "pid": os.getpid(),
+    }
+    info.update(git_info(Path(script).parent if script else Path.cwd()))
+    return info
+
+
+def installed_packages() -> dict[str, str]:
+    """Every installed distribution and its version (tens of ms, so Task runs it in a thread)."""
+    from importlib.metadata import distributions
+
+    found: dict[str, str] = {}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name] = dist.version
+    return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
+
+
+def git_info(start: Path) -> dict[str, Any]:
+    """The commit and branch of the repository holding start, read from .git without running git."""
+    for folder in (start, *start.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            text = dot_git.read_text(errors="replace").strip()
+            if text.startswith("gitdir:"):
+                dot_git = (folder / text[len("gitdir:"):].strip()).resolve()
+        if dot_git.is_dir():
+            return _read_head(dot_git, folder)
+    return {}
+
+
+def _read_head(git_dir: Path, work_tree: Path) -> dict[str, Any]:
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+    except OSError:
+        return {}
+    info: dict[str, Any] = {"git_root": str(work_tree)}
+    if not head.startswith("ref:"):
+        info["git_commit"] = head
+        return info
+    ref = head[len("ref:"):].strip()
+    info["git_branch"] = ref.removeprefix("refs/heads/")
+    common = git_dir
+    commondir = git_dir / "commondir"
+    if commondir.is_file():
+        common = (git_dir / commondir.read_text().strip()).resolve()
+    for base in (git_dir, common):
+        ref_file = base / ref
+        if ref_file.is_file():
+            info["git_commit"] = ref_file.read_text().strip()
+            return info
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text().splitlines():
+            if line.endswith(" " + ref):
+                info["git_commit"] = line.split(" ", 1)[0]
+    return info
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return None

@@ -1,0 +1,143 @@
+"""BlobStore: the few operations autolog needs from an output_uri, over fsspec.
+
+Local folders and ``file://`` are written with temp file + rename, so a reader never sees a
+partial object at its final key; object stores (s3, gs, az, memory) publish a put atomically.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from typing import BinaryIO
+
+import fsspec
+
+from ..config import redact_url
+from ..errors import StorageError
+
+
+def normalize_uri(uri: str) -> str:
+    """Absolute local path for local locations, the URL itself for everything else."""
+    if uri.startswith("file://"):
+        uri = uri[len("file://"):]
+    if "://" not in uri:
+        return os.path.abspath(os.path.expanduser(uri))
+    return uri.rstrip("/")
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for uri and the path inside it, with errors that name the fix."""
+    try:
+        return fsspec.core.url_to_fs(uri)
+    except ImportError as exc:
+        raise StorageError(
+            f"Storage {redact_url(uri)} needs a package that is not installed ({exc}). "
+            "Install the matching extra, e.g. pip install 'autolog[s3]' (or [gcs], [azure])."
+        ) from None
+    except ValueError as exc:
+        raise StorageError(
+            f"Storage {redact_url(uri)} is not a location autolog can use: {exc}. "
+            "Use a local path, file://, or an fsspec URL such as s3://bucket/prefix."
+        ) from None
+
+
+class BlobStore:
+    def __init__(self, uri: str):
+        self.root = normalize_uri(uri)
+        self.local = is_local(self.root)
+        self.fs, self._root_path = filesystem(self.root)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({redact_url(self.root)!r})"
+
+    def url(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def check_writable(self) -> None:
+        """Write and delete a probe object, so a bad output_uri fails at Task.init, not mid-training."""
+        probe = self.url(f".autolog-write-test-{uuid.uuid4().hex}")
+        try:
+            if self.local:
+                os.makedirs(self.root, exist_ok=True)
+                with open(probe, "wb") as f:
+                    f.write(b"ok")
+                os.remove(probe)
+            else:
+                fs, path = filesystem(probe)
+                fs.pipe_file(path, b"ok")
+                fs.rm_file(path)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"output_uri '{redact_url(self.root)}' is not writable: {type(exc).__name__}: {exc}. "
+                "Set output_uri to a writable location, or output_uri=False to record paths only."
+            ) from None
+
+    def put_file(self, local_path: str, key: str) -> str:
+        """Publish a local file at key; returns its URI."""
+        target = self.url(key)
+        if self.local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.incomplete-{uuid.uuid4().hex}"
+            try:
+                shutil.copyfile(local_path, tmp)
+                os.replace(tmp, target)
+            finally:
+                _remove_quietly(tmp)
+        else:
+            fs, path = filesystem(target)
+            fs.put_file(local_path, path)
+        return target
+
+    def exists(self, uri: str) -> bool:
+        if self.local:
+            return os.path.exists(uri)
+        fs, path = filesystem(uri)
+        return fs.exists(path)
+
+
+def open_for_read(uri: str) -> BinaryIO:
+    if is_local(uri):
+        return open(normalize_uri(uri), "rb")
+    fs, path = filesystem(uri)
+    return fs.open(path, "rb")
+
+
+def download(uri: str, local_path: str) -> None:
+    """Copy uri to local_path atomically (temp + rename)."""
+    os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
+    tmp = f"{local_path}.incomplete-{uuid.uuid4().hex}"
+    try:
+        with open_for_read(uri) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, local_path)
+    except FileNotFoundError:
+        raise StorageError(
+            f"Stored object {redact_url(uri)} is missing. It may have been deleted by retention or by hand; "
+            "pick another snapshot (model.snapshots) or re-upload it."
+        ) from None
+    finally:
+        _remove_quietly(tmp)
+
+
+def list_files(uri: str) -> list[str]:
+    """Relative names of every file under a stored folder."""
+    if is_local(uri):
+        root = normalize_uri(uri)
+        return sorted(
+            os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/") for d, _, fs in os.walk(root) for f in fs
+        )
+    fs, path = filesystem(uri)
+    return sorted(p[len(path.rstrip("/")) + 1:] for p in fs.find(path))
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

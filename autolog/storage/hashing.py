@@ -1,0 +1,47 @@
+"""Content identity: sha256 of a file, of a set of files, and the per-host stat cache."""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from typing import BinaryIO, Iterable
+
+CHUNK = 1 << 20  # 1 MiB: memory stays bounded whatever the file size
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def copy_and_hash(src: BinaryIO, dst: BinaryIO | None) -> tuple[str, int]:
+    """Read src once, writing each chunk to dst (if any) and into the hash. Returns (sha256, size)."""
+    digest = hashlib.sha256()
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while True:
+        n = src.readinto(buf)  # type: ignore[attr-defined]
+        if not n:
+            break
+        digest.update(view[:n])
+        if dst is not None:
+            dst.write(view[:n])
+        size += n
+    return digest.hexdigest(), size
+
+
+def manifest_sha256(files: Iterable[dict]) -> str:
+    """The identity of a multi-file snapshot: sha256 over its sorted (relative name, sha256) pairs.
+
+    A single file's identity is its own sha256, so a TF checkpoint prefix or a SavedModel folder
+    matches only when every file in it matches.
+    """
+    digest = hashlib.sha256()
+    for entry in sorted(files, key=lambda e: e["name"]):
+        digest.update(f"{entry['name']}\0{entry['sha256']}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def host_name() -> str:
+    return socket.gethostname()
