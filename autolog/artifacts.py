@@ -6,6 +6,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any
 
 from .config import redact_url
@@ -88,9 +89,10 @@ def upload_artifact(task: "Task", name: str, artifact_object: Any, metadata: dic
     ctx = task._ctx
     artifact_object = _check_path_or_url(artifact_object)
     if isinstance(artifact_object, str):  # a URL: recorded as a reference, nothing uploaded
+        url = redact_url(artifact_object)
         record = ctx.store.put_artifact(
-            task.id, name, kind="url", uri=redact_url(artifact_object), filename=os.path.basename(artifact_object),
-            sha256=None, size=None, preview=preview or artifact_object, meta=metadata or {},
+            task.id, name, kind="url", uri=url, filename=os.path.basename(urlsplit(url).path.rstrip("/")),
+            sha256=None, size=None, preview=preview or url, meta=metadata or {},
         )
         return Artifact(ctx, record)
     store = task._artifact_store

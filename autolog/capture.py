@@ -1,8 +1,10 @@
 """CaptureRecorder: what the active task does with a captured framework save or load.
 
-A save of a path is a snapshot of that path's model (one model per task and path); a load links
-the task to the snapshot that holds the loaded content. Repeated loads of an unchanged file are
-answered from memory: one link, no hash, no query.
+In the training thread everything here is O(1): a save opens read handles on the saved file(s),
+journals a pending snapshot and hands it to the task's pipeline; a load opens handles and queues
+the lineage lookup. A save of a path first waits for the previous snapshot of that path to be
+read (the fence), never for an upload. Repeated loads of an unchanged file are answered from
+memory: one link, no hash, no query.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from typing import TYPE_CHECKING
 from . import lineage
 from .binding import path_filter
 from .db import ModelRecord
-from .model import store_snapshot
 from .storage import collect_sources
+from .storage.layout import snapshot_key
+from .storage.objects import open_sources
 
 if TYPE_CHECKING:
     from .task import Task
@@ -29,22 +32,36 @@ class CaptureRecorder:
         self._loaded: set[tuple] = set()
         self._lock = threading.Lock()
 
+    def before_save(self, path: str) -> None:
+        self._task._pipeline.fence(path)
+
     def saved(self, path: str, framework: str, model_path: str | None = None) -> None:
+        task = self._task
         sources = collect_sources(path)
         model_path = model_path or path
         with self._lock:
             model = self._model_for(model_path, framework)
             self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
-        store_snapshot(self._task, model, sources, iteration=count)
+        task._pipeline.submit(
+            model, sources, count, task._blobstore,
+            key_for=lambda seq: snapshot_key(task._task_key, model.name, model.id, seq),
+            fence_key=path, on_stored=task._on_snapshot_stored,
+        )
 
     def loaded(self, path: str, framework: str) -> None:
-        sources = collect_sources(path)
-        seen = tuple(_stat_key(src) for src, _ in sources.files)
-        if seen in self._loaded:
-            return
+        opened = open_sources(collect_sources(path))
+        seen = tuple((src, *_stat_key(st)) for (src, _), (_, st) in zip(opened.sources.files, opened.handles))
+        with self._lock:
+            if seen in self._loaded:
+                opened.close()
+                return
+            self._loaded.add(seen)
         task = self._task
-        lineage.record_load(task._ctx, task.id, task.project, path, framework)
-        self._loaded.add(seen)
+
+        def link() -> None:
+            lineage.record_load(task._ctx, task.id, task.project, path, framework, opened)
+
+        task._pipeline.submit_call(link, opened, fence_key=path, label=f"lineage of {path}")
 
     def _model_for(self, path: str, framework: str) -> ModelRecord:
         model = self._models.get(path)
@@ -58,6 +75,5 @@ class CaptureRecorder:
         return model
 
 
-def _stat_key(path: str) -> tuple:
-    st = os.stat(path)
-    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def _stat_key(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -6,6 +6,8 @@
     autolog model show MODEL_ID
     autolog model download MODEL_ID DEST [--version SEQ]
     autolog artifact download TASK_ID NAME DEST
+    autolog sync [--force]                      finish snapshots a killed run left pending
+    autolog gc --keep-last N [--project P] [--model MODEL_ID] [--dry-run]
 
 Ids may be shortened to any unique prefix. Add --json for machine-readable output.
 Known errors print one line; AUTOLOG_DEBUG=1 prints the traceback too.
@@ -43,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autolog", description="Look at and fetch what autolog recorded.")
-    nouns = parser.add_subparsers(title="commands", metavar="{task,model,artifact}")
+    nouns = parser.add_subparsers(title="commands", metavar="{task,model,artifact,sync,gc}")
 
     task = nouns.add_parser("task", help="list and show tasks").add_subparsers(metavar="{list,show}")
     cmd = _command(task, "list", "list tasks, newest first", task_list)
@@ -76,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("task_id")
     cmd.add_argument("name")
     cmd.add_argument("dest")
+
+    cmd = _command(nouns, "sync", "finish snapshots that a crashed or killed run left pending", sync)
+    cmd.add_argument("--force", action="store_true", help="also take over snapshots of runs that look alive")
+    cmd = _command(nouns, "gc", "keep the newest N stored snapshots per model, delete older objects", gc)
+    cmd.add_argument("--keep-last", type=int, help="default: [retention] keep_last from the config")
+    cmd.add_argument("--project")
+    cmd.add_argument("--model", dest="model_id")
+    cmd.add_argument("--dry-run", action="store_true")
     return parser
 
 
@@ -188,6 +198,46 @@ def artifact_download(args: argparse.Namespace) -> None:
     if args.name not in artifacts:
         raise LookupError(f"Task {args.task_id} has no artifact {args.name!r}; it has: {sorted(artifacts)}")
     _copy_out(artifacts[args.name].get_local_copy(), args)
+
+
+def sync(args: argparse.Namespace) -> None:
+    from .context import default_context
+    from .storage import journal
+
+    report = journal.sync(default_context(), force=args.force)
+    data = {
+        "stored": [_as_dict(s) for s in report.stored],
+        "failed": [dict(_as_dict(s), reason=reason) for s, reason in report.failed],
+        "still_running": [_as_dict(s) for s in report.live],
+        "tasks_marked_failed": [t.id for t in report.closed_tasks],
+    }
+
+    def human() -> str:
+        lines = [f"stored {len(report.stored)} snapshot(s), marked {len(report.failed)} failed, "
+                 f"left {len(report.live)} to running processes, closed {len(report.closed_tasks)} dead task(s)"]
+        lines += [f"  stored  {s.id[:12]} seq {s.seq}  {s.uri}" for s in report.stored]
+        lines += [f"  failed  {s.id[:12]} seq {s.seq}  {reason}" for s, reason in report.failed]
+        return "\n".join(lines)
+
+    _emit(args, data, human)
+
+
+def gc(args: argparse.Namespace) -> None:
+    from .context import default_context
+    from .storage import retention
+
+    ctx = default_context()
+    keep_last = args.keep_last or ctx.settings.keep_last
+    if not keep_last:
+        raise ValueError("Say how many snapshots to keep: autolog gc --keep-last N (or [retention] keep_last).")
+    models = [ctx.store.get_model(args.model_id)] if args.model_id else ctx.store.find_models(project=args.project)
+    deleted = {m.id: retention.prune(ctx, m.id, keep_last, dry_run=args.dry_run) for m in models}
+    data = {"keep_last": keep_last, "dry_run": args.dry_run,
+            "deleted": {mid: [_as_dict(s) for s in snaps] for mid, snaps in deleted.items() if snaps}}
+    total = sum(len(v) for v in deleted.values())
+    verb = "would delete" if args.dry_run else "deleted"
+    _emit(args, data, lambda: f"{verb} {total} snapshot(s) of {sum(1 for v in deleted.values() if v)} model(s), "
+                              f"keeping the newest {keep_last} of each")
 
 
 def _copy_out(local: str, args: argparse.Namespace) -> None:

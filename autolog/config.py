@@ -22,6 +22,18 @@ The TOML file::
 
     [capture]
     ignore = ["*/data/*", "*.cache"]   # saves and loads of matching paths are not recorded
+
+    [pipeline]
+    backlog_bytes = 8589934592   # staged but not yet uploaded; at the bound saves wait (or coalesce)
+    backlog_policy = "block"     # or "coalesce": drop a not-yet-uploaded snapshot a newer save supersedes
+    flush_timeout = 600          # seconds close()/exit waits for uploads before saying what is left
+    upload_retries = 5
+
+    [retention]
+    keep_last = 5                # per model; older stored snapshots are deleted (default: keep all)
+
+Also read from the environment by the SDK itself: ``AUTOLOG_TASK_ID`` and ``AUTOLOG_TASK_PID``, set
+by Task.init so that child processes (multiprocessing, torchrun workers) attach to the parent task.
 """
 from __future__ import annotations
 
@@ -46,7 +58,13 @@ _KEYS: dict[tuple[str, str], tuple[str, type]] = {
     ("db", "url"): ("db_url", str),
     ("storage", "cache_dir"): ("cache_dir", str),
     ("capture", "ignore"): ("capture_ignore", list),
+    ("pipeline", "backlog_bytes"): ("backlog_bytes", int),
+    ("pipeline", "backlog_policy"): ("backlog_policy", str),
+    ("pipeline", "flush_timeout"): ("flush_timeout", float),
+    ("pipeline", "upload_retries"): ("upload_retries", int),
+    ("retention", "keep_last"): ("keep_last", int),
 }
+_CHOICES = {"backlog_policy": ("block", "coalesce")}
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,11 @@ class Settings:
     default_output_uri: str
     cache_dir: Path
     capture_ignore: list[str]
+    backlog_bytes: int
+    backlog_policy: str
+    flush_timeout: float
+    upload_retries: int
+    keep_last: int | None
     strict: bool
 
     @property
@@ -95,6 +118,11 @@ def load_settings() -> Settings:
         default_output_uri=values.get("default_output_uri") or str(home / "storage"),
         cache_dir=Path(values.get("cache_dir") or home / "cache").expanduser(),
         capture_ignore=list(values.get("capture_ignore", [])),
+        backlog_bytes=values.get("backlog_bytes", 8 << 30),
+        backlog_policy=values.get("backlog_policy", "block"),
+        flush_timeout=float(values.get("flush_timeout", 600.0)),
+        upload_retries=values.get("upload_retries", 5),
+        keep_last=values.get("keep_last"),
         strict=env_flag("AUTOLOG_STRICT"),
     )
 
@@ -104,6 +132,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Config file {path} is not valid TOML: {exc}. Fix the syntax at that line.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}). "
+                          "Save it as UTF-8.") from None
     except OSError as exc:
         raise ConfigError(f"Config file {path} cannot be read: {exc}.") from None
     values: dict[str, Any] = {}
@@ -112,11 +143,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
             known = ", ".join(f"{s}.{k}" for s, k in _KEYS)
             raise ConfigError(f"Unknown key '{_dotted(section, key)}' in config file {path}. Known keys: {known}.")
         attr, typ = _KEYS[(section, key)]
-        if not isinstance(value, typ) or (typ is list and not all(isinstance(v, str) for v in value)):
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, typ) or (
+            typ is list and not all(isinstance(v, str) for v in value)
+        ):
             raise ConfigError(
                 f"Key '{_dotted(section, key)}' in config file {path} must be a "
                 f"{'list of strings' if typ is list else typ.__name__}, "
                 f"got {type(value).__name__} {value!r}."
+            )
+        if attr in _CHOICES and value not in _CHOICES[attr]:
+            raise ConfigError(
+                f"Key '{_dotted(section, key)}' in config file {path} must be one of {_CHOICES[attr]}, got {value!r}."
             )
         values[attr] = value
     return values
@@ -157,5 +196,8 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*")
+        if any(_SECRET_QUERY.search(k) for k, _ in pairs):
+            query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing secret: keep it byte for byte (urlunsplit would turn memory:/// into memory:/)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

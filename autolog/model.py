@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from . import lineage
 from .config import redact_url
 from .context import Context, default_context
 from .db import ModelRecord, SnapshotRecord
-from .errors import ModelNotFoundError, NotFoundError
-from .storage import BlobStore, Sources, collect_file_list, collect_sources, fetch, publish
+from .errors import IntegrityError, ModelNotFoundError, NotFoundError
+from .storage import BlobStore, Sources, collect_file_list, collect_sources, fetch
 from .storage.blobstore import open_for_read
 from .storage.hashing import copy_and_hash
+from .storage.identity import identify
 from .storage.layout import snapshot_key
+from .storage.pipeline import wait_for_snapshot
 
 if TYPE_CHECKING:
     from .task import Task
@@ -71,7 +74,13 @@ class Model:
         return self._ctx.store.snapshots_of(self.id)
 
     def snapshot(self, version: int | None = None) -> Snapshot:
-        """A usable snapshot: the newest (None), seq number `version` (>0), or counting back (-1, -2, ...)."""
+        """A usable snapshot: the newest (None), seq number `version` (>0), or counting back (-1, -2, ...).
+
+        Snapshots this process is still storing are waited for first.
+        """
+        for snap in self.snapshots:
+            if snap.status == "pending":
+                wait_for_snapshot(snap.id)
         usable = [s for s in self.snapshots if s.status in USABLE]
         if version is None or version < 0:
             index = -1 if version is None else version
@@ -243,7 +252,7 @@ class OutputModel(Model):
         snap, real_uri = store_snapshot(self._task, self._record, sources, iteration, upload_uri)
         logger.info("autolog: model %r snapshot %d stored at %s", self._record.name, snap.seq, redact_url(real_uri))
         for path in auto_delete:
-            _delete_path(path)
+            delete_path(path)
         return real_uri
 
     def _register_uri(self, uri: str, iteration: int | None) -> str:
@@ -279,7 +288,7 @@ class InputModel(Model):
         ctx = default_context()
         path = os.path.abspath(os.fspath(weights_url))
         sources = collect_sources(path)
-        content = lineage.identify(ctx, sources)
+        content = identify(ctx, sources)
         snap = lineage.import_content(ctx, project or "imported", path, sources, content, framework, name)
         if tags:
             ctx.store.update_model(snap.model_id, tags=list(tags))
@@ -293,60 +302,28 @@ class InputModel(Model):
 def store_snapshot(
     task: "Task", model: ModelRecord, sources: Sources, iteration: int | None, upload_uri: str | None = None
 ) -> tuple[SnapshotRecord, str]:
-    """Journal a pending snapshot, then store it (or hash it when there is no output_uri). Returns (record, uri)."""
-    ctx = task._ctx
-    stats = [(src, os.stat(src)) for src, _ in sources.files]
-    source_path = sources.files[0][0] if sources.single else _source_root(sources)
-    snap = ctx.store.add_snapshot(
-        model.id, status="pending", iteration=iteration, entry=sources.entry, source_path=source_path,
-        source_stat={"files": [[src, st.st_size, st.st_mtime_ns] for src, st in stats]},
+    """Store a snapshot now (the explicit API uploads before returning, as ClearML does by default).
+
+    It goes through the task's pipeline like a captured save, so it is journaled and deduplicated
+    the same way. Returns (record, URI); raises what made storing fail.
+    """
+    store = BlobStore(upload_uri) if upload_uri else task._blobstore
+    job = task._pipeline.submit(
+        model, sources, iteration, store, key_for=lambda seq: snapshot_key(task._task_key, model.name, model.id, seq),
+        fence_key=None, on_stored=task._on_snapshot_stored,
     )
-    try:
-        store = BlobStore(upload_uri) if upload_uri else task._blobstore
-        if store is None:
-            content = lineage.identify(ctx, sources)
-            location = source_path
-            values = dict(status="local", uri=location, sha256=content.sha256, size=content.size, files=content.manifest)
-        else:
-            key = snapshot_key(task._task_key, model.name, model.id, snap.seq)
-            published = publish(sources, store, key, ctx.cache_dir, find_copy=lambda sha: _stored_copy(ctx, store, sha))
-            location = published.uri
-            for (src, st), entry in zip(stats, published.content.manifest or [None]):
-                lineage.remember_content(ctx, src, st, entry["sha256"] if entry else published.content.sha256)
-            values = dict(
-                status="stored", uri=redact_url(published.uri), entry=published.entry,
-                sha256=published.content.sha256, size=published.content.size, files=published.content.manifest,
-            )
-        ctx.store.update_snapshot(snap.id, **values)
-    except BaseException as exc:
-        ctx.store.update_snapshot(snap.id, status="failed", reason=f"{type(exc).__name__}: {exc}")
-        raise
-    return ctx.store.get_snapshot(snap.id), location
-
-
-def _source_root(sources: Sources) -> str:
-    if sources.entry:  # a checkpoint prefix: the prefix itself
-        return os.path.join(os.path.dirname(sources.files[0][0]), sources.entry)
-    if sources.name:  # a folder
-        first_src, first_rel = sources.files[0]
-        return first_src[: len(first_src) - len(first_rel)].rstrip(os.sep) if sources.files else ""
-    return os.path.commonpath([src for src, _ in sources.files])
-
-
-def _stored_copy(ctx: Context, store: BlobStore, sha256: str) -> tuple[str, str] | None:
-    existing = ctx.store.stored_copy(sha256, redact_url(store.root))
-    if existing is not None and existing.uri and store.exists(existing.uri):
-        return existing.uri, existing.entry
-    return None
+    job.done.wait()
+    if job.error is not None:
+        raise job.error
+    record = task._ctx.store.get_snapshot(job.snapshot_id)
+    return record, job.uri or record.uri
 
 
 def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
     """A snapshot recorded without a copy is only as good as the file still on disk."""
     path = os.path.join(snap.uri, snap.entry) if snap.entry else snap.uri
-    from .errors import IntegrityError
-
     try:
-        content = lineage.identify(ctx, collect_sources(path))
+        content = identify(ctx, _recorded_sources(snap, path))
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{path} is gone. This snapshot was recorded without a copy (output_uri=None); "
@@ -360,9 +337,15 @@ def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
     return path
 
 
-def _delete_path(path: str) -> None:
-    import shutil
+def _recorded_sources(snap: SnapshotRecord, path: str) -> Sources:
+    """The files a path-only snapshot was made of: exactly those, so other files beside them don't count."""
+    recorded = [entry[0] for entry in (snap.source_stat or {}).get("files", [])]
+    if not snap.files or len(recorded) != len(snap.files):
+        return collect_sources(path)
+    return Sources(files=tuple(zip(recorded, (e["name"] for e in snap.files))), name="", entry=snap.entry)
 
+
+def delete_path(path: str) -> None:
     if os.path.isdir(path):
         shutil.rmtree(path)
     elif os.path.exists(path):

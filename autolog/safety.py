@@ -24,9 +24,12 @@ def strict() -> bool:
     return env_flag("AUTOLOG_STRICT")
 
 
-def report_failure(what: str, exc: BaseException) -> None:
-    """Warn once per (what, exception type); repeats go to debug so a loop cannot flood the log."""
-    kind = f"{what}:{type(exc).__name__}"
+def report_failure(what: str, exc: BaseException, kind: str | None = None) -> None:
+    """Warn once per (kind, exception type); repeats go to debug so a training loop cannot flood the log.
+
+    `what` names the thing not logged (shown); `kind` groups repeats of it (defaults to `what`).
+    """
+    kind = f"{kind or what}:{type(exc).__name__}"
     with _lock:
         first = kind not in _reported
         _reported.add(kind)

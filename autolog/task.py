@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -14,14 +16,16 @@ from . import artifacts as _artifacts
 from . import binding
 from .capture import CaptureRecorder
 from .config import redact_url
-from .context import Context, default_context
-from .db import TaskRecord
+from .context import Context, default_context, row_being_created
+from .db import TaskRecord, new_id
+from .db.version import check_sqlite_file
 from .errors import TaskNotFoundError
-from .model import InputModel, Model, ModelList, OutputModel, store_snapshot
+from .model import InputModel, Model, ModelList, OutputModel, delete_path, store_snapshot
 from .run_info import collect_run_info, installed_packages
 from .safety import shielded
-from .storage import BlobStore, collect_sources
+from .storage import BlobStore, collect_sources, journal, retention
 from .storage.layout import task_prefix
+from .storage.pipeline import PipelineOptions, SnapshotPipeline, SnapshotJob, wait_for_loads
 
 logger = logging.getLogger("autolog")
 
@@ -41,15 +45,20 @@ class Task:
     @classmethod
     def _from_record(cls, ctx: Context, record: TaskRecord, output_uri: str | None = None) -> "Task":
         task = object.__new__(cls)
-        task._ctx = ctx
+        task._context = ctx
+        task._ready = threading.Event()
+        task._ready.set()
+        task._init_error = None
+        task._init_thread = None
         task._record = record
         task._output_uri = output_uri if output_uri is not None else record.output_uri
         task._blobstore_cache = None
         task._artifact_store_cache = None
         task._closed = record.status != "running"
         task._failure = None
-        task._packages_thread = None
         task._attached = False
+        task._pipeline_cache = None
+        task._keep_last = ctx.settings.keep_last
         return task
 
     # -- creating and finding tasks ------------------------------------------------------
@@ -62,6 +71,7 @@ class Task:
         tags: Sequence[str] | None = None,
         output_uri: str | bool | None = None,
         auto_connect_frameworks: bool | dict = True,
+        keep_last: int | None = None,
     ) -> "Task":
         """Start a task for this run (or return the running one).
 
@@ -69,6 +79,8 @@ class Task:
         fsspec URL (s3://, gs://, az://, memory://); True = the configured default
         (sdk.development.default_output_uri, else $AUTOLOG_HOME/storage); None/False = record
         local paths and content hashes only (artifacts still go to the default location).
+        auto_connect_frameworks: False, or {"pytorch": False | "*.pt" | ["*.pt", ...], ...} per framework.
+        keep_last: keep only the newest N stored snapshots of each model (default: config, else all).
         """
         if cls._current is not None and not cls._current._closed:
             return cls._current
@@ -81,22 +93,23 @@ class Task:
         if blobstore is not None:
             blobstore.check_writable()
         run_info = collect_run_info()
-        record = ctx.store.create_task(
-            project=project_name or "default",
-            name=task_name or _default_task_name(run_info),
-            task_type=task_type,
-            status="running",
-            output_uri=redact_url(blobstore.root) if blobstore else None,
-            tags=list(tags or []),
-            run_info=run_info,
-            parameters={},
-            comment="",
+        record = TaskRecord(
+            id=new_id(), project=project_name or "default", name=task_name or _default_task_name(run_info),
+            task_type=task_type, status="running", status_message=None,
+            output_uri=redact_url(blobstore.root) if blobstore else None, tags=list(tags or []),
+            created=time.time(), ended=None, run_info=run_info, parameters={}, comment="",
         )
         task = cls._from_record(ctx, record, blobstore.root if blobstore else None)
         task._blobstore_cache = blobstore
-        task._auto_connect_frameworks = auto_connect_frameworks
-        task._packages_thread = threading.Thread(target=task._record_packages, name="autolog-packages", daemon=True)
-        task._packages_thread.start()
+        if keep_last is not None:
+            task._keep_last = keep_last
+        # Opening the database (and importing SQLAlchemy) takes ~0.1 s: the training script goes on
+        # meanwhile, and whatever needs the task's row waits for it (Task._ctx).
+        check_sqlite_file(ctx.settings.db_url)
+        task._ready.clear()
+        row_being_created(task._ready)
+        task._init_thread = threading.Thread(target=task._create_record, name="autolog-init", daemon=True)
+        task._init_thread.start()
         cls._current = task
         cls._install_exit_hooks()
         task._start_capture(auto_connect_frameworks)
@@ -122,7 +135,7 @@ class Task:
         if auto_connect_frameworks is False:
             return
         binding.install()
-        binding.activate(CaptureRecorder(self, auto_connect_frameworks, self._ctx.settings.capture_ignore))
+        binding.activate(CaptureRecorder(self, auto_connect_frameworks, self._context.settings.capture_ignore))
 
     @classmethod
     def current_task(cls) -> "Task | None":
@@ -194,6 +207,29 @@ class Task:
         return hash(self.id)
 
     @property
+    def _ctx(self) -> Context:
+        """The context, once the task's row exists (Task.init creates it in a background thread)."""
+        self._ready.wait()
+        if self._init_error is not None:
+            raise self._init_error
+        return self._context
+
+    def _create_record(self) -> None:
+        ctx, record = self._context, self._record
+        try:
+            ctx.store.create_task(**{f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
+        except BaseException as exc:  # noqa: BLE001 - surfaced by every later use of the task
+            self._init_error = exc
+            logger.error("autolog: this run is not being recorded: %s", exc)
+            return
+        finally:
+            self._ready.set()
+        with shielded("the list of installed packages"):
+            info = dict(record.run_info, packages=installed_packages())
+            ctx.store.update_task(record.id, run_info=info)
+        _warn_about_unfinished(ctx, record.id)
+
+    @property
     def _task_key(self) -> str:
         return task_prefix(self.project, self.name, self.id)
 
@@ -202,6 +238,20 @@ class Task:
         if self._blobstore_cache is None and self._output_uri:
             self._blobstore_cache = BlobStore(self._output_uri)
         return self._blobstore_cache
+
+    @property
+    def _pipeline(self) -> SnapshotPipeline:
+        if self._pipeline_cache is None:
+            settings = self._ctx.settings
+            self._pipeline_cache = SnapshotPipeline(self._ctx, PipelineOptions(
+                backlog_bytes=settings.backlog_bytes, backlog_policy=settings.backlog_policy,
+                upload_retries=settings.upload_retries,
+            ))
+        return self._pipeline_cache
+
+    def _on_snapshot_stored(self, job: SnapshotJob) -> None:
+        if self._keep_last:
+            retention.prune(self._ctx, job.model.id, self._keep_last)
 
     @property
     def _artifact_store(self) -> BlobStore:
@@ -232,6 +282,7 @@ class Task:
     @property
     def models(self) -> dict[str, ModelList]:
         """{"input": models this task loaded, "output": models it saved}; each ordered oldest to newest."""
+        wait_for_loads()
         ctx = self._ctx
         output = ModelList(Model._from_record(ctx, r) for r in ctx.store.models_of_task(self.id))
         inputs: dict[str, Model] = {}
@@ -271,9 +322,7 @@ class Task:
         snap, uri = store_snapshot(self, record, collect_sources(model_path), iteration)
         logger.info("autolog: model %r snapshot %d stored at %s", model_name, snap.seq, redact_url(uri))
         if auto_delete_file:
-            from .model import _delete_path
-
-            _delete_path(os.fspath(model_path))
+            delete_path(os.fspath(model_path))
         return uri
 
     def connect(self, obj: Any, name: str = "General") -> Any:
@@ -293,23 +342,46 @@ class Task:
         return dict(self._ctx.store.get_task(self.id).parameters)
 
     # -- ending --------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every snapshot is stored (progress bar after 1 s). False if some are still pending
+        after timeout seconds (default: config pipeline.flush_timeout); they are named in a warning."""
+        if self._pipeline_cache is None:
+            return True
+        timeout = self._ctx.settings.flush_timeout if timeout is None else timeout
+        left = self._pipeline_cache.flush(timeout)
+        if left:
+            names = ", ".join(getattr(j, "label", "?") for j in left[:10]) + (" ..." if len(left) > 10 else "")
+            logger.warning(
+                "autolog: %d snapshot(s) of task %s not stored after %.0f s: %s. They are journaled: run "
+                "`autolog sync` to finish them (or wait longer: task.flush(timeout=...)).",
+                len(left), self.id[:8], timeout, names,
+            )
+        return not left
+
     def close(self) -> None:
-        """Finish the task: completed (or failed after an unhandled exception). Safe to call twice."""
+        """Store what is pending, then finish the task: completed (or failed after an unhandled
+        exception or SIGTERM). Safe to call twice."""
         if self._closed:
             return
         self._closed = True
         if Task._current is self:
             binding.activate(None)
             Task._current = None
-        if self._attached:  # the parent process owns the task's status
-            return
-        if self._packages_thread is not None:
-            self._packages_thread.join(timeout=10)
-        status = "failed" if self._failure else "completed"
-        self._ctx.store.update_task(self.id, status=status, status_message=self._failure, ended=time.time())
+        try:
+            self.flush()
+        finally:
+            if not self._attached:  # the parent process owns the task's status
+                with shielded(f"the end of task {self.id[:8]}"):
+                    self._finish()
+
+    def _finish(self) -> None:
         if os.environ.get(_TASK_ENV) == self.id:
             os.environ.pop(_TASK_ENV, None)
             os.environ.pop(_PID_ENV, None)
+        if self._init_thread is not None:
+            self._init_thread.join(timeout=10)
+        status = "failed" if self._failure else "completed"
+        self._ctx.store.update_task(self.id, status=status, status_message=self._failure, ended=time.time())
         logger.info("autolog: task %s/%s %s", self.project, self.name, status)
 
     def mark_failed(self, message: str = "") -> None:
@@ -323,12 +395,6 @@ class Task:
         if exc is not None:
             self.mark_failed("".join(traceback.format_exception_only(exc_type, exc)).strip())
         self.close()
-
-    def _record_packages(self) -> None:
-        with shielded("the list of installed packages"):
-            info = dict(self._record.run_info)
-            info["packages"] = installed_packages()
-            self._ctx.store.update_task(self.id, run_info=info)
 
     @classmethod
     def _install_exit_hooks(cls) -> None:
@@ -345,11 +411,12 @@ class Task:
 
         sys.excepthook = excepthook
         atexit.register(cls._close_at_exit)
+        _flush_on_sigterm()
 
     @classmethod
     def _close_at_exit(cls) -> None:
         task = cls._current
-        if task is not None and task._ctx.store is not None:
+        if task is not None:
             with shielded("closing the task at exit"):
                 task.close()
 
@@ -368,6 +435,35 @@ def _parent_task(ctx: Context) -> TaskRecord | None:
     except LookupError:
         return None
     return record if record.status == "running" else None
+
+
+def _flush_on_sigterm() -> None:
+    """SIGTERM (torchrun, schedulers, `kill`) unwinds like an exception, so pending snapshots are stored
+    at exit. Only when nobody else handles SIGTERM, and only from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum, frame):  # type: ignore[no-untyped-def]
+        task = Task._current
+        if task is not None:
+            task.mark_failed("terminated by SIGTERM")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _warn_about_unfinished(ctx: Context, current_task: str) -> None:
+    with shielded("checking for unfinished snapshots of earlier runs"):
+        left = journal.unfinished(ctx, exclude_task=current_task)
+        if left:
+            tasks = sorted({t.id[:8] for _, t in left})
+            logger.warning(
+                "autolog: %d snapshot(s) of earlier run(s) %s were not finished (the process ended first). "
+                "Run `autolog sync` to store them or mark them failed.", len(left), ", ".join(tasks),
+            )
 
 
 def _resolve_output_uri(output_uri: str | bool | None, default: str) -> str | None:

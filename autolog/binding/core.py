@@ -30,6 +30,7 @@ class Recorder(Protocol):
     """What the active task provides to the wrapper (see autolog.capture.CaptureRecorder)."""
 
     def allows(self, key: str, path: str) -> bool: ...
+    def before_save(self, path: str) -> None: ...
     def saved(self, path: str, framework: str, model_path: str | None = None) -> None: ...
     def loaded(self, path: str, framework: str) -> None: ...
 
@@ -64,6 +65,9 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
             return wrapped(*args, **kwargs)
         _nesting.inside = True
         try:
+            if patch.action == "save" and isinstance(patch.path, Arg):
+                with shielded(f"{patch.label}() of {framework}"):
+                    _fence(recorder, patch, key, args, kwargs)
             result = wrapped(*args, **kwargs)
         finally:
             _nesting.inside = False
@@ -73,6 +77,15 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         return result
 
     return wrapper
+
+
+def _fence(recorder: Recorder, patch: Patch, key: str, args: tuple, kwargs: dict) -> None:
+    """Before a save overwrites a path, the previous snapshot of it must have been read."""
+    value = _argument(patch.path, args, kwargs)
+    if isinstance(value, (str, os.PathLike)) and _should_record():
+        path = os.path.abspath(os.fspath(value))
+        if recorder.allows(key, path):
+            recorder.before_save(path)
 
 
 def _record(

@@ -1,6 +1,7 @@
 """What queries return: plain frozen dataclasses, one per table, detached from any connection."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, TypeVar
 
@@ -55,6 +56,7 @@ class SnapshotRecord:
     files: list
     source_path: str | None
     source_stat: dict | None
+    stage_uri: str | None
     created: float
 
 
@@ -83,6 +85,10 @@ class LoadRecord:
     sha256: str | None
     framework: str | None
     created: float
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
 
 
 def to_record(cls: type[R], row: Mapping[str, Any]) -> R:

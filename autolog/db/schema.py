@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+from .version import SCHEMA_TABLE, SCHEMA_VERSION  # noqa: F401 - re-exported for migrations and tests
 
 metadata = sa.MetaData()
 
@@ -15,7 +15,7 @@ ID = sa.String(32)
 Time = sa.Double
 
 schema_info = sa.Table(
-    "autolog_schema",
+    SCHEMA_TABLE,
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
@@ -67,7 +67,7 @@ snapshots = sa.Table(
     sa.Column("model_id", ID, sa.ForeignKey("models.id"), nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("iteration", sa.Integer),
-    # pending | stored (copied to output_uri) | local (path + hash only) | failed | skipped
+    # pending | stored (copied to output_uri) | local (path + hash only) | failed | skipped | deleted
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("uri", sa.Text),  # redacted URI of the stored object (or local path for "local")
@@ -77,6 +77,7 @@ snapshots = sa.Table(
     sa.Column("files", sa.JSON, nullable=False),  # [{"name", "size", "sha256"}] for multi-file snapshots
     sa.Column("source_path", sa.Text),
     sa.Column("source_stat", sa.JSON),  # journal: what the file looked like when saved
+    sa.Column("stage_uri", sa.Text),  # journal: the staged local copy, until it is uploaded
     sa.Column("created", Time, nullable=False),
     sa.UniqueConstraint("model_id", "seq", name="uq_snapshots_model_seq"),
     sa.Index("ix_snapshots_sha256", "sha256"),
@@ -125,5 +126,6 @@ file_hashes = sa.Table(
     sa.Column("inode", sa.BigInteger, primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("ctime_ns", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
 )

@@ -10,7 +10,6 @@ import contextlib
 import os
 import threading
 import time
-import uuid
 import weakref
 from typing import Any, Iterator, Sequence
 
@@ -18,15 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..config import redact_url
-from ..errors import AutologError, NotFoundError, SchemaVersionError
+from ..errors import AutologError, NotFoundError
 from . import schema as s
-from .records import ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, to_record
+from .version import SCHEMA_VERSION, newer_schema_error, unreadable_error
+from .records import ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, new_id, to_record
 
 _open_stores: "weakref.WeakSet[MetadataStore]" = weakref.WeakSet()
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 class MetadataStore:
@@ -63,10 +59,7 @@ class MetadataStore:
         try:
             self._migrate(engine)
         except sa.exc.DatabaseError as exc:
-            raise AutologError(
-                f"Cannot open metadata database {redact_url(self.url)}: {exc.orig}. "
-                "If it is a corrupted SQLite file, move it aside and start a new one."
-            ) from None
+            raise unreadable_error(self.url, exc.orig) from None
         return engine
 
     def _configure_sqlite(self, engine: Engine) -> None:
@@ -90,19 +83,16 @@ class MetadataStore:
         with engine.connect() as conn:
             has_schema = sa.inspect(conn).has_table(s.schema_info.name)
             version = conn.execute(sa.select(s.schema_info.c.version)).scalar() if has_schema else None
-        if version is not None and version > s.SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"Metadata database {redact_url(self.url)} has schema version {version}, but this autolog "
-                f"knows only up to {s.SCHEMA_VERSION}. Upgrade autolog (pip install -U autolog)."
-            )
-        if version == s.SCHEMA_VERSION:
+        if version is not None and version > SCHEMA_VERSION:
+            raise newer_schema_error(self.url, version)
+        if version == SCHEMA_VERSION:
             return
         self._immediate.on = True
         try:
             with engine.begin() as conn:
                 s.metadata.create_all(conn)
                 if conn.execute(sa.select(s.schema_info.c.version)).scalar() is None:
-                    conn.execute(s.schema_info.insert().values(id=1, version=s.SCHEMA_VERSION))
+                    conn.execute(s.schema_info.insert().values(id=1, version=SCHEMA_VERSION))
         finally:
             self._immediate.on = False
 
@@ -306,6 +296,23 @@ class MetadataStore:
         )
         return self._one(SnapshotRecord, query)
 
+    def snapshots_with_uri(self, uri: str, statuses: Sequence[str] = ("stored", "pending")) -> list[SnapshotRecord]:
+        query = sa.select(s.snapshots).where(s.snapshots.c.uri == uri, s.snapshots.c.status.in_(statuses))
+        return self._all(SnapshotRecord, query)
+
+    def pending_snapshots(self, exclude_task: str | None = None) -> list[tuple[SnapshotRecord, str]]:
+        """Journal entries: (pending snapshot, id of the task that saved it), oldest first."""
+        query = (
+            sa.select(s.snapshots, s.models.c.task_id.label("owner_task"))
+            .join(s.models, s.models.c.id == s.snapshots.c.model_id)
+            .where(s.snapshots.c.status == "pending")
+            .order_by(s.snapshots.c.created)
+        )
+        if exclude_task is not None:
+            query = query.where(s.models.c.task_id != exclude_task)
+        with self.read() as conn:
+            return [(to_record(SnapshotRecord, row), row["owner_task"]) for row in conn.execute(query).mappings()]
+
     # -- artifacts ------------------------------------------------------------------------
     def put_artifact(self, task_id: str, name: str, **values: Any) -> ArtifactRecord:
         """Insert, or replace the artifact of the same name."""
@@ -349,7 +356,8 @@ class MetadataStore:
     def cached_sha256(self, host: str, st: os.stat_result) -> str | None:
         t = s.file_hashes.c
         query = sa.select(t.sha256).where(
-            t.host == host, t.device == st.st_dev, t.inode == st.st_ino, t.size == st.st_size, t.mtime_ns == st.st_mtime_ns
+            t.host == host, t.device == st.st_dev, t.inode == st.st_ino, t.size == st.st_size,
+            t.mtime_ns == st.st_mtime_ns, t.ctime_ns == st.st_ctime_ns,
         )
         with self.read() as conn:
             return conn.execute(query).scalar()
@@ -360,7 +368,8 @@ class MetadataStore:
             conn.execute(s.file_hashes.delete().where(key))
             conn.execute(
                 s.file_hashes.insert().values(
-                    host=host, device=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
+                    host=host, device=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                    ctime_ns=st.st_ctime_ns, sha256=sha256,
                 )
             )
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from typing import BinaryIO
-
-import fsspec
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..config import redact_url
 from ..errors import StorageError
@@ -29,8 +27,14 @@ def is_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
 
 
-def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+if TYPE_CHECKING:
+    import fsspec
+
+
+def filesystem(uri: str) -> "tuple[fsspec.AbstractFileSystem, str]":
     """The fsspec filesystem for uri and the path inside it, with errors that name the fix."""
+    import fsspec  # only remote stores need it; local folders are plain os calls
+
     try:
         return fsspec.core.url_to_fs(uri)
     except ImportError as exc:
@@ -49,7 +53,8 @@ class BlobStore:
     def __init__(self, uri: str):
         self.root = normalize_uri(uri)
         self.local = is_local(self.root)
-        self.fs, self._root_path = filesystem(self.root)
+        if not self.local:
+            filesystem(self.root)  # an unknown scheme or a missing extra fails here, with the fix
 
     def __repr__(self) -> str:
         return f"BlobStore({redact_url(self.root)!r})"
@@ -93,6 +98,23 @@ class BlobStore:
             fs, path = filesystem(target)
             fs.put_file(local_path, path)
         return target
+
+    def delete(self, uri: str) -> None:
+        """Remove a stored file or folder, and the snapshot folder left empty by it."""
+        if self.local:
+            path = normalize_uri(uri)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+            parent = os.path.dirname(path)
+            while parent.startswith(self.root + os.sep) and not os.listdir(parent):
+                os.rmdir(parent)
+                parent = os.path.dirname(parent)
+        else:
+            fs, path = filesystem(uri)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
 
     def exists(self, uri: str) -> bool:
         if self.local:

@@ -14,6 +14,15 @@ def sha256_file(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def fd_sha256(fd: int) -> str:
+    """sha256 of an open file from its start, without moving its offset."""
+    digest, offset = hashlib.sha256(), 0
+    while chunk := os.pread(fd, CHUNK, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
 def copy_and_hash(src: BinaryIO, dst: BinaryIO | None) -> tuple[str, int]:
     """Read src once, writing each chunk to dst (if any) and into the hash. Returns (sha256, size)."""
     digest = hashlib.sha256()

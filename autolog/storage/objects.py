@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..errors import IntegrityError
 from .blobstore import BlobStore, download, is_local, normalize_uri
-from .hashing import copy_and_hash, manifest_sha256, sha256_file
+from .hashing import CHUNK, fd_sha256, manifest_sha256, sha256_file
 
 logger = logging.getLogger("autolog")
 
@@ -58,7 +58,10 @@ def collect_sources(path: str | os.PathLike) -> Sources:
     if os.path.isfile(path):
         return Sources(files=((path, os.path.basename(path)),), name=os.path.basename(path), single=True)
     if os.path.isdir(path):
-        return Sources(files=tuple(_walk_folder(path)), name=os.path.basename(path.rstrip(os.sep)) or "root")
+        files = tuple(_walk_folder(path))
+        if not files:
+            raise ValueError(f"Folder {path} holds no files: there is nothing to store.")
+        return Sources(files=files, name=os.path.basename(path.rstrip(os.sep)) or "root")
     siblings = sorted(p for p in glob.glob(glob.escape(path) + ".*") if os.path.isfile(p))
     if siblings:
         return Sources(files=tuple((p, os.path.basename(p)) for p in siblings), name="", entry=os.path.basename(path))
@@ -94,14 +97,58 @@ def _walk_folder(root: str):
                 yield src, os.path.relpath(src, root).replace(os.sep, "/")
 
 
-def hash_sources(sources: Sources) -> Content:
+class SourceChangedError(OSError):
+    """A file changed while it was being read: the copy would not be what was saved."""
+
+
+@dataclass
+class OpenedSources:
+    """Read handles taken right after a save: a later rename or delete cannot lose these bytes."""
+
+    sources: Sources
+    handles: list[tuple[int, os.stat_result]]
+
+    @property
+    def size(self) -> int:
+        return sum(st.st_size for _, st in self.handles)
+
+    def close(self) -> None:
+        for fd, _ in self.handles:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.handles = []
+
+
+def open_sources(sources: Sources) -> OpenedSources:
+    handles: list[tuple[int, os.stat_result]] = []
+    try:
+        for src, _ in sources.files:
+            fd = os.open(src, os.O_RDONLY)
+            handles.append((fd, os.fstat(fd)))
+    except BaseException:
+        OpenedSources(sources, handles).close()
+        raise
+    return OpenedSources(sources, handles)
+
+
+def hash_opened(opened: OpenedSources) -> Content:
     """Hash without copying (output_uri=None records path + hash only)."""
     manifest = []
-    for src, rel in sources.files:
-        with open(src, "rb") as f:
-            sha, size = copy_and_hash(f, None)
-        manifest.append({"name": rel, "size": size, "sha256": sha})
-    return _content(sources, manifest)
+    for (src, rel), (fd, before) in zip(opened.sources.files, opened.handles):
+        sha = fd_sha256(fd)
+        _check_unchanged(src, fd, before, before.st_size)
+        manifest.append({"name": rel, "size": before.st_size, "sha256": sha})
+    return _content(opened.sources, manifest)
+
+
+def hash_sources(sources: Sources) -> Content:
+    opened = open_sources(sources)
+    try:
+        return hash_opened(opened)
+    finally:
+        opened.close()
 
 
 def _content(sources: Sources, manifest: list) -> Content:
@@ -111,17 +158,104 @@ def _content(sources: Sources, manifest: list) -> Content:
     return Content(sha256=manifest_sha256(manifest), size=size, manifest=manifest)
 
 
-def stage(sources: Sources, stage_dir: str) -> Content:
-    """Copy and hash every file into stage_dir/<name>/ in a single read."""
-    base = os.path.join(stage_dir, sources.name) if sources.name and not sources.single else stage_dir
-    manifest = []
-    for src, rel in sources.files:
-        target = os.path.join(base, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(src, "rb") as f, open(target, "wb") as out:
-            sha, size = copy_and_hash(f, out)
-        manifest.append({"name": rel, "size": size, "sha256": sha})
+def _check_unchanged(src: str, fd: int, before: os.stat_result, copied: int) -> None:
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or copied != before.st_size:
+        raise SourceChangedError(
+            f"{src} changed while autolog was reading it (modified in place by a write autolog does not "
+            "capture); this snapshot was not stored, to avoid storing a mix of old and new bytes."
+        )
+
+
+def staging_dir(store: BlobStore, key: str, cache_dir: str) -> str:
+    """Where a snapshot is staged: next to its final key for local stores (publishing is then one
+    rename), else in the local cache (the staged copy then serves get_local_copy)."""
+    if store.local:
+        return f"{store.url(key)}.incomplete-{uuid.uuid4().hex}"
+    return os.path.join(cache_dir, "staging", uuid.uuid4().hex)
+
+
+def stage(opened: OpenedSources, staging: str, on_copied: Callable[[], None] | None = None) -> Content:
+    """Copy every file into staging/<name>/ (kernel copy, no file contents in Python memory), checking
+    that the source did not change meanwhile, then hash the copies (which nobody else writes).
+
+    on_copied runs once the user's files are no longer needed: a save waiting to overwrite them
+    may go on while the copies are hashed.
+    """
+    sources = opened.sources
+    base = os.path.join(staging, sources.name) if sources.name and not sources.single else staging
+    targets = []
+    try:
+        for (src, rel), (fd, before) in zip(sources.files, opened.handles):
+            target = os.path.join(base, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as out:
+                copied = kernel_copy(fd, out.fileno(), before.st_size)
+            _check_unchanged(src, fd, before, copied)
+            targets.append((rel, target, copied))
+    finally:
+        opened.close()
+    if on_copied is not None:
+        on_copied()
+    manifest = [{"name": rel, "size": size, "sha256": sha256_file(target)} for rel, target, size in targets]
     return _content(sources, manifest)
+
+
+def kernel_copy(src_fd: int, dst_fd: int, size: int) -> int:
+    """Copy size bytes from the start of src_fd; sendfile keeps the bytes out of Python."""
+    offset = 0
+    try:
+        while offset < size:
+            sent = os.sendfile(dst_fd, src_fd, offset, min(size - offset, 1 << 30))
+            if sent == 0:
+                break
+            offset += sent
+        return offset
+    except OSError:  # no sendfile for this pair of files: plain positional reads
+        while offset < size:
+            chunk = os.pread(src_fd, min(CHUNK, size - offset), offset)
+            if not chunk:
+                break
+            os.write(dst_fd, chunk)
+            offset += len(chunk)
+        return offset
+
+
+def snapshot_uri(store: BlobStore, key: str, sources: Sources) -> str:
+    return store.url(key) + (f"/{sources.name}" if sources.name else "")
+
+
+def publish_staged(
+    staging: str,
+    sources: Sources,
+    content: Content,
+    store: BlobStore,
+    key: str,
+    cache_dir: str,
+    find_copy: Callable[[str], tuple[str, str] | None],
+    put_file: Callable[[str, str], object] | None = None,
+) -> Published:
+    """Move a staged snapshot to its final key (or reuse a stored copy of the same content)."""
+    try:
+        existing = find_copy(content.sha256)
+        if existing is not None:
+            return Published(uri=existing[0], entry=existing[1], content=content, deduplicated=True)
+        uri = snapshot_uri(store, key, sources)
+        if store.local:
+            final = store.url(key)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.rename(staging, final)
+        else:
+            put = put_file or store.put_file
+            for folder, _, names in os.walk(staging):
+                for name in names:
+                    local = os.path.join(folder, name)
+                    put(local, f"{key}/{os.path.relpath(local, staging).replace(os.sep, '/')}")
+            staged = os.path.join(staging, sources.name) if sources.name else staging
+            _keep_in_cache(staged, cache_dir, content.sha256, uri.rsplit("/", 1)[-1])
+        return Published(uri=uri, entry=sources.entry, content=content, deduplicated=False)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def publish(
@@ -131,51 +265,31 @@ def publish(
     cache_dir: str,
     find_copy: Callable[[str], tuple[str, str] | None],
 ) -> Published:
-    """Store a snapshot at key, unless find_copy(sha256) names a stored copy of the same content."""
-    uri = store.url(key) + (f"/{sources.name}" if sources.name else "")
-    if store.local:
-        # Stage next to the final key, so publishing is one rename on the same filesystem.
-        final = store.url(key)
-        staging = f"{final}.incomplete-{uuid.uuid4().hex}"
-    else:
-        staging = os.path.join(cache_dir, "staging", uuid.uuid4().hex)
-    os.makedirs(staging, exist_ok=True)
+    """Stage and publish in the calling thread (artifacts and explicit uploads)."""
+    staging = staging_dir(store, key, cache_dir)
     try:
-        content = stage(sources, staging)
-        existing = find_copy(content.sha256)
-        if existing is not None:
-            return Published(uri=existing[0], entry=existing[1], content=content, deduplicated=True)
-        if store.local:
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            os.rename(staging, final)
-        else:
-            _upload_staged(staging, store, key)
-            staged = os.path.join(staging, sources.name) if sources.name else staging
-            _keep_in_cache(staged, cache_dir, content.sha256, uri.rsplit("/", 1)[-1])
-        return Published(uri=uri, entry=sources.entry, content=content, deduplicated=False)
-    finally:
+        content = stage(open_sources(sources), staging)
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _upload_staged(staging: str, store: BlobStore, key: str) -> None:
-    for folder, _, names in os.walk(staging):
-        for name in names:
-            local = os.path.join(folder, name)
-            store.put_file(local, f"{key}/{os.path.relpath(local, staging).replace(os.sep, '/')}")
+        raise
+    return publish_staged(staging, sources, content, store, key, cache_dir, find_copy)
 
 
 def _keep_in_cache(staged: str, cache_dir: str, sha256: str, uri_name: str) -> None:
     """The staged copy becomes the local cache entry, so get_local_copy needs no download."""
-    target = os.path.join(cache_dir, "objects", sha256)
+    _move_into_cache(staged, os.path.join(cache_dir, "objects", sha256, uri_name))
+
+
+def _move_into_cache(source: str, target: str) -> None:
+    """Cache entries are <sha256>/<name>: the same content may be cached under several names."""
     if os.path.exists(target):
         return
-    tmp = f"{target}.incomplete-{uuid.uuid4().hex}"
-    os.makedirs(tmp)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     try:
-        os.rename(staged, os.path.join(tmp, uri_name))
-        os.rename(tmp, target)
-    except OSError:  # another process cached the same content first
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.rename(source, target)
+    except OSError:  # another process cached it first
+        if not os.path.exists(target):
+            raise
 
 
 def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: str) -> str:
@@ -186,10 +300,9 @@ def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: s
             raise FileNotFoundError(f"Stored snapshot {path} is missing (deleted by hand or by retention).")
         return os.path.join(path, entry) if entry else path
     uri_name = uri.rstrip("/").rsplit("/", 1)[-1]
-    target = os.path.join(cache_dir, "objects", sha256 or uuid.uuid4().hex)
-    local = os.path.join(target, uri_name)
+    local = os.path.join(cache_dir, "objects", sha256 or uuid.uuid4().hex, uri_name)
     if not os.path.exists(local):
-        tmp = f"{target}.incomplete-{uuid.uuid4().hex}"
+        tmp = os.path.join(cache_dir, "objects", f"incomplete-{uuid.uuid4().hex}")
         try:
             if manifest:
                 for e in manifest:
@@ -197,11 +310,7 @@ def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: s
             else:
                 download(uri, os.path.join(tmp, uri_name))
             verify(os.path.join(tmp, uri_name), sha256, manifest, uri)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            try:
-                os.rename(tmp, target)
-            except OSError:  # another process cached it first
-                pass
+            _move_into_cache(os.path.join(tmp, uri_name), local)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return os.path.join(local, entry) if entry else local

@@ -116,7 +116,8 @@ def inject_fault(kind: str):
     """Make one part of logging fail the way it fails in the field; returns the undo."""
     import sqlite3
 
-    from autolog import capture, lineage, safety
+    from autolog import capture, safety
+    from autolog.storage import identity
     from autolog.db.store import MetadataStore
     from autolog.storage import objects
 
@@ -129,8 +130,8 @@ def inject_fault(kind: str):
         "db": [(MetadataStore, name, sqlite3.OperationalError("database is locked"))
                for name in ("add_snapshot", "create_model", "link_load", "producer_of", "cached_sha256")],
         "storage": [(objects, "stage", OSError(28, "No space left on device"))],
-        "hash": [(objects, "copy_and_hash", OSError(5, "Input/output error")),
-                 (lineage, "sha256_file", OSError(5, "Input/output error"))],
+        "hash": [(objects, "sha256_file", OSError(5, "Input/output error")),
+                 (identity, "fd_sha256", OSError(5, "Input/output error"))],
         "bug": [(capture.CaptureRecorder, "saved", RuntimeError("bug in autolog")),
                 (capture.CaptureRecorder, "loaded", RuntimeError("bug in autolog"))],
     }[kind]

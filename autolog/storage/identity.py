@@ -1,0 +1,64 @@
+"""A file's identity is its sha256; the stat cache avoids hashing a file this host already knows.
+
+(device, inode, size, mtime_ns, ctime_ns) -> sha256, kept in memory and in the database (per host),
+so a file that was stored or loaded before is never hashed again while it looks the same. ctime is
+part of the key because a rewrite can keep size and mtime (a copy with preserved times) but never
+the inode's change time.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from ..context import Context
+from .hashing import fd_sha256, host_name, manifest_sha256
+from .objects import Content, OpenedSources, Sources, open_sources
+
+_memory: dict[tuple, str] = {}
+_memory_lock = threading.Lock()
+_HOST = host_name()
+
+
+def _stat_key(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def file_identity(ctx: Context, fd: int, st: os.stat_result) -> str:
+    """sha256 of an open file whose stat is st, from the cache when it has not changed."""
+    key = _stat_key(st)
+    sha = _memory.get(key)
+    if sha is None:
+        sha = ctx.store.cached_sha256(_HOST, st)
+        if sha is None:
+            sha = fd_sha256(fd)
+            if _stat_key(os.fstat(fd)) == key:  # not rewritten while we read it
+                ctx.store.remember_sha256(_HOST, st, sha)
+        with _memory_lock:
+            _memory[key] = sha
+    return sha
+
+
+def remember(ctx: Context, st: os.stat_result, sha256: str) -> None:
+    """Record the hash of a file read for another reason (storing it), so a later load costs no hash."""
+    ctx.store.remember_sha256(_HOST, st, sha256)
+    with _memory_lock:
+        _memory[_stat_key(st)] = sha256
+
+
+def opened_content(ctx: Context, opened: OpenedSources) -> Content:
+    manifest = [
+        {"name": rel, "size": st.st_size, "sha256": file_identity(ctx, fd, st)}
+        for (_, rel), (fd, st) in zip(opened.sources.files, opened.handles)
+    ]
+    size = sum(e["size"] for e in manifest)
+    if opened.sources.single:
+        return Content(sha256=manifest[0]["sha256"], size=size)
+    return Content(sha256=manifest_sha256(manifest), size=size, manifest=manifest)
+
+
+def identify(ctx: Context, sources: Sources) -> Content:
+    opened = open_sources(sources)
+    try:
+        return opened_content(ctx, opened)
+    finally:
+        opened.close()

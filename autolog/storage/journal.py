@@ -1,0 +1,146 @@
+"""Finishing what a crashed or killed run left pending (`autolog sync`).
+
+Every captured snapshot is a `pending` row before any byte is copied, with the source files'
+size and mtime and, once staged, the staged copy's path. For each pending snapshot whose process
+is gone: a staged copy whose hash still matches is published; else a source file that is unchanged
+is stored from the source; else the snapshot is marked `failed` with the reason. Runs whose process
+died without closing are marked `failed` too.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from ..config import redact_url
+from ..context import Context
+from ..db import SnapshotRecord, TaskRecord
+from . import objects
+from .blobstore import BlobStore
+from .hashing import host_name
+from .layout import snapshot_key, task_prefix
+from .pipeline import stored_copy_finder
+
+
+@dataclass
+class SyncReport:
+    stored: list[SnapshotRecord] = field(default_factory=list)
+    failed: list[tuple[SnapshotRecord, str]] = field(default_factory=list)
+    live: list[SnapshotRecord] = field(default_factory=list)  # still being stored by a running process
+    closed_tasks: list[TaskRecord] = field(default_factory=list)
+
+
+def process_alive(task: TaskRecord) -> bool:
+    """Whether the process that runs task is still running (only knowable on its own host)."""
+    info = task.run_info or {}
+    if task.status != "running":
+        return False
+    if info.get("host") != host_name():
+        return True  # another machine's run: assume alive, it will finish its own work
+    pid = info.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def unfinished(ctx: Context, exclude_task: str | None = None) -> list[tuple[SnapshotRecord, TaskRecord]]:
+    """Pending snapshots whose process is gone."""
+    found, tasks = [], {}
+    for snap, task_id in ctx.store.pending_snapshots(exclude_task=exclude_task):
+        if task_id not in tasks:
+            tasks[task_id] = ctx.store.get_task(task_id)
+        if not process_alive(tasks[task_id]):
+            found.append((snap, tasks[task_id]))
+    return found
+
+
+def sync(ctx: Context, force: bool = False) -> SyncReport:
+    report = SyncReport()
+    tasks: dict[str, TaskRecord] = {}
+    for snap, task_id in ctx.store.pending_snapshots():
+        task = tasks.get(task_id) or tasks.setdefault(task_id, ctx.store.get_task(task_id))
+        if process_alive(task) and not force:
+            report.live.append(snap)
+            continue
+        try:
+            report.stored.append(_finish(ctx, snap, task))
+        except Exception as exc:  # noqa: BLE001 - each snapshot gets its own verdict
+            reason = f"not recoverable after the run ended: {exc}"
+            ctx.store.update_snapshot(snap.id, status="failed", reason=reason)
+            report.failed.append((snap, reason))
+    for task in tasks.values():
+        if task.status == "running" and not process_alive(task):
+            ctx.store.update_task(task.id, status="failed", status_message="the process ended without closing "
+                                  "the task (killed?); finished by autolog sync")
+            report.closed_tasks.append(task)
+    return report
+
+
+def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRecord:
+    model = ctx.store.get_model(snap.model_id)
+    if task.output_uri is None:
+        raise RuntimeError("the run recorded paths only (output_uri=None) and never hashed this file")
+    store = BlobStore(task.output_uri)
+    key = snapshot_key(task_prefix(task.project, task.name, task.id), model.name, model.id, snap.seq)
+    staging, content = _staged_copy(snap)
+    if staging is not None:
+        sources = _sources_like_staged(snap, staging)
+    else:
+        sources = _unchanged_sources(snap)
+        staging = objects.staging_dir(store, key, str(ctx.settings.cache_dir))
+        content = objects.stage(objects.open_sources(sources), staging)
+    published = objects.publish_staged(staging, sources, content, store, key, str(ctx.settings.cache_dir),
+                                       find_copy=stored_copy_finder(ctx, store))
+    ctx.store.update_snapshot(
+        snap.id, status="stored", uri=redact_url(published.uri), entry=published.entry, sha256=content.sha256,
+        size=content.size, files=content.manifest, stage_uri=None, reason="finished by autolog sync",
+    )
+    return ctx.store.get_snapshot(snap.id)
+
+
+def _staged_copy(snap: SnapshotRecord) -> tuple[str | None, objects.Content | None]:
+    """The staged copy, if it is complete and matches the hash recorded when it was staged."""
+    if not snap.stage_uri or not snap.sha256 or not os.path.isdir(snap.stage_uri):
+        return None, None
+    base = snap.stage_uri
+    try:
+        objects.verify(_staged_root(snap), snap.sha256, snap.files or [], base)
+    except (OSError, ValueError):
+        shutil.rmtree(base, ignore_errors=True)
+        return None, None
+    return base, objects.Content(sha256=snap.sha256, size=snap.size or 0, manifest=snap.files or [])
+
+
+def _staged_root(snap: SnapshotRecord) -> str:
+    entries = os.listdir(snap.stage_uri)
+    if not snap.files and len(entries) == 1:
+        return os.path.join(snap.stage_uri, entries[0])  # a single staged file
+    if len(entries) == 1 and os.path.isdir(os.path.join(snap.stage_uri, entries[0])):
+        return os.path.join(snap.stage_uri, entries[0])  # a staged folder
+    return snap.stage_uri
+
+
+def _sources_like_staged(snap: SnapshotRecord, staging: str) -> objects.Sources:
+    root = _staged_root(snap)
+    if not snap.files:
+        return objects.Sources(files=((root, os.path.basename(root)),), name=os.path.basename(root), single=True)
+    name = os.path.basename(root) if root != staging else ""
+    return objects.Sources(files=tuple((os.path.join(root, e["name"]), e["name"]) for e in snap.files), name=name,
+                           entry=snap.entry)
+
+
+def _unchanged_sources(snap: SnapshotRecord) -> objects.Sources:
+    recorded = {path: (size, mtime) for path, size, mtime in (snap.source_stat or {}).get("files", [])}
+    if not recorded or not snap.source_path:
+        raise RuntimeError("no record of the source files")
+    sources = objects.collect_sources(snap.source_path)
+    current = {src: (os.stat(src).st_size, os.stat(src).st_mtime_ns) for src, _ in sources.files}
+    if current != recorded:
+        raise RuntimeError(f"{snap.source_path} changed or was deleted after the save, and no staged copy is left")
+    return sources

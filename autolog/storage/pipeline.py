@@ -1,0 +1,394 @@
+"""SnapshotPipeline: captured saves are stored in the background, never blocking training on I/O.
+
+In the training thread, after the framework's save returned, `submit` does O(1) work: open read
+handles on the saved file(s) (a later rename or delete cannot lose them), journal a `pending`
+snapshot row, enqueue. A stager thread copies each snapshot out of the user's file (kernel copy,
+checked against in-place changes) and hashes the copy; uploader threads publish staged copies to
+remote stores with retries. `fence(path)` makes a save wait only while the previous snapshot of
+the same path is still being read. The backlog of staged-but-not-uploaded bytes is bounded:
+`block` waits, `coalesce` drops a superseded, not-yet-uploaded snapshot (recorded as `skipped`).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import redact_url
+from ..context import Context
+from ..db import ModelRecord
+from ..safety import report_failure, strict
+from . import identity, objects
+from .blobstore import BlobStore
+from .objects import OpenedSources, Sources
+
+logger = logging.getLogger("autolog")
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    backlog_bytes: int = 8 << 30
+    backlog_policy: str = "block"  # or "coalesce"
+    max_unread: int = 64  # snapshots whose files are held open, waiting to be read
+    upload_workers: int = 4
+    upload_retries: int = 5
+    retry_backoff: float = 1.0  # seconds, doubled per attempt, capped at 30
+
+
+@dataclass(eq=False)
+class SnapshotJob:
+    snapshot_id: str
+    model: ModelRecord
+    seq: int
+    opened: OpenedSources | None
+    store: BlobStore | None
+    key: str
+    fence_key: str | None
+    size: int
+    on_stored: Callable[["SnapshotJob"], None] | None = None
+    state: str = "queued"  # queued, staged, uploading, done, failed, skipped
+    staging: str | None = None
+    content: objects.Content | None = None
+    uri: str | None = None
+    error: BaseException | None = None
+    staged: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name} #{self.seq}"
+
+
+@dataclass(eq=False)
+class CallJob:
+    """Other work that reads a user's file off the training thread (hashing a loaded file for lineage)."""
+
+    fn: Callable[[], None]
+    opened: OpenedSources | None
+    fence_key: str | None
+    label: str
+    size: int = 0
+    state: str = "queued"
+    error: BaseException | None = None
+    staged: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_pipelines: "weakref.WeakSet[SnapshotPipeline]" = weakref.WeakSet()
+
+
+def wait_for_snapshot(snapshot_id: str, timeout: float | None = None) -> None:
+    """If this process is still storing that snapshot, wait for it (get_local_copy right after a save)."""
+    for pipeline in list(_pipelines):
+        job = pipeline._by_snapshot.get(snapshot_id)
+        if job is not None:
+            job.done.wait(timeout)
+
+
+def wait_for_loads(timeout: float | None = None) -> None:
+    """Wait until this process has recorded the lineage of every load so far (task.models["input"])."""
+    for pipeline in list(_pipelines):
+        for job in pipeline.pending():
+            if isinstance(job, CallJob):
+                job.done.wait(timeout)
+
+
+class SnapshotPipeline:
+    def __init__(self, ctx: Context, options: PipelineOptions | None = None):
+        self.ctx = ctx
+        self.options = options or PipelineOptions()
+        self._cond = threading.Condition()
+        self._stage_queue: collections.deque = collections.deque()
+        self._upload_queue: collections.deque = collections.deque()
+        self._unstaged: dict[str, SnapshotJob] = {}  # fence key -> job still reading that path
+        self._jobs: list[SnapshotJob] = []  # not yet done
+        self._backlog = 0  # bytes staged, not yet uploaded
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+        self._by_snapshot: dict[str, SnapshotJob] = {}
+        _pipelines.add(self)
+
+    # -- training thread ------------------------------------------------------------------
+    def fence(self, fence_key: str) -> None:
+        """Wait while an earlier snapshot of this path is still being read (it is about to be overwritten)."""
+        job = self._unstaged.get(fence_key)
+        if job is not None:
+            job.staged.wait()
+
+    def submit(
+        self, model: ModelRecord, sources: Sources, iteration: int | None, store: BlobStore | None,
+        key_for: Callable[[int], str], fence_key: str | None, on_stored: Callable[[SnapshotJob], None] | None = None,
+    ) -> SnapshotJob:
+        opened = objects.open_sources(sources)
+        try:
+            self._wait_for_room(model.id, opened.size)
+            snap = self.ctx.store.add_snapshot(
+                model.id, status="pending", iteration=iteration, entry=sources.entry,
+                source_path=source_path(sources),
+                source_stat={"files": [[src, st.st_size, st.st_mtime_ns] for (src, _), (_, st) in
+                                       zip(sources.files, opened.handles)]},
+            )
+        except BaseException:
+            opened.close()
+            raise
+        job = SnapshotJob(snap.id, model, snap.seq, opened, store, key_for(snap.seq), fence_key, opened.size, on_stored)
+        self._by_snapshot[snap.id] = job
+        self._enqueue(job)
+        return job
+
+    def submit_call(self, fn: Callable[[], None], opened: OpenedSources | None, fence_key: str | None,
+                    label: str) -> CallJob:
+        job = CallJob(fn, opened, fence_key, label)
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: SnapshotJob | CallJob) -> None:
+        with self._cond:
+            if job.fence_key:
+                self._unstaged[job.fence_key] = job
+            self._jobs.append(job)
+            self._stage_queue.append(job)
+            self._start_threads()
+            self._cond.notify_all()
+
+    def _wait_for_room(self, model_id: str, size: int) -> None:
+        with self._cond:
+            while True:
+                unread = sum(1 for j in self._jobs if j.state == "queued")
+                over = self._backlog > 0 and self._backlog + size > self.options.backlog_bytes
+                if unread < self.options.max_unread and not over:
+                    return
+                if over and self.options.backlog_policy == "coalesce" and self._coalesce_one(model_id):
+                    continue
+                self._cond.wait(timeout=1.0)
+
+    def _coalesce_one(self, model_id: str) -> bool:
+        """Drop the oldest staged, not-uploading snapshot of this model: the new save supersedes it."""
+        for job in self._upload_queue:
+            if job.model.id == model_id and job.state == "staged":
+                self._upload_queue.remove(job)
+                job.state = "skipped"
+                self._backlog -= job.size
+                threading.Thread(target=self._finish_skipped, args=(job,), daemon=True).start()
+                return True
+        return False
+
+    def _finish_skipped(self, job: SnapshotJob) -> None:
+        if job.staging:
+            shutil.rmtree(job.staging, ignore_errors=True)
+        self._safe_update(job, status="skipped", reason="superseded by a newer save before upload "
+                          "(backlog_policy = coalesce)")
+        self._complete(job)
+
+    # -- workers --------------------------------------------------------------------------
+    def _start_threads(self) -> None:
+        if self._threads:
+            return
+        workers = [self._stager] + [self._uploader] * self.options.upload_workers
+        for i, target in enumerate(workers):
+            thread = threading.Thread(target=target, name=f"autolog-pipeline-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _next(self, queue: collections.deque) -> SnapshotJob:
+        with self._cond:
+            while not queue:
+                self._cond.wait()
+            return queue.popleft()
+
+    def _stager(self) -> None:
+        while True:
+            job = self._next(self._stage_queue)
+            try:
+                if isinstance(job, CallJob):
+                    job.fn()
+                    self._complete(job)
+                else:
+                    self._stage(job)
+            except BaseException as exc:  # noqa: BLE001 - a worker must survive any single job
+                self._fail(job, exc)
+            finally:
+                if job.opened is not None:
+                    job.opened.close()
+                self._release_fence(job)
+
+    def _release_fence(self, job: SnapshotJob | CallJob) -> None:
+        with self._cond:
+            if job.fence_key and self._unstaged.get(job.fence_key) is job:
+                del self._unstaged[job.fence_key]
+            self._cond.notify_all()
+        job.staged.set()
+
+    def _stage(self, job: SnapshotJob) -> None:
+        opened = job.opened
+        stats = [st for _, st in opened.handles]
+        if job.store is None:  # output_uri=None: path and hash only
+            content = identity.opened_content(self.ctx, opened)
+            self._safe_update(job, status="local", uri=source_path(opened.sources), sha256=content.sha256,
+                              size=content.size, files=content.manifest)
+            return self._complete(job)
+        job.staging = objects.staging_dir(job.store, job.key, self.ctx.cache_dir)
+        try:
+            job.content = objects.stage(opened, job.staging, on_copied=lambda: self._release_fence(job))
+        except BaseException:
+            shutil.rmtree(job.staging, ignore_errors=True)
+            raise
+        entries = job.content.manifest or [{"sha256": job.content.sha256}]
+        for st, entry in zip(stats, entries):
+            identity.remember(self.ctx, st, entry["sha256"])
+        with self._cond:
+            job.state = "staged"
+        if job.store.local:
+            return self._publish(job)
+        self.ctx.store.update_snapshot(job.snapshot_id, sha256=job.content.sha256, size=job.content.size,
+                                       files=job.content.manifest, stage_uri=job.staging)
+        with self._cond:
+            self._backlog += job.size
+            self._upload_queue.append(job)
+            self._cond.notify_all()
+
+    def _uploader(self) -> None:
+        while True:
+            job = self._next(self._upload_queue)
+            with self._cond:
+                if job.state != "staged":  # skipped by coalescing meanwhile
+                    continue
+                job.state = "uploading"
+            try:
+                self._publish(job)
+            except BaseException as exc:  # noqa: BLE001
+                self._fail(job, exc, keep_pending=True)
+            finally:
+                with self._cond:
+                    self._backlog -= job.size
+                    self._cond.notify_all()
+
+    def _publish(self, job: SnapshotJob) -> None:
+        published = objects.publish_staged(
+            job.staging, job.opened.sources, job.content, job.store, job.key, self.ctx.cache_dir,
+            find_copy=stored_copy_finder(self.ctx, job.store), put_file=self._put_with_retries(job),
+        )
+        job.uri = published.uri
+        self.ctx.store.update_snapshot(
+            job.snapshot_id, status="stored", uri=redact_url(published.uri), entry=published.entry,
+            sha256=published.content.sha256, size=published.content.size, files=published.content.manifest,
+            stage_uri=None, reason=None,
+        )
+        if job.on_stored is not None:
+            job.on_stored(job)
+        self._complete(job)
+
+    def _put_with_retries(self, job: SnapshotJob) -> Callable[[str, str], object]:
+        def put(local: str, key: str) -> object:
+            delay = self.options.retry_backoff
+            for attempt in range(1, self.options.upload_retries + 1):
+                try:
+                    return job.store.put_file(local, key)
+                except Exception as exc:  # noqa: BLE001 - storage errors come in many types
+                    if attempt == self.options.upload_retries:
+                        raise
+                    logger.debug("autolog: upload of %s failed (%s), retry %d in %.1fs", key, exc, attempt, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+            return None
+
+        return put
+
+    # -- outcomes -------------------------------------------------------------------------
+    def _complete(self, job: SnapshotJob) -> None:
+        with self._cond:
+            if job.state not in ("failed", "skipped"):
+                job.state = "done"
+            if job in self._jobs:
+                self._jobs.remove(job)
+            self._cond.notify_all()
+        if isinstance(job, SnapshotJob):
+            self._by_snapshot.pop(job.snapshot_id, None)
+        job.staged.set()
+        job.done.set()
+
+    def _fail(self, job: SnapshotJob | CallJob, exc: BaseException, keep_pending: bool = False) -> None:
+        job.error = exc
+        reason = f"{type(exc).__name__}: {exc}"
+        if isinstance(job, CallJob):
+            pass
+        elif keep_pending and job.staging and os.path.exists(job.staging):
+            reason = f"upload failed ({reason}); staged copy kept at {job.staging}: run `autolog sync`"
+            self._safe_update(job, reason=reason)
+        else:
+            self._safe_update(job, status="failed", reason=reason)
+        with self._cond:
+            job.state = "failed"
+            if strict():
+                self._errors.append(exc)
+        if isinstance(job, CallJob):
+            report_failure(job.label, exc, kind="lineage of a loaded file")
+        else:
+            report_failure(f"model snapshot {job.label}", exc, kind="model snapshot")
+        self._complete(job)
+
+    def _safe_update(self, job: SnapshotJob, **values: object) -> None:
+        try:
+            self.ctx.store.update_snapshot(job.snapshot_id, **values)
+        except Exception as exc:  # noqa: BLE001 - the journal row stays pending; sync resolves it
+            report_failure(f"model snapshot {job.label} status", exc, kind="model snapshot status")
+
+    # -- waiting --------------------------------------------------------------------------
+    def pending(self) -> list[SnapshotJob]:
+        with self._cond:
+            return list(self._jobs)
+
+    def wait(self, job: SnapshotJob, timeout: float | None = None) -> SnapshotJob:
+        job.done.wait(timeout)
+        return job
+
+    def flush(self, timeout: float | None = None, progress: bool = True) -> list[SnapshotJob]:
+        """Wait for every snapshot to be stored; returns those still pending after timeout seconds."""
+        from .progress import FlushProgress
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with FlushProgress(self.pending(), enabled=progress) as bar:
+            while True:
+                remaining = self.pending()
+                bar.update(remaining)
+                if not remaining:
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                with self._cond:
+                    self._cond.wait(timeout=0.2 if left is None else min(0.2, left))
+        if self._errors:
+            error = self._errors.pop(0)
+            self._errors.clear()
+            raise error
+        return self.pending()
+
+
+def stored_copy_finder(ctx: Context, store: BlobStore) -> Callable[[str], tuple[str, str] | None]:
+    """Dedupe: find a stored snapshot of the same content in the same output_uri (still present)."""
+    def find(sha256: str) -> tuple[str, str] | None:
+        existing = ctx.store.stored_copy(sha256, redact_url(store.root))
+        if existing is not None and existing.uri and store.exists(existing.uri):
+            return existing.uri, existing.entry
+        return None
+
+    return find
+
+
+def source_path(sources: Sources) -> str:
+    """The path the user saved: the file, the folder, the checkpoint prefix, or the files' common folder."""
+    if sources.single:
+        return sources.files[0][0]
+    if sources.entry:
+        return os.path.join(os.path.dirname(sources.files[0][0]), sources.entry)
+    if sources.name:
+        src, rel = sources.files[0]
+        return src[: len(src) - len(rel)].rstrip(os.sep)
+    return os.path.commonpath([src for src, _ in sources.files])

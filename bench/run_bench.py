@@ -1,0 +1,134 @@
+"""autolog benchmark: prints a Markdown table (and writes it to bench/results.md).
+
+    python bench/run_bench.py            # full: 10 MB / 200 MB / 1 GB, 100k tasks / 1M snapshots
+    python bench/run_bench.py --quick    # small sizes, for a smoke run
+
+Every number is a median of --repeat (default 3) runs, each in a fresh interpreter, with plain and
+autolog measured side by side in the same run. ClearML is measured when it is importable here.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def run(name: str, home: str | None = None, **args) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env["AUTOLOG_HOME"] = home or tempfile.mkdtemp(prefix="autolog-bench-home-")
+    for var in ("AUTOLOG_STRICT", "AUTOLOG_TASK_ID", "AUTOLOG_TASK_PID", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG"):
+        env.pop(var, None)
+    proc = subprocess.run([sys.executable, str(HERE / "workloads.py"), name, json.dumps(args)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def save_rows(sizes: list[int], repeat: int, saves: int) -> list[str]:
+    modes = ["plain", "floor", "autolog"] + (["clearml"] if importlib.util.find_spec("clearml") else [])
+    rows = []
+    for mb in sizes:
+        results: dict[str, list[dict]] = {m: [] for m in modes}
+        for _ in range(repeat):
+            for mode in modes:  # interleaved, so drift hits every mode alike
+                work = tempfile.mkdtemp(prefix="autolog-bench-")
+                try:
+                    results[mode].append(run("save_calls", mode=mode, megabytes=mb, saves=saves, workdir=work))
+                except RuntimeError as exc:
+                    results[mode].append({"error": str(exc).splitlines()[-1]})
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+        plain_first = median([r["calls"][0] for r in results["plain"]])
+        plain_all = median([median(r["calls"]) for r in results["plain"]])
+        floor = median([r["persisted"] for r in results["floor"]])
+        plain_rss = median([r["peak_rss_mb"] for r in results["plain"]])
+        for mode in modes[2:]:
+            ok = [r for r in results[mode] if "error" not in r]
+            if not ok:
+                rows.append(f"| {mb} MB | {mode} | error: {results[mode][0]['error'][:80]} | | | | |")
+                continue
+            first = median([r["calls"][0] for r in ok])
+            later = median([median(r["calls"][1:]) for r in ok]) if saves > 1 else first
+            plain_later = median([median(r["calls"][1:]) for r in results["plain"]]) if saves > 1 else plain_all
+            persisted = median([r["persisted"] for r in ok])
+            rss = median([r["peak_rss_mb"] for r in ok]) - plain_rss
+            rows.append(
+                f"| {mb} MB | {mode} | {first * 1000:.1f} ms ({first / plain_first:.2f}×) "
+                f"| {later * 1000:.1f} ms ({later / plain_later:.2f}×) "
+                f"| {persisted:.2f} s ({persisted / floor:.2f}× floor {floor:.2f} s) | {rss:+.0f} MB |"
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sizes = [10, 50] if args.quick else [10, 200, 1024]
+    tasks, per_task = (2_000, 10) if args.quick else (100_000, 10)
+
+    out = ["## torch.save: 3 saves of one path, output_uri = local folder", "",
+           "| state dict | tool | 1st save call | later save calls | all persisted by close() | peak RSS vs plain |",
+           "|---|---|---|---|---|---|"]
+    out += save_rows(sizes, args.repeat, saves=3)
+
+    init = [run("import_and_init", workdir=tempfile.mkdtemp())["seconds"] for _ in range(max(args.repeat, 5))]
+    plain_us = median([run("call_overhead", mode="plain", n=20000)["us"] for _ in range(args.repeat)])
+    no_task_us = median([run("call_overhead", mode="no-task", n=20000)["us"] for _ in range(args.repeat)])
+    task_us = median([run("call_overhead", mode="task", n=20000)["us"] for _ in range(args.repeat)])
+
+    work = tempfile.mkdtemp(prefix="autolog-bench-load-")
+    home = tempfile.mkdtemp(prefix="autolog-bench-home-")
+    mb = 200 if not args.quick else 20
+    run("produce_known_file", home=home, megabytes=mb, workdir=work)
+    plain_load = [run("load_lineage", home=home, mode="plain", megabytes=mb, loads=5, workdir=work)
+                  for _ in range(args.repeat)]
+    autolog_load = [run("load_lineage", home=home, mode="autolog", megabytes=mb, loads=5, workdir=work)
+                    for _ in range(args.repeat)]
+    shutil.rmtree(work, ignore_errors=True)
+    first_ratio = median([r["times"][0] for r in autolog_load]) / median([r["times"][0] for r in plain_load])
+    later_ratio = (median([median(r["times"][1:]) for r in autolog_load])
+                   / median([median(r["times"][1:]) for r in plain_load]))
+
+    out += ["", "## Start-up and per-call costs", "", "| measure | result |", "|---|---|",
+            f"| `import autolog` + `Task.init()` | {median(init) * 1000:.0f} ms |",
+            f"| patched `torch.save` to BytesIO, no active task | {no_task_us - plain_us:+.1f} µs per call "
+            f"(plain {plain_us:.1f} µs) |",
+            f"| patched `torch.save` to BytesIO, active task (skipped: not a file) | {task_us - plain_us:+.1f} µs "
+            "per call |",
+            f"| `torch.load` of a known {mb} MB file, first load (lineage) | {first_ratio:.2f}× plain |",
+            f"| `torch.load` of the same file again | {later_ratio:.2f}× plain |"]
+
+    meta = run("metadata_scale", tasks=tasks, snapshots_per_task=per_task, lookups=50)
+    out += ["", f"## Metadata at scale: SQLite, {tasks:,} tasks / {tasks * per_task:,} snapshots "
+            f"(built in {meta['build_s']:.0f} s)", "", "| lookup | median |", "|---|---|",
+            f"| `Task.get_task(task_id=...)` | {meta['get_task_by_id_ms']:.2f} ms |",
+            f"| `Task.get_task(project_name=..., task_name=...)` | {meta['get_task_by_name_ms']:.2f} ms |",
+            f"| `task.models` with snapshots | {meta['task_models_ms']:.2f} ms |",
+            f"| lineage lookup by sha256 | {meta['lineage_by_hash_ms']:.2f} ms |"]
+    text = "\n".join(out)
+    print(text)
+    if not args.quick:
+        (HERE / "results.md").write_text(
+            f"<!-- written by: python bench/run_bench.py (repeat={args.repeat}) -->\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

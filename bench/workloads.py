@@ -1,0 +1,210 @@
+"""Measurements run one per fresh interpreter by run_bench.py; each prints one JSON line.
+
+    python bench/workloads.py <name> '<json args>'
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+
+def state_dict(megabytes: int):
+    import torch
+
+    n = megabytes * (1 << 20) // 4
+    return {"weight": torch.arange(n, dtype=torch.float32)}
+
+
+def save_calls(mode: str, megabytes: int, saves: int, workdir: str) -> dict:
+    """mode: plain | floor (plain save + shutil.copyfile of each snapshot) | autolog | clearml."""
+    import torch
+
+    sd = state_dict(megabytes)
+    path = os.path.join(workdir, "model.pt")
+    store = os.path.join(workdir, "store")
+    os.makedirs(store, exist_ok=True)
+    task = None
+    if mode == "autolog":
+        from autolog import Task
+
+        task = Task.init(project_name="bench", task_name=f"save-{megabytes}", output_uri=store)
+    elif mode == "clearml":
+        from clearml import Task as ClearMLTask
+
+        ClearMLTask.set_offline(offline_mode=True)
+        task = ClearMLTask.init(project_name="bench", task_name=f"save-{megabytes}", output_uri=store)
+    calls = []
+    sampler = PeakRSS()
+    start = time.perf_counter()
+    for i in range(saves):
+        sd["weight"][0] = i  # new bytes each save
+        t0 = time.perf_counter()
+        torch.save(sd, path)
+        calls.append(time.perf_counter() - t0)
+        if mode == "floor":
+            shutil.copyfile(path, os.path.join(store, f"model.{i}.pt"))
+    if task is not None:
+        task.close()
+    total = time.perf_counter() - start
+    return {"calls": calls, "persisted": total, "peak_rss_mb": sampler.stop()}
+
+
+def import_and_init(workdir: str) -> dict:
+    t0 = time.perf_counter()
+    from autolog import Task
+
+    task = Task.init(project_name="bench", task_name="init", output_uri=os.path.join(workdir, "store"))
+    elapsed = time.perf_counter() - t0
+    task.close()
+    return {"seconds": elapsed}
+
+
+def call_overhead(mode: str, n: int) -> dict:
+    """µs per torch.save of a tiny tensor to BytesIO: plain, patched with no task, patched with a task."""
+    import torch
+
+    if mode != "plain":
+        from autolog import Task
+
+        task = Task.init(project_name="bench", task_name="overhead", output_uri=False)
+        if mode == "no-task":
+            task.close()
+    t = torch.zeros(4)
+    for _ in range(200):
+        torch.save(t, io.BytesIO())
+    rounds = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            torch.save(t, io.BytesIO())
+        rounds.append((time.perf_counter() - t0) / n * 1e6)
+    return {"us": statistics.median(rounds)}
+
+
+def load_lineage(mode: str, megabytes: int, loads: int, workdir: str) -> dict:
+    """torch.load of a file an earlier task saved: plain vs with lineage (first and repeated loads)."""
+    import torch
+
+    path = os.path.join(workdir, "known.pt")
+    if mode == "autolog":
+        from autolog import Task
+
+        task = Task.init(project_name="bench", task_name="load", output_uri=False)
+    times = []
+    for _ in range(loads):
+        t0 = time.perf_counter()
+        torch.load(path)
+        times.append(time.perf_counter() - t0)
+    if mode == "autolog":
+        task.close()
+    return {"times": times}
+
+
+def produce_known_file(megabytes: int, workdir: str) -> dict:
+    import torch
+
+    from autolog import Task
+
+    task = Task.init(project_name="bench", task_name="produce", output_uri=os.path.join(workdir, "store"))
+    torch.save(state_dict(megabytes), os.path.join(workdir, "known.pt"))
+    task.close()
+    return {}
+
+
+class PeakRSS:
+    """Highest resident set size seen while a workload runs (sampled every 5 ms)."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_mb())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, _rss_mb())
+
+
+def metadata_scale(tasks: int, snapshots_per_task: int, lookups: int) -> dict:
+    """Build a store with many tasks and snapshots, then time the lookups users make (ms, median)."""
+    import random
+    import uuid
+
+    from autolog import Task
+    from autolog.context import default_context
+    from autolog.db import schema as s
+
+    ctx = default_context()
+    engine = ctx.store.engine
+    rng = random.Random(0)
+    now = time.time()
+    task_ids, shas = [], []
+    t0 = time.perf_counter()
+    batch = 10_000
+    for first in range(0, tasks, batch):
+        task_rows, model_rows, snap_rows = [], [], []
+        for i in range(first, min(first + batch, tasks)):
+            tid, mid = uuid.uuid4().hex, uuid.uuid4().hex
+            task_ids.append(tid)
+            task_rows.append(dict(id=tid, project=f"p{i % 100}", name=f"t{i}", task_type="training",
+                                  status="completed", output_uri="/x", tags=[], created=now + i, run_info={},
+                                  parameters={}, comment=""))
+            model_rows.append(dict(id=mid, task_id=tid, origin="capture", name="last.pt", project=f"p{i % 100}",
+                                   framework="PyTorch", source_path="/w/last.pt", tags=[], comment="", meta={},
+                                   created=now + i, updated=now + i))
+            for seq in range(1, snapshots_per_task + 1):
+                sha = f"{rng.getrandbits(256):064x}"
+                if rng.random() < 0.001:
+                    shas.append(sha)
+                snap_rows.append(dict(id=uuid.uuid4().hex, model_id=mid, seq=seq, iteration=seq, status="stored",
+                                      uri=f"/x/{tid}/{seq}", entry="", sha256=sha, size=1, files=[],
+                                      created=now + i + seq / 100))
+        with engine.begin() as conn:
+            conn.execute(s.tasks.insert(), task_rows)
+            conn.execute(s.models.insert(), model_rows)
+            conn.execute(s.snapshots.insert(), snap_rows)
+    build = time.perf_counter() - t0
+
+    def timed(fn) -> float:
+        times = []
+        for _ in range(lookups):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1000)
+        return statistics.median(times)
+
+    return {
+        "build_s": build,
+        "get_task_by_id_ms": timed(lambda: Task.get_task(task_id=rng.choice(task_ids))),
+        "get_task_by_name_ms": timed(lambda: Task.get_task(project_name="p7", task_name=f"t{7 + 100 * rng.randrange(tasks // 100)}")),
+        "task_models_ms": timed(lambda: [m.snapshots for m in Task.get_task(task_id=rng.choice(task_ids))
+                                         .models["output"]]),
+        "lineage_by_hash_ms": timed(lambda: ctx.store.producer_of(rng.choice(shas))),
+    }
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    name, args = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(globals()[name](**args)))

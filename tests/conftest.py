@@ -1,0 +1,175 @@
+"""Shared fixtures: every test gets its own AUTOLOG_HOME (so its own SQLite file and storage),
+strict mode, and no leftover running task."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# Variables that would make autolog read another store, config or parent task than the test's own.
+_ISOLATING_UNSET = (
+    "AUTOLOG_CONFIG",
+    "AUTOLOG_DB_URL",
+    "AUTOLOG_DEFAULT_OUTPUT_URI",
+    "AUTOLOG_TASK_ID",
+    "AUTOLOG_TASK_PID",
+)
+
+
+def _close_current_task() -> None:
+    task_module = sys.modules.get("autolog.task")  # never import autolog just to tear down
+    if task_module is None:
+        return
+    Task = task_module.Task
+    task = Task._current
+    if task is None:
+        return
+    try:
+        if not getattr(task, "_closed", True):
+            task.close()
+    finally:
+        Task._current = None
+
+
+@pytest.fixture(autouse=True)
+def autolog_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh $AUTOLOG_HOME for every test; the running task (if any) is closed afterwards."""
+    home = tmp_path / "autolog-home"
+    home.mkdir()
+    monkeypatch.setenv("AUTOLOG_HOME", str(home))
+    monkeypatch.setenv("AUTOLOG_STRICT", "1")
+    for name in _ISOLATING_UNSET:
+        monkeypatch.delenv(name, raising=False)
+    yield home
+    try:
+        _close_current_task()
+    finally:
+        # Task.init exports these for child processes; absent before the test, absent after.
+        os.environ.pop("AUTOLOG_TASK_ID", None)
+        os.environ.pop("AUTOLOG_TASK_PID", None)
+
+
+def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment, with the repo root (and extra PYTHONPATH entries) importable."""
+    env = dict(os.environ)
+    extra = dict(extra or {})
+    paths = [p for p in (extra.pop("PYTHONPATH", None), str(REPO), env.get("PYTHONPATH")) if p]
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+@pytest.fixture
+def run_py() -> Callable[..., subprocess.CompletedProcess]:
+    """run_py(code, env=None, cwd=None): run a Python snippet in a fresh interpreter.
+
+    The child gets this process's environment (so the test's AUTOLOG_HOME) plus `env`, with the
+    repo root on PYTHONPATH. Returns the CompletedProcess (text stdout/stderr); asserts nothing.
+    """
+
+    def run(code: str, env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None):
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            env=subprocess_env(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return run
+
+
+HELPERS_MODULE = "autolog_test_helpers"
+
+_HELPERS_SOURCE = '''
+"""Picklable classes for artifact tests; importable in the test process and in subprocesses."""
+import os
+
+
+def write_marker(path):
+    with open(path, "w") as f:
+        f.write("unpickled")
+    return "marker written"
+
+
+class Person:
+    def __init__(self, name, age):
+        self.name = name
+        self.age = age
+
+    def __eq__(self, other):
+        return type(other) is Person and (other.name, other.age) == (self.name, self.age)
+
+    def __repr__(self):
+        return f"Person({self.name!r}, {self.age!r})"
+
+
+class WritesMarkerOnLoad:
+    """Unpickling it writes a marker file: proves whether bytes were ever unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        write_marker(state["marker"])
+
+
+class Evil:
+    """What an attacker would store: unpickling calls write_marker(marker)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (write_marker, (self.marker,))
+'''
+
+
+@pytest.fixture
+def helpers_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder holding the importable module `autolog_test_helpers`, put on sys.path.
+
+    Pass it as PYTHONPATH to subprocesses that unpickle its classes.
+    """
+    folder = tmp_path / "helpers"
+    folder.mkdir()
+    (folder / f"{HELPERS_MODULE}.py").write_text(_HELPERS_SOURCE)
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+@pytest.fixture
+def helpers(helpers_dir: Path):
+    import importlib
+
+    return importlib.import_module(HELPERS_MODULE)
+
+
+@pytest.fixture
+def memory_uri():
+    """A memory:// output_uri unique to this test (fsspec's memory filesystem is process-wide)."""
+    import fsspec
+
+    bucket = f"autolog-test-{uuid.uuid4().hex[:12]}"
+    yield f"memory://{bucket}"
+    fs = fsspec.filesystem("memory")
+    if fs.exists(f"/{bucket}"):
+        fs.rm(f"/{bucket}", recursive=True)
+
+
+@pytest.fixture
+def child_env() -> Callable[..., dict[str, str]]:
+    """child_env(extra=None): the environment run_py gives its children, for hand-made subprocesses."""
+    return subprocess_env

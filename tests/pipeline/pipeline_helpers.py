@@ -1,0 +1,242 @@
+"""Helpers for the snapshot-pipeline tests: controllable storage and copies, reading snapshots back.
+
+Importable both by the tests (pytest puts this folder on sys.path) and by the subprocesses they
+start (the `child` fixture puts this folder on their PYTHONPATH), so a child script can install the
+same slow or stuck store with one call.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+WAIT = 60.0  # safety net for waits that must succeed; never a timing assertion
+
+
+# -- tensors and files -----------------------------------------------------------------------
+def tensor(step: int, n: int = 16):
+    """The tensor saved at `step`: distinct per step, same size for every step."""
+    import torch
+
+    return torch.arange(n, dtype=torch.float32) + 1000.0 * step
+
+
+def sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def files_under(root: str | os.PathLike) -> list[Path]:
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def object_path(uri: str) -> Path:
+    """The file behind a stored URI (plain path, file:// or the local:// remote store)."""
+    for prefix in ("local://", "file://"):
+        if uri.startswith(prefix):
+            return Path(uri[len(prefix):])
+    assert "://" not in uri, f"not a filesystem URI: {uri}"
+    return Path(uri)
+
+
+def load_object(snap: Any):
+    """torch.load the bytes stored for a snapshot (call with no running task: loads are captured)."""
+    import torch
+
+    return torch.load(object_path(snap.uri), weights_only=True)
+
+
+def assert_stored_tensor(snap: Any, expected) -> None:
+    """The snapshot is stored, its object's sha256 is the recorded one and it loads to `expected`."""
+    import torch
+
+    assert snap.status == "stored", (snap.seq, snap.status, snap.reason)
+    path = object_path(snap.uri)
+    assert path.is_file(), f"snapshot {snap.seq}: {path} missing"
+    assert sha256(path) == snap.sha256, f"snapshot {snap.seq}: stored bytes do not match the recorded sha256"
+    loaded = load_object(snap)
+    assert torch.equal(loaded, expected), f"snapshot {snap.seq} holds {loaded}, expected {expected}"
+
+
+# -- reading snapshots -----------------------------------------------------------------------
+def output_snapshots(task: Any, model_name: str) -> list:
+    """Snapshot rows (oldest first) of the task's output model `model_name`."""
+    return task.models["output"][model_name].snapshots
+
+
+def snapshots_by_task(task_id: str) -> dict[str, list]:
+    """{model name: snapshot rows} of every output model of a task (read from the database)."""
+    from autolog import Task
+
+    task = Task.get_task(task_id=task_id)
+    return {m.name: m.snapshots for m in task.models["output"]}
+
+
+# -- config ----------------------------------------------------------------------------------
+def write_config(home: str | os.PathLike, **sections: dict[str, Any]) -> Path:
+    """Write $AUTOLOG_HOME/autolog.toml, e.g. write_config(home, pipeline={"flush_timeout": 1})."""
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    path = Path(home) / "autolog.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- waiting ---------------------------------------------------------------------------------
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Poll until predicate() holds; fails the test (naming `what`) if it never does."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for: {what}")
+        time.sleep(0.01)
+
+
+def no_snapshot_being_read(task: Any) -> bool:
+    """Every submitted snapshot of the task has been copied and hashed (none left in state 'queued')."""
+    from autolog.storage.pipeline import SnapshotJob
+
+    return all(j.state != "queued" for j in task._pipeline.pending() if isinstance(j, SnapshotJob))
+
+
+# -- a controllable remote store -------------------------------------------------------------
+class PutControl:
+    """Replaces BlobStore.put_file: records calls, can be gated (blocked), and can fail.
+
+    gate:       put_file waits until it is set (set = uploads flow).
+    fail_next:  that many calls raise OSError first.
+    fail_all:   every call raises OSError.
+    delay:      seconds each call sleeps before storing.
+    """
+
+    def __init__(self, original: Callable[..., Any]):
+        self.original = original
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_next = 0
+        self.fail_all = False
+        self.delay = 0.0
+        self.calls: list[str] = []
+        self.on_enter: Callable[[int], None] | None = None
+        self._cond = threading.Condition()
+
+    def block(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def wait_for_calls(self, n: int, timeout: float = WAIT) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.calls) >= n, timeout)
+
+    def __call__(self, store: Any, local_path: str, key: str) -> Any:
+        with self._cond:
+            self.calls.append(key)
+            count = len(self.calls)
+            self._cond.notify_all()
+        if self.on_enter is not None:
+            self.on_enter(count)
+        self.gate.wait()
+        if self.delay:
+            time.sleep(self.delay)
+        with self._cond:
+            if self.fail_all or self.fail_next > 0:
+                self.fail_next = max(0, self.fail_next - 1)
+                raise OSError(f"simulated storage outage (put #{count} of {key})")
+        return self.original(store, local_path, key)
+
+
+def install_put_control() -> PutControl:
+    """Patch BlobStore.put_file for the whole process (for child scripts; tests use the fixture)."""
+    from autolog.storage.blobstore import BlobStore
+
+    control = PutControl(BlobStore.put_file)
+    BlobStore.put_file = lambda store, local, key: control(store, local, key)
+    return control
+
+
+# -- a controllable copy out of the user's file ----------------------------------------------
+class CopyControl:
+    """Replaces objects.kernel_copy: each call announces itself, waits for `release`, runs
+    `before_copy(call number)` if set, then copies (or gets stuck forever with `stuck_at`)."""
+
+    def __init__(self, original: Callable[..., int]):
+        self.original = original
+        self.release = threading.Event()
+        self.release.set()
+        self.before_copy: Callable[[int], None] | None = None
+        self.calls = 0
+        self._cond = threading.Condition()
+
+    def hold(self) -> None:
+        self.release.clear()
+
+    def wait_for_calls(self, n: int, timeout: float = WAIT) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.calls >= n, timeout)
+
+    def __call__(self, src_fd: int, dst_fd: int, size: int) -> int:
+        with self._cond:
+            self.calls += 1
+            count = self.calls
+            self._cond.notify_all()
+        self.release.wait()
+        if self.before_copy is not None:
+            self.before_copy(count)
+        return self.original(src_fd, dst_fd, size)
+
+
+def install_copy_control() -> CopyControl:
+    from autolog.storage import objects
+
+    control = CopyControl(objects.kernel_copy)
+    objects.kernel_copy = control
+    return control
+
+
+def stuck_forever(marker: str | os.PathLike, partial: bool = True) -> Callable[..., int]:
+    """A kernel_copy that copies half the file (when partial), writes `marker`, then never returns."""
+    def copy(src_fd: int, dst_fd: int, size: int) -> int:
+        if partial and size > 1:
+            os.sendfile(dst_fd, src_fd, 0, size // 2)
+        Path(marker).write_text("stuck")
+        threading.Event().wait()
+        raise AssertionError("unreachable")
+
+    return copy
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autolog.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    proc = run_cli(env, *args, "--json")
+    assert proc.returncode == 0, f"autolog {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until a child wrote `path`; fails with the child's output if it died first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"child exited ({proc.returncode}) before writing {path.name}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"child never wrote {path.name}:\n{out}\n{err}")
+        time.sleep(0.02)

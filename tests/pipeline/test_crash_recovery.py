@@ -1,0 +1,132 @@
+"""Point 6: a run SIGKILLed while a snapshot is being copied or uploaded. Its snapshots are journaled
+`pending`; the next Task.init warns about them; `autolog sync` stores each one (from the staged copy,
+else from the unchanged source) or marks it `failed` with the reason, and marks the dead run failed."""
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from autolog import Task
+from pipeline_helpers import assert_stored_tensor, cli_json, files_under, snapshots_by_task, tensor, wait_for_file
+
+CHILD = """
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+import pipeline_helpers as h
+from autolog import Task
+from autolog.storage import objects
+
+output_uri, ckpt, marker, stuck_in = sys.argv[1:5]
+task = Task.init(project_name="pipeline", task_name="killed", output_uri=output_uri)
+Path(marker + ".task").write_text(task.id)
+if stuck_in == "copy":  # the third snapshot's copy out of ckpt stops half way, forever
+    original, stuck, calls = objects.kernel_copy, h.stuck_forever(marker), []
+
+    def copy(src_fd, dst_fd, size):
+        calls.append(size)
+        return stuck(src_fd, dst_fd, size) if len(calls) == 3 else original(src_fd, dst_fd, size)
+
+    objects.kernel_copy = copy
+else:  # every upload hangs; the marker is written once all three are staged and uploading
+    put = h.install_put_control()
+    put.block()
+    put.on_enter = lambda n: n == 3 and Path(marker).write_text("stuck")
+for step in range(3):
+    torch.save(h.tensor(step), ckpt)
+threading.Event().wait()
+"""
+
+SAVES = 3
+
+
+@dataclass
+class Killed:
+    task_id: str
+    ckpt: Path
+
+
+@pytest.fixture
+def kill_mid_snapshot(spawn, work, tmp_path):
+    """kill_mid_snapshot(output_uri, stuck_in): run CHILD until its 3rd snapshot is stuck, then SIGKILL it."""
+    def run(output_uri: str, stuck_in: str) -> Killed:
+        ckpt, marker = work / "ckpt.pt", tmp_path / "stuck"
+        proc = spawn(CHILD, output_uri, ckpt, marker, stuck_in)
+        wait_for_file(marker, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()  # reaped: its pid is gone, as after a real crash
+        assert proc.returncode == -signal.SIGKILL
+        return Killed(task_id=Path(f"{marker}.task").read_text(), ckpt=ckpt)
+
+    return run
+
+
+def _modify(path: Path) -> None:
+    torch.save(tensor(99), path)  # no task running here: not captured
+
+
+def _assert_each_stored_or_failed(snaps: list) -> None:
+    for snap in snaps:
+        assert snap.status in ("stored", "failed"), (snap.seq, snap.status, snap.reason)
+        if snap.status == "stored":
+            assert_stored_tensor(snap, tensor(snap.seq - 1))
+        else:
+            assert snap.reason
+
+
+@pytest.mark.parametrize("scenario", ["local-source-unchanged", "local-source-modified", "remote-staged-copy"])
+def test_autolog_sync_finishes_a_killed_run(scenario, kill_mid_snapshot, local_store, remote_store, env, caplog):
+    remote = scenario.startswith("remote")
+    killed = kill_mid_snapshot(remote_store if remote else local_store, stuck_in="upload" if remote else "copy")
+
+    (snaps,) = snapshots_by_task(killed.task_id).values()
+    assert [s.status for s in snaps] == (["pending"] * 3 if remote else ["stored", "stored", "pending"])
+    if remote:
+        assert all(s.stage_uri and Path(s.stage_uri).is_dir() for s in snaps), "staged copies should be journaled"
+    if scenario != "local-source-unchanged":
+        _modify(killed.ckpt)  # only the staged copies (if any) still hold what was saved
+
+    # Another run starting before the sync hears about the unfinished snapshots.
+    caplog.set_level(logging.WARNING, logger="autolog")
+    Task.init(project_name="pipeline", task_name="next run", output_uri=None).close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("not finished" in w and killed.task_id[:8] in w and "autolog sync" in w for w in warnings), warnings
+
+    report = cli_json(env, "sync")
+
+    assert report["tasks_marked_failed"] == [killed.task_id]
+    assert report["still_running"] == []
+    (snaps,) = snapshots_by_task(killed.task_id).values()
+    _assert_each_stored_or_failed(snaps)
+    if scenario == "local-source-modified":
+        assert [s.status for s in snaps] == ["stored", "stored", "failed"]
+        assert "changed" in snaps[-1].reason
+        assert [f["seq"] for f in report["failed"]] == [3]
+    else:
+        assert [s.status for s in snaps] == ["stored"] * SAVES
+        assert [s["seq"] for s in report["stored"]] == ([1, 2, 3] if remote else [3])
+    killed_task = Task.get_task(task_id=killed.task_id)
+    assert killed_task.status == "failed"
+    assert "killed" in killed_task._record.status_message
+
+    assert cli_json(env, "sync") == {"stored": [], "failed": [], "still_running": [], "tasks_marked_failed": []}
+
+
+def test_sync_leaves_no_partial_copy_of_a_killed_run_in_the_store(kill_mid_snapshot, local_store, env):
+    """The half-written staging folder of the killed copy (next to its key, in the output_uri) goes too."""
+    killed = kill_mid_snapshot(local_store, stuck_in="copy")
+    cli_json(env, "sync")
+
+    (snaps,) = snapshots_by_task(killed.task_id).values()
+    assert [s.status for s in snaps] == ["stored"] * SAVES
+    stored = {Path(s.uri) for s in snaps}
+    leftovers = [str(p) for p in files_under(local_store) if p not in stored]
+    assert leftovers == [], "partial copies left in the output_uri"

@@ -1,0 +1,72 @@
+"""Points 1 and 2: a save never loses or mixes the bytes of the previous save of the same path, and a
+snapshot survives the user renaming or deleting the file right after the save returned."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from autolog import Task
+from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, tensor
+
+
+def test_back_to_back_saves_of_one_path_are_twenty_distinct_snapshots(any_store, work):
+    ckpt = work / "ckpt.pt"
+    task = Task.init(project_name="pipeline", task_name="fence", output_uri=any_store)
+    for step in range(20):
+        torch.save(tensor(step), ckpt)  # overwrites the file the previous snapshot is read from
+    task.close()
+
+    snaps = output_snapshots(task, "ckpt.pt")
+    assert [s.seq for s in snaps] == list(range(1, 21))
+    assert len({s.sha256 for s in snaps}) == 20, "two snapshots hold the same bytes: a save overwrote a read"
+    assert len({s.uri for s in snaps}) == 20
+    for step, snap in enumerate(snaps):
+        assert_stored_tensor(snap, tensor(step))
+
+
+@pytest.mark.parametrize("action", ["rename", "delete"])
+def test_file_renamed_or_deleted_before_it_was_read_is_still_stored(any_store, work, copier, action):
+    ckpt = work / "ckpt.pt"
+    task = Task.init(project_name="pipeline", task_name=f"{action} after save", output_uri=any_store)
+    copier.hold()
+    torch.save(tensor(7), ckpt)
+    assert copier.wait_for_calls(1), "the stager never started copying the snapshot"
+    # The stager is about to read the file and has not copied a byte yet.
+    if action == "rename":
+        os.rename(ckpt, work / "renamed.pt")
+    else:
+        os.remove(ckpt)
+    assert not ckpt.exists()
+    copier.release.set()
+    task.close()
+
+    (snap,) = output_snapshots(task, "ckpt.pt")
+    assert snap.reason is None
+    assert_stored_tensor(snap, tensor(7))
+
+
+def test_fence_waits_for_the_read_of_the_previous_snapshot(local_store, work, copier):
+    """A second save of a path does not start writing while the first snapshot of it is unread."""
+    import threading
+
+    ckpt = work / "ckpt.pt"
+    task = Task.init(project_name="pipeline", task_name="fence order", output_uri=local_store)
+    copier.hold()
+    torch.save(tensor(1), ckpt)
+    first_bytes = ckpt.read_bytes()
+    assert copier.wait_for_calls(1)
+    second = threading.Thread(target=torch.save, args=(tensor(2), ckpt))
+    second.start()
+    second.join(timeout=0.5)
+    assert second.is_alive(), "the second save overwrote the file before its previous snapshot was read"
+    assert ckpt.read_bytes() == first_bytes
+    copier.release.set()
+    second.join(timeout=WAIT)
+    assert not second.is_alive()
+    task.close()
+
+    first, last = output_snapshots(task, "ckpt.pt")
+    assert_stored_tensor(first, tensor(1))
+    assert_stored_tensor(last, tensor(2))

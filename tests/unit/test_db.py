@@ -1,0 +1,291 @@
+"""The metadata store on a real SQLite file: WAL, indexes, schema versioning, clear errors, queries."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from autolog.db import MetadataStore, new_id
+from autolog.db import schema as s
+from autolog.errors import AutologError, NotFoundError, SchemaVersionError
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "meta.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> MetadataStore:
+    st = MetadataStore(f"sqlite:///{db_path}")
+    yield st
+    if st._engine is not None:
+        st._engine.dispose()
+
+
+def make_task(store: MetadataStore, **overrides):
+    values = dict(
+        project="p", name="t", task_type="training", status="running", output_uri=None, tags=[],
+        run_info={}, parameters={}, comment="",
+    )
+    values.update(overrides)
+    return store.create_task(**values)
+
+
+def make_model(store: MetadataStore, task_id: str | None, **overrides):
+    values = dict(task_id=task_id, origin="api", name="m", project="p", framework=None)
+    values.update(overrides)
+    return store.create_model(**values)
+
+
+def raw(db_path: Path, sql: str, *params):
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+# -- the file ------------------------------------------------------------------------------
+
+
+def test_sqlite_file_is_in_wal_mode(store, db_path):
+    make_task(store)
+    assert raw(db_path, "PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_task_init_creates_a_wal_database_in_autolog_home(autolog_home):
+    from autolog import Task
+
+    Task.init(project_name="p", task_name="t").close()
+    db = autolog_home / "autolog.db"
+    assert db.is_file()
+    assert raw(db, "PRAGMA journal_mode")[0][0] == "wal"
+
+
+EXPECTED_INDEXES = {
+    "tasks": {"ix_tasks_project_name_created", "ix_tasks_created"},
+    "models": {"ix_models_task_updated", "ix_models_project_name"},
+    "snapshots": {"ix_snapshots_sha256", "ix_snapshots_status"},
+    "model_loads": {"ix_model_loads_task", "ix_model_loads_model"},
+}
+
+
+def test_indexes_and_unique_constraints_exist(store, db_path):
+    make_task(store)
+    inspector = sa.inspect(sa.create_engine(f"sqlite:///{db_path}"))
+    for table, expected in EXPECTED_INDEXES.items():
+        names = {ix["name"] for ix in inspector.get_indexes(table)}
+        assert expected <= names, (table, names)
+    uniques = {
+        (table, uc["name"])
+        for table in ("snapshots", "artifacts", "model_loads")
+        for uc in inspector.get_unique_constraints(table)
+    }
+    assert ("snapshots", "uq_snapshots_model_seq") in uniques
+    assert ("artifacts", "uq_artifacts_task_name") in uniques
+    assert ("model_loads", "uq_model_loads_link") in uniques
+
+
+def test_query_plans_use_the_indexes(store, db_path):
+    make_task(store)
+    plan = raw(db_path, "EXPLAIN QUERY PLAN SELECT * FROM snapshots WHERE sha256 = ?", "x" * 64)
+    assert any("ix_snapshots_sha256" in row[-1] for row in plan), plan
+
+
+def test_schema_version_is_recorded_once(store, db_path):
+    make_task(store)
+    assert raw(db_path, "SELECT id, version FROM autolog_schema") == [(1, s.SCHEMA_VERSION)]
+    # Reopening an up-to-date database changes nothing and keeps the data.
+    again = MetadataStore(f"sqlite:///{db_path}")
+    assert len(again.find_tasks()) == 1
+    assert raw(db_path, "SELECT id, version FROM autolog_schema") == [(1, s.SCHEMA_VERSION)]
+    again.engine.dispose()
+
+
+def test_newer_schema_version_is_refused_clearly(store, db_path):
+    make_task(store)
+    store.engine.dispose()
+    newer = s.SCHEMA_VERSION + 1
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE autolog_schema SET version = ?", (newer,))
+    with pytest.raises(SchemaVersionError) as info:
+        MetadataStore(f"sqlite:///{db_path}").find_tasks()
+    message = str(info.value)
+    assert str(newer) in message and str(s.SCHEMA_VERSION) in message
+    assert str(db_path) in message
+    assert "upgrade" in message.lower()
+    assert isinstance(info.value, AutologError)
+
+
+def test_task_init_in_a_new_process_refuses_a_newer_database(autolog_home, run_py):
+    from autolog import Task
+
+    Task.init(project_name="p", task_name="t").close()
+    with sqlite3.connect(autolog_home / "autolog.db") as conn:
+        conn.execute("UPDATE autolog_schema SET version = version + 5")
+    proc = run_py(
+        """
+        from autolog import Task
+        from autolog.errors import SchemaVersionError
+        try:
+            Task.init(project_name="p", task_name="t2")
+        except SchemaVersionError as exc:
+            print("REFUSED:", exc)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "REFUSED:" in proc.stdout
+    assert f"schema version {s.SCHEMA_VERSION + 5}" in proc.stdout
+
+
+CORRUPT = {
+    "random bytes": bytes(range(256)) * 40,
+    "text file": b"this is not a database\n" * 100,
+    "truncated header": b"SQLite format 3\x00" + b"\xff" * 84,
+}
+
+
+@pytest.mark.parametrize("content", CORRUPT.values(), ids=CORRUPT.keys())
+def test_corrupted_file_raises_autolog_error_naming_it(db_path, content):
+    db_path.write_bytes(content)
+    with pytest.raises(AutologError) as info:
+        MetadataStore(f"sqlite:///{db_path}").find_tasks()
+    message = str(info.value)
+    assert str(db_path) in message
+    assert "corrupt" in message.lower()
+
+
+def test_task_init_on_a_corrupted_database(autolog_home):
+    from autolog import Task
+
+    (autolog_home / "autolog.db").write_bytes(b"garbage" * 1000)
+    with pytest.raises(AutologError, match="autolog.db"):
+        Task.init(project_name="p", task_name="t")
+    assert Task.current_task() is None
+
+
+def test_unknown_database_driver_is_a_clear_error(tmp_path):
+    with pytest.raises(AutologError, match="Cannot open metadata database"):
+        MetadataStore("nosuchdialect://host/db").find_tasks()
+
+
+# -- queries -------------------------------------------------------------------------------
+
+
+def test_task_by_id_and_by_unique_prefix(store):
+    task = make_task(store)
+    assert store.get_task(task.id) == task
+    assert store.get_task(task.id[:6]).id == task.id
+    with pytest.raises(NotFoundError):
+        store.get_task(new_id())
+
+
+def test_ambiguous_prefix_is_not_found(store):
+    ids = {make_task(store).id for _ in range(40)}
+    shared = next(a[:1] for a in ids for b in ids if a != b and a[:1] == b[:1])
+    with pytest.raises(NotFoundError, match="more than one"):
+        store.get_task(shared)
+
+
+def test_like_wildcards_in_a_prefix_are_literal(store):
+    make_task(store)
+    with pytest.raises(NotFoundError):
+        store.get_task("%")
+    with pytest.raises(NotFoundError):
+        store.get_task("_")
+
+
+def test_find_tasks_filters_and_orders_newest_first(store):
+    a = make_task(store, name="train", tags=["x"], status="completed")
+    b = make_task(store, name="train", tags=["x", "y"])
+    make_task(store, name="eval", tags=["y"])
+    make_task(store, project="other", name="train")
+    assert [t.id for t in store.find_tasks(project="p", name="train")] == [b.id, a.id]
+    assert [t.id for t in store.find_tasks(project="p", name="train", limit=1)] == [b.id]
+    assert [t.id for t in store.find_tasks(project="p", tags=["x"])] == [b.id, a.id]
+    assert [t.id for t in store.find_tasks(tags=["x", "y"])] == [b.id]
+    assert [t.id for t in store.find_tasks(status="completed")] == [a.id]
+    assert len(store.find_tasks()) == 4
+
+
+def test_snapshots_get_consecutive_seqs_and_bump_the_model(store):
+    task = make_task(store)
+    model = make_model(store, task.id)
+    first = store.add_snapshot(model.id, status="stored", uri="/a", sha256="1" * 64, size=1)
+    second = store.add_snapshot(model.id, status="stored", uri="/b", sha256="2" * 64, size=2, iteration=7)
+    assert (first.seq, second.seq) == (1, 2)
+    assert second.iteration == 7
+    assert [x.id for x in store.snapshots_of(model.id)] == [first.id, second.id]
+    assert store.get_model(model.id).updated == second.created
+    other = make_model(store, task.id, name="other")
+    assert store.add_snapshot(other.id, status="stored").seq == 1
+
+
+def test_concurrent_snapshots_from_threads_never_share_a_seq(store):
+    task = make_task(store)
+    model = make_model(store, task.id)
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            for _ in range(10):
+                store.add_snapshot(model.id, status="stored")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [x.seq for x in store.snapshots_of(model.id)] == list(range(1, 81))
+
+
+def test_put_artifact_replaces_the_same_name(store):
+    task = make_task(store)
+    common = dict(kind="json", filename="a.json", sha256=None, size=1, preview="")
+    store.put_artifact(task.id, "a", uri="/first", **common)
+    store.put_artifact(task.id, "b", uri="/b", **common)
+    store.put_artifact(task.id, "a", uri="/second", **common)
+    arts = store.artifacts_of(task.id)
+    assert sorted(a.name for a in arts) == ["a", "b"]
+    assert next(a for a in arts if a.name == "a").uri == "/second"
+
+
+def test_stored_copy_matches_only_inside_the_prefix(store):
+    task = make_task(store)
+    model = make_model(store, task.id)
+    sha = "a" * 64
+    store.add_snapshot(model.id, status="stored", uri="/data/aXb/p/model.pt", sha256=sha)
+    store.add_snapshot(model.id, status="stored", uri="/data/a_bc/p/model.pt", sha256=sha)
+    store.add_snapshot(model.id, status="failed", uri="/data/a_b/p/failed.pt", sha256=sha)
+    assert store.stored_copy(sha, "/data/a_b") is None  # '_' is not a wildcard; failed is ignored
+    assert store.stored_copy(sha, "/data/a_bc").uri == "/data/a_bc/p/model.pt"
+    assert store.stored_copy(sha, "/data/a%") is None
+
+
+def test_producer_prefers_a_saved_model_over_an_import(store):
+    task = make_task(store)
+    sha = "b" * 64
+    imported = make_model(store, None, origin="imported", name="weights.bin")
+    store.add_snapshot(imported.id, status="local", uri="/w", sha256=sha)
+    saved = make_model(store, task.id, name="weights.bin")
+    snap = store.add_snapshot(saved.id, status="stored", uri="/s", sha256=sha)
+    assert store.producer_of(sha).id == snap.id
+
+
+def test_records_round_trip_json_and_unicode(store):
+    name = "模型 🚀 nul\x00byte"
+    task = make_task(store, name=name, tags=["α", "β"], run_info={"argv": ["x", "--y=é"], "n": 1.5})
+    got = store.get_task(task.id)
+    assert got.name == name
+    assert got.tags == ["α", "β"]
+    assert got.run_info == {"argv": ["x", "--y=é"], "n": 1.5}
+
+
+def test_new_ids_are_32_hex_and_unique():
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
