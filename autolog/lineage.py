@@ -15,7 +15,7 @@ def record_load(
 ) -> SnapshotRecord:
     """Link task_id to the snapshot holding the loaded content; an unknown file becomes an imported model."""
     content = opened_content(ctx, opened)
-    snapshot = ctx.store.producer_of(content.sha256)
+    snapshot = ctx.store.producer_of(content.sha256, path)
     if snapshot is None:
         snapshot = import_content(ctx, project, path, opened.sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, sha256=content.sha256, framework=framework)

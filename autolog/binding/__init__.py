@@ -25,8 +25,7 @@ logger = logging.getLogger("autolog")
 BINDINGS = ["torch", "tensorflow", "keras", "joblib", "xgboost", "lightgbm", "safetensors"]
 
 _installed = False
-_patched: set[str] = set()
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def load_bindings() -> list[ModuleType]:
@@ -51,26 +50,45 @@ def install() -> None:
             return
         _installed = True
     for binding in load_bindings():
-        for module_name in sorted({p.module for p in binding.PATCHES}):
-            wrapt.when_imported(module_name)(_patcher(binding, module_name))
+        for module_name, targets in _hook_points(binding.PATCHES).items():
+            wrapt.when_imported(module_name)(_patcher(binding, targets))
 
 
-def _patcher(binding: ModuleType, module_name: str):
+def _hook_points(patches: list[Patch]) -> dict[str, list[tuple[Patch, str]]]:
+    """Each patch is applied when its module is imported, and again whenever a module on the way to
+    its target is (re)imported: `from tensorflow.saved_model.experimental import X` (Keras export
+    does it) creates a new `tensorflow.saved_model` module object that replaces `tf.saved_model`."""
+    points: dict[str, list[tuple[Patch, str]]] = {}
+    for patch in patches:
+        parts = patch.target.split(".")
+        for i in range(len(parts)):
+            module = ".".join([patch.module, *parts[:i]])
+            points.setdefault(module, []).append((patch, ".".join(parts[i:])))
+    return points
+
+
+def _patcher(binding: ModuleType, targets: list[tuple[Patch, str]]):
     def patch_module(module: ModuleType) -> None:
         # An exception here would break the user's `import torch`: everything is shielded.
-        for patch in binding.PATCHES:
-            if patch.module != module_name:
-                continue
-            with shielded(f"patching {patch.label}"):
-                with _lock:
-                    if patch.label in _patched:
-                        continue
-                    _patched.add(patch.label)
-                wrapper = make_wrapper(patch, binding.FRAMEWORK, binding.KEY)
+        for patch, target in targets:
+            with shielded(f"patching {patch.label}"), _lock:
+                owner_path, _, attr = target.rpartition(".")
                 try:
-                    wrapt.wrap_function_wrapper(module, patch.target, wrapper)
+                    owner = _resolve(module, owner_path)
+                    current = getattr(owner, attr)
                 except AttributeError:
                     # Not in this framework version; say so at debug, the rest still works.
-                    logger.debug("autolog: %s not found in this %s version; not captured", patch.label, module_name)
+                    logger.debug("autolog: %s not found in %s; not captured", patch.label, module.__name__)
+                    continue
+                if isinstance(vars(owner).get(attr, current), wrapt.ObjectProxy):
+                    continue  # this owner's attribute is patched already
+                wrapt.wrap_function_wrapper(owner, attr, make_wrapper(patch, binding.FRAMEWORK, binding.KEY))
 
     return patch_module
+
+
+def _resolve(module: ModuleType, path: str) -> object:
+    owner: object = module
+    for part in filter(None, path.split(".")):
+        owner = getattr(owner, part)
+    return owner

@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Any, Callable, Protocol
 
-from ..safety import shielded
+from ..safety import report_failure, strict
 from .spec import Arg, Attr, Patch, PathSource, Returned
 
 logger = logging.getLogger("autolog")
@@ -59,24 +59,37 @@ def activate(recorder: Recorder | None) -> None:
 
 
 def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
+    what = f"{patch.label}() of {framework}"
+    fences = patch.action == "save" and isinstance(patch.path, Arg)
+
+    # Plain try/except rather than `shielded` (a generator context manager): this runs on every call.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         recorder = _active
         if recorder is None or getattr(_nesting, "inside", False):
             return wrapped(*args, **kwargs)
         _nesting.inside = True
         try:
-            if patch.action == "save" and isinstance(patch.path, Arg):
-                with shielded(f"{patch.label}() of {framework}"):
+            if fences:
+                try:
                     _fence(recorder, patch, key, args, kwargs)
+                except Exception as exc:  # noqa: BLE001
+                    _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
         finally:
             _nesting.inside = False
-        with shielded(f"{patch.label}() of {framework}"):
-            if _should_record():
-                _record(recorder, patch, framework, key, instance, args, kwargs, result)
+        try:
+            _record(recorder, patch, framework, key, instance, args, kwargs, result)
+        except Exception as exc:  # noqa: BLE001
+            _not_logged(what, exc)
         return result
 
     return wrapper
+
+
+def _not_logged(what: str, exc: Exception) -> None:
+    if strict():
+        raise exc
+    report_failure(what, exc)
 
 
 def _fence(recorder: Recorder, patch: Patch, key: str, args: tuple, kwargs: dict) -> None:
@@ -92,7 +105,7 @@ def _record(
     recorder: Recorder, patch: Patch, framework: str, key: str, instance: Any, args: tuple, kwargs: dict, result: Any
 ) -> None:
     path = path_argument(patch.path, patch.label, instance, args, kwargs, result)
-    if path is None:
+    if path is None or not _should_record():
         return
     if not recorder.allows(key, path):
         logger.debug("autolog: %s(%s) filtered out by auto_connect_frameworks / capture.ignore", patch.label, path)

@@ -271,16 +271,25 @@ class MetadataStore:
         )
         return self._all(SnapshotRecord, query)
 
-    def producer_of(self, sha256: str) -> SnapshotRecord | None:
-        """The snapshot that first produced this content: saved by a task before any mere import of it."""
-        query = (
+    def producer_of(self, sha256: str, path: str | None = None) -> SnapshotRecord | None:
+        """The snapshot a load of this content (from path) comes from.
+
+        Same bytes can come from several saves (a final model equal to the last checkpoint, a seeded
+        rerun). The newest save of the very path that was loaded wins; else the first save by any
+        task; an import of the content only when no task saved it.
+        """
+        base = (
             sa.select(s.snapshots)
             .join(s.models, s.models.c.id == s.snapshots.c.model_id)
             .where(s.snapshots.c.sha256 == sha256, s.snapshots.c.status.in_(("stored", "local")))
-            .order_by((s.models.c.origin == "imported"), s.snapshots.c.created)
             .limit(1)
         )
-        return self._one(SnapshotRecord, query)
+        if path is not None:
+            same_path = base.where(s.models.c.source_path == path, s.models.c.origin != "imported")
+            found = self._one(SnapshotRecord, same_path.order_by(s.snapshots.c.created.desc()))
+            if found is not None:
+                return found
+        return self._one(SnapshotRecord, base.order_by((s.models.c.origin == "imported"), s.snapshots.c.created))
 
     def stored_copy(self, sha256: str, uri_prefix: str) -> SnapshotRecord | None:
         """A stored snapshot of this content under uri_prefix, for deduplication."""

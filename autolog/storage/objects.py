@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ from .blobstore import BlobStore, download, is_local, normalize_uri
 from .hashing import CHUNK, fd_sha256, manifest_sha256, sha256_file
 
 logger = logging.getLogger("autolog")
+
+# The files of a TF checkpoint prefix ("ckpt-3" -> ckpt-3.index, ckpt-3.data-00000-of-00001); other
+# files that merely share the name ("ckpt-3.metrics.json") are not part of it.
+_CHECKPOINT_PART = re.compile(r"\.(index|data-\d{5}-of-\d{5})")
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ def collect_sources(path: str | os.PathLike) -> Sources:
         if not files:
             raise ValueError(f"Folder {path} holds no files: there is nothing to store.")
         return Sources(files=files, name=os.path.basename(path.rstrip(os.sep)) or "root")
-    siblings = sorted(p for p in glob.glob(glob.escape(path) + ".*") if os.path.isfile(p))
+    siblings = sorted(
+        p for p in glob.glob(glob.escape(path) + ".*") if _CHECKPOINT_PART.fullmatch(p[len(path):]) and os.path.isfile(p)
+    )
     if siblings:
         return Sources(files=tuple((p, os.path.basename(p)) for p in siblings), name="", entry=os.path.basename(path))
     raise FileNotFoundError(f"Nothing to store at {path}: no such file, folder or checkpoint prefix.")

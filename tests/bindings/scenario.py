@@ -51,6 +51,8 @@ def run_steps(steps: list[str], case: dict, spec: dict, env: dict, report: dict,
         for step in steps:
             try:
                 if step.startswith("fault:"):
+                    if task is not None:
+                        task.flush()  # what the previous segment queued is logged under that segment
                     if undo:
                         undo()
                     out["warnings"][segment] = warnings_in(log)
@@ -69,7 +71,10 @@ def run_steps(steps: list[str], case: dict, spec: dict, env: dict, report: dict,
                     task.close()
                 elif step == "bad_save":
                     good = env["path"]
-                    env["path"] = os.path.join(spec["workdir"], "no", "such", "dir", case["filename"])
+                    # Under a regular file: savers that create missing folders (TF, Keras) fail too.
+                    blocker = os.path.join(spec["workdir"], "not-a-folder")
+                    open(blocker, "a").close()
+                    env["path"] = os.path.join(blocker, "sub", case["filename"])
                     try:
                         exec(case["save"], env)
                     finally:

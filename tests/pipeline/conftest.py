@@ -85,6 +85,19 @@ def copier(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
+def stager(monkeypatch: pytest.MonkeyPatch):
+    """Holds the stager before it touches a snapshot at all: stager.hold(), stager.wait_for_calls(n),
+    stager.release.set(). Released at teardown."""
+    from autolog.storage.pipeline import SnapshotPipeline
+
+    original = SnapshotPipeline._stage
+    control = CopyControl(lambda pipeline, job: original(pipeline, job))
+    monkeypatch.setattr(SnapshotPipeline, "_stage", lambda pipeline, job: control(pipeline, job))
+    yield control
+    control.release.set()
+
+
+@pytest.fixture
 def fast_retries():
     """fast_retries(task): retry uploads after 10 ms instead of 1 s (call before the first save)."""
     import dataclasses

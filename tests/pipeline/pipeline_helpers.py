@@ -101,6 +101,15 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) 
         time.sleep(0.01)
 
 
+def save_in_thread(obj: Any, path: str | os.PathLike) -> threading.Thread:
+    """torch.save(obj, path) in a 'training' thread, so a save that blocks cannot hang the test."""
+    import torch
+
+    thread = threading.Thread(target=torch.save, args=(obj, path), name="training", daemon=True)
+    thread.start()
+    return thread
+
+
 def no_snapshot_being_read(task: Any) -> bool:
     """Every submitted snapshot of the task has been copied and hashed (none left in state 'queued')."""
     from autolog.storage.pipeline import SnapshotJob
@@ -167,8 +176,8 @@ def install_put_control() -> PutControl:
 
 # -- a controllable copy out of the user's file ----------------------------------------------
 class CopyControl:
-    """Replaces objects.kernel_copy: each call announces itself, waits for `release`, runs
-    `before_copy(call number)` if set, then copies (or gets stuck forever with `stuck_at`)."""
+    """Replaces objects.kernel_copy (or another step of the stager): each call announces itself,
+    waits for `release`, runs `before_copy(call number)` if set, then calls the original."""
 
     def __init__(self, original: Callable[..., int]):
         self.original = original
@@ -185,7 +194,7 @@ class CopyControl:
         with self._cond:
             return self._cond.wait_for(lambda: self.calls >= n, timeout)
 
-    def __call__(self, src_fd: int, dst_fd: int, size: int) -> int:
+    def __call__(self, *args: Any) -> Any:
         with self._cond:
             self.calls += 1
             count = self.calls
@@ -193,7 +202,7 @@ class CopyControl:
         self.release.wait()
         if self.before_copy is not None:
             self.before_copy(count)
-        return self.original(src_fd, dst_fd, size)
+        return self.original(*args)
 
 
 def install_copy_control() -> CopyControl:

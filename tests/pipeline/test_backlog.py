@@ -10,7 +10,7 @@ import torch
 
 from autolog import Task
 from pipeline_helpers import (WAIT, assert_stored_tensor, files_under, no_snapshot_being_read, object_path,
-                              output_snapshots, tensor, wait_until)
+                              output_snapshots, save_in_thread, tensor, wait_until)
 
 
 @pytest.fixture
@@ -40,13 +40,14 @@ def test_block_policy_makes_a_further_save_wait_until_uploads_make_room(remote_s
     put.block()
     task = Task.init(project_name="pipeline", task_name="block", output_uri=remote_store)
     a, b = work / "a.pt", work / "b.pt"
-    torch.save(tensor(1), a)
+    torch.save(tensor(1), a)  # an empty backlog always takes one snapshot
     assert put.wait_for_calls(1)
-    torch.save(tensor(2), b)
-    assert put.wait_for_calls(2), "the second snapshot should fit in the backlog"
+    second = save_in_thread(tensor(2), b)
+    second.join(timeout=WAIT)
+    assert not second.is_alive(), "the second snapshot should fit in the backlog"
+    assert put.wait_for_calls(2)
 
-    third = threading.Thread(target=torch.save, args=(tensor(3), a), name="training")
-    third.start()
+    third = save_in_thread(tensor(3), a)
     third.join(timeout=1.0)
     assert third.is_alive(), "the save returned although the backlog is full"
     put.release()
@@ -77,7 +78,7 @@ def test_coalesce_policy_never_blocks_and_keeps_the_newest(remote_store, work, p
             # Let the stager catch up, so which snapshots were superseded does not depend on timing.
             wait_until(lambda: no_snapshot_being_read(task), "the stager copied and hashed the snapshot")
 
-    training = threading.Thread(target=train, name="training")
+    training = threading.Thread(target=train, name="training", daemon=True)
     training.start()
     training.join(timeout=15)  # eight saves of a few KB: a save that waits on the held uploads never returns
     blocked = training.is_alive()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from autolog import Task
-from pipeline_helpers import assert_stored_tensor, files_under, object_path, output_snapshots, tensor
+from pipeline_helpers import assert_stored_tensor, files_under, object_path, tensor
 
 
 def test_identical_bytes_are_stored_once_with_a_snapshot_per_save(local_store, work):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autolog import Task
-from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, tensor
+from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, save_in_thread, tensor
 
 
 def test_back_to_back_saves_of_one_path_are_twenty_distinct_snapshots(any_store, work):
@@ -27,19 +27,19 @@ def test_back_to_back_saves_of_one_path_are_twenty_distinct_snapshots(any_store,
 
 
 @pytest.mark.parametrize("action", ["rename", "delete"])
-def test_file_renamed_or_deleted_before_it_was_read_is_still_stored(any_store, work, copier, action):
+def test_file_renamed_or_deleted_before_it_was_read_is_still_stored(any_store, work, stager, action):
     ckpt = work / "ckpt.pt"
     task = Task.init(project_name="pipeline", task_name=f"{action} after save", output_uri=any_store)
-    copier.hold()
+    stager.hold()
     torch.save(tensor(7), ckpt)
-    assert copier.wait_for_calls(1), "the stager never started copying the snapshot"
-    # The stager is about to read the file and has not copied a byte yet.
+    assert stager.wait_for_calls(1), "the stager never picked up the snapshot"
+    # The stager has the snapshot and is held before touching it: not a byte read yet.
     if action == "rename":
         os.rename(ckpt, work / "renamed.pt")
     else:
         os.remove(ckpt)
     assert not ckpt.exists()
-    copier.release.set()
+    stager.release.set()
     task.close()
 
     (snap,) = output_snapshots(task, "ckpt.pt")
@@ -49,16 +49,13 @@ def test_file_renamed_or_deleted_before_it_was_read_is_still_stored(any_store, w
 
 def test_fence_waits_for_the_read_of_the_previous_snapshot(local_store, work, copier):
     """A second save of a path does not start writing while the first snapshot of it is unread."""
-    import threading
-
     ckpt = work / "ckpt.pt"
     task = Task.init(project_name="pipeline", task_name="fence order", output_uri=local_store)
     copier.hold()
     torch.save(tensor(1), ckpt)
     first_bytes = ckpt.read_bytes()
     assert copier.wait_for_calls(1)
-    second = threading.Thread(target=torch.save, args=(tensor(2), ckpt))
-    second.start()
+    second = save_in_thread(tensor(2), ckpt)
     second.join(timeout=0.5)
     assert second.is_alive(), "the second save overwrote the file before its previous snapshot was read"
     assert ckpt.read_bytes() == first_bytes
