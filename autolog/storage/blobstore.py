@@ -73,6 +73,7 @@ class BlobStore:
                 os.remove(probe)
             else:
                 fs, path = filesystem(probe)
+                fs.makedirs(fs._parent(path), exist_ok=True)  # folders for sftp/local://; no-op on buckets
                 fs.pipe_file(path, b"ok")
                 fs.rm_file(path)
         except StorageError:
@@ -96,6 +97,7 @@ class BlobStore:
                 _remove_quietly(tmp)
         else:
             fs, path = filesystem(target)
+            fs.makedirs(fs._parent(path), exist_ok=True)
             fs.put_file(local_path, path)
         return target
 

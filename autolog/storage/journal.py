@@ -8,6 +8,7 @@ died without closing are marked `failed` too.
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -88,6 +89,9 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
         raise RuntimeError("the run recorded paths only (output_uri=None) and never hashed this file")
     store = BlobStore(task.output_uri)
     key = snapshot_key(task_prefix(task.project, task.name, task.id), model.name, model.id, snap.seq)
+    if store.local:  # the dead process's partial copy, staged next to the key
+        for stale in glob.glob(glob.escape(store.url(key)) + ".incomplete-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     staging, content = _staged_copy(snap)
     if staging is not None:
         sources = _sources_like_staged(snap, staging)

@@ -242,10 +242,15 @@ def publish_staged(
     find_copy: Callable[[str], tuple[str, str] | None],
     put_file: Callable[[str, str], object] | None = None,
 ) -> Published:
-    """Move a staged snapshot to its final key (or reuse a stored copy of the same content)."""
+    """Move a staged snapshot to its final key (or reuse a stored copy of the same content).
+
+    A failed upload keeps the staged copy (the journal names it, `autolog sync` resumes from it).
+    """
+    published = False
     try:
         existing = find_copy(content.sha256)
         if existing is not None:
+            published = True
             return Published(uri=existing[0], entry=existing[1], content=content, deduplicated=True)
         uri = snapshot_uri(store, key, sources)
         if store.local:
@@ -260,9 +265,11 @@ def publish_staged(
                     put(local, f"{key}/{os.path.relpath(local, staging).replace(os.sep, '/')}")
             staged = os.path.join(staging, sources.name) if sources.name else staging
             _keep_in_cache(staged, cache_dir, content.sha256, uri.rsplit("/", 1)[-1])
+        published = True
         return Published(uri=uri, entry=sources.entry, content=content, deduplicated=False)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if published or store.local:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def publish(

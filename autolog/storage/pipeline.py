@@ -164,8 +164,13 @@ class SnapshotPipeline:
                 over = self._backlog > 0 and self._backlog + size > self.options.backlog_bytes
                 if unread < self.options.max_unread and not over:
                     return
-                if over and self.options.backlog_policy == "coalesce" and self._coalesce_one(model_id):
-                    continue
+                if over and self.options.backlog_policy == "coalesce":
+                    if self._coalesce_one(model_id):
+                        continue
+                    if unread < self.options.max_unread:
+                        # Only uploads in flight: admit this save; the next save of the model can
+                        # supersede it. Staged copies stay bounded by the uploaders + one per model.
+                        return
                 self._cond.wait(timeout=1.0)
 
     def _coalesce_one(self, model_id: str) -> bool:
@@ -272,7 +277,7 @@ class SnapshotPipeline:
     def _publish(self, job: SnapshotJob) -> None:
         published = objects.publish_staged(
             job.staging, job.opened.sources, job.content, job.store, job.key, self.ctx.cache_dir,
-            find_copy=stored_copy_finder(self.ctx, job.store), put_file=self._put_with_retries(job),
+            find_copy=stored_copy_finder(self.ctx, job.store, job.snapshot_id), put_file=self._put_with_retries(job),
         )
         job.uri = published.uri
         self.ctx.store.update_snapshot(
@@ -371,12 +376,24 @@ class SnapshotPipeline:
         return self.pending()
 
 
-def stored_copy_finder(ctx: Context, store: BlobStore) -> Callable[[str], tuple[str, str] | None]:
-    """Dedupe: find a stored snapshot of the same content in the same output_uri (still present)."""
+def stored_copy_finder(
+    ctx: Context, store: BlobStore, snapshot_id: str | None = None
+) -> Callable[[str], tuple[str, str] | None]:
+    """Dedupe: find a stored snapshot of the same content in the same output_uri (still present).
+
+    The object is claimed (the pending snapshot row takes its uri) before it is checked, so that
+    retention, which keeps objects any stored or pending row points at, cannot delete it meanwhile.
+    """
     def find(sha256: str) -> tuple[str, str] | None:
         existing = ctx.store.stored_copy(sha256, redact_url(store.root))
-        if existing is not None and existing.uri and store.exists(existing.uri):
+        if existing is None or not existing.uri:
+            return None
+        if snapshot_id is not None:
+            ctx.store.update_snapshot(snapshot_id, uri=existing.uri)
+        if store.exists(existing.uri):
             return existing.uri, existing.entry
+        if snapshot_id is not None:
+            ctx.store.update_snapshot(snapshot_id, uri=None)
         return None
 
     return find

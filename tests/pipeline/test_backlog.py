@@ -82,11 +82,11 @@ def test_coalesce_policy_never_blocks_and_keeps_the_newest(remote_store, work, p
     training.start()
     training.join(timeout=15)  # eight saves of a few KB: a save that waits on the held uploads never returns
     blocked = training.is_alive()
-    saves_done = len(returned)
+    saves_done, in_flight = len(returned), len(put.calls)
     put.release()  # uploads resume (also unblocks a stuck save, so the test ends either way)
     training.join(timeout=WAIT)
     assert not blocked, (f"save #{saves_done + 1} of a single path blocked under backlog_policy = coalesce "
-                         f"(uploads held, {len(put.calls)} in flight)")
+                         f"(uploads held, {in_flight} in flight)")
     task.close()
 
     snaps = output_snapshots(task, "ckpt.pt")
