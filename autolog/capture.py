@@ -35,18 +35,24 @@ class CaptureRecorder:
     def before_save(self, path: str) -> None:
         self._task._pipeline.fence(path)
 
-    def saved(self, path: str, framework: str, model_path: str | None = None) -> None:
+    def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False) -> None:
         task = self._task
         sources = collect_sources(path)
         model_path = model_path or path
         with self._lock:
             model = self._model_for(model_path, framework)
             self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
-        task._pipeline.submit(
+        job = task._pipeline.submit(
             model, sources, count, task._blobstore,
             key_for=lambda seq: snapshot_key(task._task_key, model.name, model.id, seq),
             fence_key=path, on_stored=task._on_snapshot_stored,
         )
+        if task._attached:
+            # Child processes often end with os._exit (multiprocessing, DataLoader workers): no exit
+            # flush would run, so a child stores each snapshot before its save returns.
+            job.done.wait()
+        elif wait_copied:
+            job.staged.wait()
 
     def loaded(self, path: str, framework: str) -> None:
         opened = open_sources(collect_sources(path))
@@ -61,7 +67,9 @@ class CaptureRecorder:
         def link() -> None:
             lineage.record_load(task._ctx, task.id, task.project, path, framework, opened)
 
-        task._pipeline.submit_call(link, opened, fence_key=path, label=f"lineage of {path}")
+        job = task._pipeline.submit_call(link, opened, fence_key=path, label=f"lineage of {path}")
+        if task._attached:
+            job.done.wait()
 
     def _model_for(self, path: str, framework: str) -> ModelRecord:
         model = self._models.get(path)

@@ -1,8 +1,8 @@
 """The settings and the metadata store that API objects work with."""
 from __future__ import annotations
 
+import os
 import threading
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 from .config import Settings, load_settings
@@ -12,15 +12,32 @@ if TYPE_CHECKING:
     from .db.store import MetadataStore
 
 
+# Not functools.cached_property: its lock is shared by every instance and, held by the background
+# thread that opens the store when a process forks, would deadlock the child's first save.
+_store_lock = threading.Lock()
+
+
+def _new_locks_after_fork() -> None:
+    global _store_lock
+    _store_lock = threading.Lock()
+    _rows_being_created.clear()  # the threads that would set these events were not forked
+    _init_threads.clear()
+
+
 class Context:
     """Settings plus the store they name; the store (and SQLAlchemy) is opened on first use."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._store: "MetadataStore | None" = None
 
-    @cached_property
+    @property
     def store(self) -> "MetadataStore":
-        return open_store(self.settings.db_url)
+        if self._store is None:
+            with _store_lock:
+                if self._store is None:
+                    self._store = open_store(self.settings.db_url)
+        return self._store
 
     @property
     def cache_dir(self) -> str:
@@ -32,8 +49,25 @@ class Context:
 _rows_being_created: set[threading.Event] = set()
 
 
-def row_being_created(ready: threading.Event) -> None:
+_init_threads: set[threading.Thread] = set()
+
+
+def row_being_created(ready: threading.Event, thread: threading.Thread) -> None:
     _rows_being_created.add(ready)
+    _init_threads.add(thread)
+
+
+def _finish_rows_before_fork() -> None:
+    """A fork while the background thread imports SQLAlchemy would copy held import locks into the
+    child, which then hangs at its first save: let that thread finish first (~0.1 s)."""
+    for thread in list(_init_threads):
+        if thread is not threading.current_thread():
+            thread.join(timeout=60)
+        _init_threads.discard(thread)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_finish_rows_before_fork, after_in_child=_new_locks_after_fork)
 
 
 def default_context() -> Context:

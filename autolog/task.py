@@ -59,6 +59,7 @@ class Task:
         task._attached = False
         task._pipeline_cache = None
         task._keep_last = ctx.settings.keep_last
+        task._auto_connect = False
         return task
 
     # -- creating and finding tasks ------------------------------------------------------
@@ -107,8 +108,8 @@ class Task:
         # meanwhile, and whatever needs the task's row waits for it (Task._ctx).
         check_sqlite_file(ctx.settings.db_url)
         task._ready.clear()
-        row_being_created(task._ready)
         task._init_thread = threading.Thread(target=task._create_record, name="autolog-init", daemon=True)
+        row_being_created(task._ready, task._init_thread)
         task._init_thread.start()
         cls._current = task
         cls._install_exit_hooks()
@@ -127,11 +128,13 @@ class Task:
         task = cls._from_record(ctx, record)
         task._attached = True
         cls._current = task
+        cls._install_exit_hooks()
         task._start_capture(auto_connect_frameworks)
         logger.info("autolog: attached to parent task %s/%s id=%s", record.project, record.name, record.id)
         return task
 
     def _start_capture(self, auto_connect_frameworks: bool | dict) -> None:
+        self._auto_connect = auto_connect_frameworks
         if auto_connect_frameworks is False:
             return
         binding.install()
@@ -420,6 +423,23 @@ class Task:
             with shielded("closing the task at exit"):
                 task.close()
 
+
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing, DataLoader worker) gets its own handle on the parent's task:
+    the parent's threads, locks and pending work did not come along."""
+    parent = Task._current
+    if parent is None:
+        return
+    child = Task._from_record(parent._context, parent._record, parent._output_uri)
+    child._attached = True
+    child._keep_last = parent._keep_last
+    Task._current = child
+    if parent._auto_connect is not False:
+        child._start_capture(parent._auto_connect)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _TASK_ENV = "AUTOLOG_TASK_ID"
 _PID_ENV = "AUTOLOG_TASK_PID"

@@ -31,7 +31,7 @@ class Recorder(Protocol):
 
     def allows(self, key: str, path: str) -> bool: ...
     def before_save(self, path: str) -> None: ...
-    def saved(self, path: str, framework: str, model_path: str | None = None) -> None: ...
+    def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False) -> None: ...
     def loaded(self, path: str, framework: str) -> None: ...
 
 
@@ -114,7 +114,10 @@ def _record(
         framework = object_framework(_argument(patch.obj, args, kwargs), framework)
     if patch.action == "save":
         model_path = patch.model_path and path_argument(patch.model_path, patch.label, instance, args, kwargs, result)
-        recorder.saved(path, framework, model_path)
+        # A file object the user opened is truncated by their next open(), before any fence could
+        # run: such a snapshot is copied before the save returns.
+        target = _argument(patch.path, args, kwargs) if isinstance(patch.path, Arg) else None
+        recorder.saved(path, framework, model_path, wait_copied=isinstance(target, io.IOBase))
     else:
         recorder.loaded(path, framework)
 

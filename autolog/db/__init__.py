@@ -5,6 +5,7 @@ module (and SQLAlchemy with it, ~0.1 s) is imported when a store is first opened
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,15 @@ __all__ = [
 
 _stores: dict[str, "MetadataStore"] = {}
 _lock = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def open_store(url: str) -> "MetadataStore":

@@ -81,6 +81,9 @@ class CallJob:
 
 
 _pipelines: "weakref.WeakSet[SnapshotPipeline]" = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    # A forked child's copies of the parent's pipelines have no threads: never wait on them.
+    os.register_at_fork(after_in_child=lambda: _pipelines.clear())
 
 
 def wait_for_snapshot(snapshot_id: str, timeout: float | None = None) -> None:

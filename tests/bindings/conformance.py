@@ -148,10 +148,11 @@ def make_tests(cases: list[Case]):
 
 
 _CLOCK = re.compile(r"^\[\d{2}:\d{2}:\d{2}\] ")  # XGBoost (dmlc) time-stamps its native errors
+_TEMP_NAME = re.compile(r"\.tmp[A-Za-z0-9_]{6,}")  # safetensors names the random temp file it failed to write
 
 
 def _error_key(error: dict) -> tuple[str, str]:
-    return error["type"], _CLOCK.sub("", error["message"])
+    return error["type"], _TEMP_NAME.sub(".tmpXXXXXX", _CLOCK.sub("", error["message"]))
 
 
 def _workdir(tmp_path: Path) -> Path:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -18,6 +20,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 MARK = "REPORT "
+SCRIPT_TIMEOUT = 240  # seconds; each script normally ends in a few
 
 PRELUDE = '''
 import json, os, sys
@@ -64,11 +67,18 @@ def run(tmp_path: Path, workdir: Path, child_env):
     def run(body: str, env: dict[str, str] | None = None) -> dict:
         script = tmp_path / "script.py"
         script.write_text(PRELUDE + textwrap.dedent(body))
-        proc = subprocess.run([sys.executable, str(script)], env=child_env(env), cwd=workdir,
-                              capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"script failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-        reports = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
-        assert reports, f"no report:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        # Its own process group: a hung script is killed together with the processes it started.
+        proc = subprocess.Popen([sys.executable, str(script)], env=child_env(env), cwd=workdir, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=SCRIPT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            pytest.fail(f"script hung (> {SCRIPT_TIMEOUT} s, a deadlock?):\n{stdout[-3000:]}\n{stderr[-6000:]}")
+        assert proc.returncode == 0, f"script failed:\n{stdout[-3000:]}\n{stderr[-6000:]}"
+        reports = [line for line in stdout.splitlines() if line.startswith(MARK)]
+        assert reports, f"no report:\n{stdout[-3000:]}\n{stderr[-3000:]}"
         return json.loads(reports[-1][len(MARK):])
 
     return run
@@ -420,6 +430,8 @@ def test_a_child_process_logs_into_the_parents_task(run, method, ending):
         from autolog import Task
 
         def child(path, queue, close):
+            import faulthandler
+            faulthandler.dump_traceback_later(60, exit=True)  # a hung child shows where, instead of hanging
             task = Task.init(project_name="behaviour", task_name="child")  # attaches to the parent's task
             torch.save({"w": torch.ones(3)}, path)
             queue.put(task.id)
@@ -432,7 +444,7 @@ def test_a_child_process_logs_into_the_parents_task(run, method, ending):
             queue = ctx.Queue()
             proc = ctx.Process(target=child, args=(os.path.abspath("child.pt"), queue, os.environ["ENDING"] == "closes"))
             proc.start()
-            child_task = queue.get(timeout=300)
+            child_task = queue.get(timeout=90)
             proc.join()
             status_after_child = Task.get_task(task_id=task.id).status
             tasks = [t.id for t in Task.get_tasks()]
