@@ -61,17 +61,19 @@ def save_rows(sizes: list[int], repeat: int, saves: int) -> list[str]:
         for mode in modes[2:]:
             ok = [r for r in results[mode] if "error" not in r]
             if not ok:
-                rows.append(f"| {mb} MB | {mode} | error: {results[mode][0]['error'][:80]} | | | | |")
+                rows.append(f"| {mb} MB | {mode} | error: {results[mode][0]['error'][:80]} | | | | | |")
                 continue
             first = median([r["calls"][0] for r in ok])
             later = median([median(r["calls"][1:]) for r in ok]) if saves > 1 else first
             plain_later = median([median(r["calls"][1:]) for r in results["plain"]]) if saves > 1 else plain_all
             persisted = median([r["persisted"] for r in ok])
             rss = median([r["peak_rss_mb"] for r in ok]) - plain_rss
+            stored = min(r["stored"] for r in ok)
             rows.append(
                 f"| {mb} MB | {mode} | {first * 1000:.1f} ms ({first / plain_first:.2f}×) "
                 f"| {later * 1000:.1f} ms ({later / plain_later:.2f}×) "
-                f"| {persisted:.2f} s ({persisted / floor:.2f}× floor {floor:.2f} s) | {rss:+.0f} MB |"
+                f"| {persisted:.2f} s ({persisted / floor:.2f}× floor {floor:.2f} s) | {stored} of {saves} "
+                f"| {rss:+.0f} MB |"
             )
     return rows
 
@@ -85,8 +87,9 @@ def main() -> None:
     tasks, per_task = (2_000, 10) if args.quick else (100_000, 10)
 
     out = ["## torch.save: 3 saves of one path, output_uri = local folder", "",
-           "| state dict | tool | 1st save call | later save calls | all persisted by close() | peak RSS vs plain |",
-           "|---|---|---|---|---|---|"]
+           "| state dict | tool | 1st save call | later save calls | all persisted by close() | snapshots stored "
+           "| peak RSS vs plain |",
+           "|---|---|---|---|---|---|---|"]
     out += save_rows(sizes, args.repeat, saves=3)
 
     init = [run("import_and_init", workdir=tempfile.mkdtemp())["seconds"] for _ in range(max(args.repeat, 5))]

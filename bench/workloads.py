@@ -53,7 +53,8 @@ def save_calls(mode: str, megabytes: int, saves: int, workdir: str) -> dict:
     if task is not None:
         task.close()
     total = time.perf_counter() - start
-    return {"calls": calls, "persisted": total, "peak_rss_mb": sampler.stop()}
+    stored = sum(1 for _, _, files in os.walk(store) for name in files if name.endswith(".pt"))
+    return {"calls": calls, "persisted": total, "peak_rss_mb": sampler.stop(), "stored": stored}
 
 
 def import_and_init(workdir: str) -> dict:

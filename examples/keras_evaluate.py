@@ -12,7 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 import keras
 
-from autolog import Model, Task
+from autolog import Task
+from lineage_report import print_lineage
 from keras_train import digits_split
 
 
@@ -28,12 +29,7 @@ def main() -> None:
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"held-out digits: loss {loss:.3f} accuracy {accuracy:.3f}")
 
-    for loaded in task.models["input"]:
-        producer = Task.get_task(task_id=loaded.task) if loaded.task else None
-        made_by = f"{producer.project}/{producer.name} {producer.id[:8]}" if producer else "(not logged: imported)"
-        print(f"loaded model {loaded.name!r} ({loaded.id[:8]}, {loaded.framework}), produced by task {made_by}")
-        print(f"tasks that loaded it: {[t[:8] for t in Model(loaded.id).loaded_by]}")
-        print(f"  autolog model show {loaded.id[:8]}")
+    print_lineage(task)
     task.close()
     print(f"\nsee both ends: autolog task show {task.id[:8]}")
 

@@ -10,7 +10,8 @@ import os
 
 import safetensors.torch  # call it as safetensors.torch.load_file: a name imported before Task.init is not captured
 
-from autolog import Model, Task
+from autolog import Task
+from lineage_report import print_lineage
 from safetensors_export import accuracy, build_model, digits_split
 
 
@@ -26,12 +27,7 @@ def main() -> None:
     _, x_test, _, y_test = digits_split()
     print(f"held-out digits: accuracy {accuracy(model, x_test, y_test):.3f}")
 
-    for loaded in task.models["input"]:
-        producer = Task.get_task(task_id=loaded.task) if loaded.task else None
-        made_by = f"{producer.project}/{producer.name} {producer.id[:8]}" if producer else "(not logged: imported)"
-        print(f"loaded model {loaded.name!r} ({loaded.id[:8]}, {loaded.framework}), produced by task {made_by}")
-        print(f"tasks that loaded it: {[t[:8] for t in Model(loaded.id).loaded_by]}")
-        print(f"  autolog model show {loaded.id[:8]}")
+    print_lineage(task)
     task.close()
     print(f"\nsee both ends: autolog task show {task.id[:8]}")
 

@@ -14,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 import tensorflow as tf
 
-from autolog import Model, Task
+from autolog import Task
+from lineage_report import print_lineage
 from tensorflow_checkpoint_train import Classifier, accuracy, make_blobs
 
 
@@ -33,13 +34,7 @@ def main() -> None:
     x_test, y_test = make_blobs(50, seed=1)
     print(f"restored {latest} (epoch {int(epoch.numpy())}): test accuracy {accuracy(model, x_test, y_test):.3f}")
 
-    for loaded in task.models["input"]:
-        producer = Task.get_task(task_id=loaded.task) if loaded.task else None
-        made_by = f"{producer.project}/{producer.name} {producer.id[:8]}" if producer else "(not logged: imported)"
-        print(f"loaded model {loaded.name!r} ({loaded.id[:8]}, {loaded.framework}, "
-              f"{len(loaded.snapshots)} snapshots), produced by task {made_by}")
-        print(f"tasks that loaded it: {[t[:8] for t in Model(loaded.id).loaded_by]}")
-        print(f"  autolog model show {loaded.id[:8]}")
+    print_lineage(task)
     task.close()
     print(f"\nsee both ends: autolog task show {task.id[:8]}")
 
