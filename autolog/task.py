@@ -245,8 +245,9 @@ class Task:
     @property
     def _pipeline(self) -> SnapshotPipeline:
         if self._pipeline_cache is None:
-            settings = self._ctx.settings
-            self._pipeline_cache = SnapshotPipeline(self._ctx, PipelineOptions(
+            # The context without waiting for the task's row: workers wait for the database, not callers.
+            settings = self._context.settings
+            self._pipeline_cache = SnapshotPipeline(self._context, PipelineOptions(
                 backlog_bytes=settings.backlog_bytes, backlog_policy=settings.backlog_policy,
                 upload_retries=settings.upload_retries,
             ))
