@@ -58,6 +58,36 @@ print("saved", flush=True)
 """
 
 
+SLOW_CLOSE = """
+import os
+import sys
+
+import torch
+
+import pipeline_helpers as h
+from autolog import Task
+
+output_uri, work, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+h.install_put_control().delay = delay
+task = Task.init(project_name="pipeline", task_name="progress", output_uri=output_uri)
+torch.save(h.tensor(0), os.path.join(work, "a.pt"))
+torch.save(h.tensor(1), os.path.join(work, "b.pt"))
+task.close()
+"""
+
+
+@pytest.mark.parametrize("delay, shows_bar", [(1.5, True), (0.0, False)])
+def test_close_shows_a_progress_bar_only_when_storing_takes_over_a_second(delay, shows_bar, spawn,
+                                                                          remote_store, work):
+    proc = spawn(SLOW_CLOSE, remote_store, work, str(delay))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    if shows_bar:  # bytes and snapshots, to the end
+        assert "autolog: storing snapshots" in err and "2/2 snapshots" in err, err
+    else:
+        assert "storing snapshots" not in err, err
+
+
 def _the_task(name: str) -> Task:
     (task,) = Task.get_tasks(project_name="pipeline", task_name=name)
     return task
