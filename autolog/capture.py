@@ -16,6 +16,7 @@ from . import lineage
 from .binding import path_filter
 from .db import ModelRecord
 from .storage import collect_sources
+from .storage.identity import stat_key
 from .storage.layout import snapshot_key
 from .storage.objects import open_sources
 
@@ -56,7 +57,7 @@ class CaptureRecorder:
 
     def loaded(self, path: str, framework: str) -> None:
         opened = open_sources(collect_sources(path))
-        seen = tuple((src, *_stat_key(st)) for (src, _), (_, st) in zip(opened.sources.files, opened.handles))
+        seen = tuple((src, *stat_key(st)) for (src, _), (_, st) in zip(opened.sources.files, opened.handles))
         with self._lock:
             if seen in self._loaded:
                 opened.close()
@@ -81,7 +82,3 @@ class CaptureRecorder:
             )
             self._models[path] = model
         return model
-
-
-def _stat_key(st: os.stat_result) -> tuple:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -14,7 +14,7 @@ from .db import ModelRecord, SnapshotRecord
 from .errors import IntegrityError, ModelNotFoundError, NotFoundError
 from .storage import BlobStore, Sources, collect_file_list, collect_sources, fetch
 from .storage.blobstore import open_for_read
-from .storage.hashing import copy_and_hash
+from .storage.hashing import stream_sha256
 from .storage.identity import identify
 from .storage.layout import snapshot_key
 from .storage.pipeline import wait_for_snapshot
@@ -257,7 +257,7 @@ class OutputModel(Model):
 
     def _register_uri(self, uri: str, iteration: int | None) -> str:
         with open_for_read(uri) as f:
-            sha, size = copy_and_hash(f, None)
+            sha, size = stream_sha256(f)
         snap = self._ctx.store.add_snapshot(
             self.id, status="stored", uri=redact_url(uri), sha256=sha, size=size, iteration=iteration
         )

@@ -23,20 +23,12 @@ def fd_sha256(fd: int) -> str:
     return digest.hexdigest()
 
 
-def copy_and_hash(src: BinaryIO, dst: BinaryIO | None) -> tuple[str, int]:
-    """Read src once, writing each chunk to dst (if any) and into the hash. Returns (sha256, size)."""
-    digest = hashlib.sha256()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    while True:
-        n = src.readinto(buf)  # type: ignore[attr-defined]
-        if not n:
-            break
-        digest.update(view[:n])
-        if dst is not None:
-            dst.write(view[:n])
-        size += n
+def stream_sha256(src: BinaryIO) -> tuple[str, int]:
+    """sha256 and size of a readable stream (a remote object opened through fsspec), read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := src.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size
 
 

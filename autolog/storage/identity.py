@@ -19,19 +19,19 @@ _memory_lock = threading.Lock()
 _HOST = host_name()
 
 
-def _stat_key(st: os.stat_result) -> tuple:
+def stat_key(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def file_identity(ctx: Context, fd: int, st: os.stat_result) -> str:
     """sha256 of an open file whose stat is st, from the cache when it has not changed."""
-    key = _stat_key(st)
+    key = stat_key(st)
     sha = _memory.get(key)
     if sha is None:
         sha = ctx.store.cached_sha256(_HOST, st)
         if sha is None:
             sha = fd_sha256(fd)
-            if _stat_key(os.fstat(fd)) == key:  # not rewritten while we read it
+            if stat_key(os.fstat(fd)) == key:  # not rewritten while we read it
                 ctx.store.remember_sha256(_HOST, st, sha)
         with _memory_lock:
             _memory[key] = sha
@@ -42,7 +42,7 @@ def remember(ctx: Context, st: os.stat_result, sha256: str) -> None:
     """Record the hash of a file read for another reason (storing it), so a later load costs no hash."""
     ctx.store.remember_sha256(_HOST, st, sha256)
     with _memory_lock:
-        _memory[_stat_key(st)] = sha256
+        _memory[stat_key(st)] = sha256
 
 
 def opened_content(ctx: Context, opened: OpenedSources) -> Content:
