@@ -12,6 +12,8 @@ from typing import Callable
 
 import pytest
 
+import services
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -173,3 +175,67 @@ def memory_uri():
 def child_env() -> Callable[..., dict[str, str]]:
     """child_env(extra=None): the environment run_py gives its children, for hand-made subprocesses."""
     return subprocess_env
+
+
+# -- team mode: real PostgreSQL and S3 (tests/services.py) -------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server started for this run")
+    config.addinivalue_line("markers", "s3: needs the S3 server (moto_server) started for this run")
+    if not hasattr(config, "workerinput"):  # the controller: xdist workers inherit the addresses
+        services.start_all()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        services.stop_all()
+
+
+def _need(service: str, what: str) -> None:
+    reason = services.unavailable(service)
+    if reason is None:
+        return
+    message = f"{what} unavailable: {reason}"
+    if services.services_required():
+        pytest.fail(message + f" ({services.REQUIRE_ENV}=required: CI must run these tests)", pytrace=False)
+    pytest.skip(message + "; .ci/run installs and starts it")
+
+
+@pytest.fixture
+def pg_server_url() -> str:
+    """URL of the shared PostgreSQL server's maintenance database (do not stop this server)."""
+    _need("PG", "PostgreSQL")
+    return os.environ[services.PG_URL_ENV]
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str):
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+    name = "t_" + uuid.uuid4().hex[:16]
+    url = services.create_database(pg_server_url, name)
+    yield url
+    services.drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL server of this test's own, which the test may stop and start (fault tests)."""
+    _need("PG", "PostgreSQL")
+    server = services.start_postgres()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The S3 endpoint, with the usual AWS variables set in this process (and so in its children)."""
+    _need("S3", "S3 (moto_server)")
+    endpoint = os.environ[services.S3_ENDPOINT_ENV]
+    for name, value in services.s3_env(endpoint).items():
+        monkeypatch.setenv(name, value)
+    return endpoint
+
+
+@pytest.fixture
+def s3_uri(s3_endpoint: str) -> str:
+    """s3://<a new bucket>/runs: an output_uri on the S3 server, reached with the AWS env variables."""
+    return f"s3://{services.new_bucket(s3_endpoint)}/runs"
