@@ -14,7 +14,7 @@ from .context import Context
 from .db import ArtifactRecord, new_id
 from .errors import IntegrityError
 from .serializers import deserialize, extract_zip, serialize
-from .storage import BlobStore, Sources, fetch, publish
+from .storage import Sources, fetch, publish
 from .storage.blobstore import download, is_local
 from .storage.hashing import sha256_file
 from .storage.layout import artifact_key, safe_component

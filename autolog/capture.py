@@ -41,7 +41,11 @@ class CaptureRecorder:
         sources = collect_sources(path)
         model_path = model_path or path
         with self._lock:
-            model = self._model_for(model_path, framework)
+            try:
+                model = self._model_for(model_path, framework)
+            except Exception:
+                task._pipeline.not_recorded(path)  # named again in the warning at close
+                raise
             self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
         job = task._pipeline.submit(
             model, sources, count, task._blobstore,
@@ -75,10 +79,12 @@ class CaptureRecorder:
     def _model_for(self, path: str, framework: str) -> ModelRecord:
         model = self._models.get(path)
         if model is None:
-            store = self._task._ctx.store
-            model = store.find_model(self._task.id, "capture", source_path=path) or store.create_model(
-                task_id=self._task.id, origin="capture", name=os.path.basename(path.rstrip(os.sep)),
-                project=self._task.project, framework=framework, source_path=path,
-            )
+            task = self._task
+            # The first save of a path writes its model row: bounded like the snapshot row, so a frozen
+            # database cannot hang the training thread here either.
+            model, _ = task._pipeline.bounded(lambda: task._ctx.store.find_or_create_model(
+                task.id, "capture", {"source_path": path}, name=os.path.basename(path.rstrip(os.sep)),
+                project=task.project, framework=framework,
+            ))
             self._models[path] = model
         return model

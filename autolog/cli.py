@@ -8,6 +8,8 @@
     autolog artifact download TASK_ID NAME DEST
     autolog sync [--force]                      finish snapshots a killed run left pending
     autolog gc --keep-last N [--project P] [--model MODEL_ID] [--dry-run]
+    autolog push --to DB_URL [--storage URI] [--task ID ... | --project P] [--dry-run]
+                                                copy runs (and their objects) into a team store
 
 Ids may be shortened to any unique prefix. Add --json for machine-readable output.
 Known errors print one line; AUTOLOG_DEBUG=1 prints the traceback too.
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autolog", description="Look at and fetch what autolog recorded.")
-    nouns = parser.add_subparsers(title="commands", metavar="{task,model,artifact,sync,gc}")
+    nouns = parser.add_subparsers(title="commands", metavar="{task,model,artifact,sync,gc,push}")
 
     task = nouns.add_parser("task", help="list and show tasks").add_subparsers(metavar="{list,show}")
     cmd = _command(task, "list", "list tasks, newest first", task_list)
@@ -86,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--project")
     cmd.add_argument("--model", dest="model_id")
     cmd.add_argument("--dry-run", action="store_true")
+    cmd = _command(nouns, "push", "copy runs recorded here, objects included, into a team store", push)
+    cmd.add_argument("--to", required=True, dest="target", metavar="DB_URL",
+                     help="SQLAlchemy URL of the team database (a password is better in PGPASSWORD)")
+    cmd.add_argument("--storage", metavar="URI", help="where objects go (default: the configured default_output_uri)")
+    which = cmd.add_mutually_exclusive_group()
+    which.add_argument("--task", action="append", dest="task_ids", metavar="ID", help="push this task (repeatable)")
+    which.add_argument("--project", help="push the tasks of this project (default: every task)")
+    cmd.add_argument("--dry-run", action="store_true", help="say what would be pushed; write nothing")
     return parser
 
 
@@ -238,6 +248,17 @@ def gc(args: argparse.Namespace) -> None:
     verb = "would delete" if args.dry_run else "deleted"
     _emit(args, data, lambda: f"{verb} {total} snapshot(s) of {sum(1 for v in deleted.values() if v)} model(s), "
                               f"keeping the newest {keep_last} of each")
+
+
+def push(args: argparse.Namespace) -> None:
+    from . import push as pushing
+    from .context import default_context
+
+    report = pushing.push(default_context(), args.target, task_ids=args.task_ids, project=args.project,
+                          storage=args.storage, dry_run=args.dry_run)
+    _emit(args, report.as_dict(), report.summary)
+    if report.held_back:
+        raise AutologError(report.held_back_message())
 
 
 def _copy_out(local: str, args: argparse.Namespace) -> None:

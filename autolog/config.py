@@ -34,6 +34,12 @@ The TOML file::
 
 Also read from the environment by the SDK itself: ``AUTOLOG_TASK_ID`` and ``AUTOLOG_TASK_PID``, set
 by Task.init so that child processes (multiprocessing, torchrun workers) attach to the parent task.
+
+Not autolog settings: storage credentials and timeouts belong to the storage library (for S3 the usual
+``AWS_*`` variables, and botocore's timeouts through fsspec's config, e.g.
+``FSSPEC_S3='{"config_kwargs": {"connect_timeout": 5, "read_timeout": 30}}'``). A database URL may carry a
+password; it is only ever written or shown through ``redact_url`` / ``scrub``. PostgreSQL connections get
+``connect_timeout=10`` and ``tcp_user_timeout=30000`` unless the URL sets them.
 """
 from __future__ import annotations
 
@@ -43,7 +49,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
 
@@ -173,6 +179,14 @@ def _dotted(section: str, key: str) -> str:
     return f"{section}.{key}" if section else key
 
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_urls_in(text: str) -> str:
+    """text with every URL in it passed through redact_url (an argv item: --db-url=postgresql://u:pw@h/db)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text) if "://" in text else text
+
+
 _SECRET_QUERY = re.compile(r"(key|secret|token|password|passwd|sig|signature|credential)", re.IGNORECASE)
 
 
@@ -193,11 +207,33 @@ def redact_url(url: str) -> str:
         userinfo, host = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+        if ":" in userinfo:
+            _remember_secret(userinfo.split(":", 1)[1])
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(_SECRET_QUERY.search(k) for k, _ in pairs):
             query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*")
+            for k, v in pairs:
+                if _SECRET_QUERY.search(k):
+                    _remember_secret(v)
     if (netloc, query) == (parts.netloc, parts.query):
         return url  # nothing secret: keep it byte for byte (urlunsplit would turn memory:/// into memory:/)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+# Every secret redact_url has taken out of a URL. Libraries quote the URL they failed on in their
+# errors (s3fs: 'Invalid bucket name "KEY:SECRET@bucket"'), so messages we show pass through scrub().
+_seen_secrets: set[str] = set()
+
+
+def _remember_secret(secret: str) -> None:
+    if len(secret) >= 4:  # shorter ones would blank out ordinary words; they protect nothing anyway
+        _seen_secrets.update({secret, unquote(secret)})
+
+
+def scrub(text: str) -> str:
+    """text with every secret seen by redact_url replaced by '***'."""
+    for secret in sorted(_seen_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

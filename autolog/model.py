@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from . import lineage
@@ -259,7 +260,8 @@ class OutputModel(Model):
         with open_for_read(uri) as f:
             sha, size = stream_sha256(f)
         snap = self._ctx.store.add_snapshot(
-            self.id, status="stored", uri=redact_url(uri), sha256=sha, size=size, iteration=iteration
+            self.id, status="stored", uri=redact_url(uri), sha256=sha, size=size, iteration=iteration,
+            stored_at=time.time(),
         )
         logger.info("autolog: model %r snapshot %d registered at %s", self._record.name, snap.seq, redact_url(uri))
         return uri

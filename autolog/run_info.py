@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config import redact_urls_in
+
 
 def collect_run_info() -> dict[str, Any]:
     """Cheap facts, gathered at Task.init (well under a millisecond, no subprocess)."""
     script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
     info: dict[str, Any] = {
-        "argv": list(sys.argv),
+        "argv": [redact_urls_in(arg) for arg in sys.argv],  # a --db-url=postgresql://u:pw@h/db in argv
         "script": script,
         "cwd": os.getcwd(),
         "python": sys.version.split()[0],

@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Iterator
 
-from .config import env_flag
+from .config import env_flag, scrub
 
 logger = logging.getLogger("autolog")
 
@@ -34,9 +34,9 @@ def report_failure(what: str, exc: BaseException, kind: str | None = None) -> No
         first = kind not in _reported
         _reported.add(kind)
     if first:
-        logger.warning("autolog: %s was not logged: %s: %s", what, type(exc).__name__, exc)
+        logger.warning("autolog: %s was not logged: %s: %s", what, type(exc).__name__, scrub(str(exc)))
     else:
-        logger.debug("autolog: %s was not logged: %r", what, exc)
+        logger.debug("autolog: %s was not logged: %s", what, scrub(repr(exc)))
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from .context import Context, default_context, row_being_created
 from .db import TaskRecord, new_id
 from .db.version import check_sqlite_file
 from .errors import TaskNotFoundError
-from .model import InputModel, Model, ModelList, OutputModel, delete_path, store_snapshot
+from .model import InputModel, Model, ModelList, delete_path, store_snapshot
 from .run_info import collect_run_info, installed_packages
 from .safety import shielded
 from .storage import BlobStore, collect_sources, journal, retention
@@ -255,7 +255,10 @@ class Task:
 
     def _on_snapshot_stored(self, job: SnapshotJob) -> None:
         if self._keep_last:
-            retention.prune(self._ctx, job.model.id, self._keep_last)
+            # The new snapshot is stored whatever happens to older ones: a failed deletion is a warning,
+            # never a reason to record this snapshot as failed.
+            with shielded(f"retention of model {job.model.name!r}"):
+                retention.prune(self._ctx, job.model.id, self._keep_last)
 
     @property
     def _artifact_store(self) -> BlobStore:
@@ -312,13 +315,11 @@ class Task:
         """
         model_name = name or os.path.basename(os.fspath(model_path).rstrip(os.sep))
         store = self._ctx.store
-        record = store.find_model(self.id, "api", name=model_name)
-        if record is None:
-            record = store.create_model(
-                task_id=self.id, origin="api", name=model_name, project=self.project, framework=framework,
-                tags=list(tags or []), comment=comment or "",
-            )
-        else:
+        record, created = store.find_or_create_model(
+            self.id, "api", {"name": model_name}, project=self.project, framework=framework,
+            tags=list(tags or []), comment=comment or "",
+        )
+        if not created:
             updates = {k: v for k, v in (("tags", list(tags) if tags else None), ("comment", comment),
                                          ("framework", framework)) if v is not None}
             if updates:
@@ -351,7 +352,7 @@ class Task:
         after timeout seconds (default: config pipeline.flush_timeout); they are named in a warning."""
         if self._pipeline_cache is None:
             return True
-        timeout = self._ctx.settings.flush_timeout if timeout is None else timeout
+        timeout = self._context.settings.flush_timeout if timeout is None else timeout
         left = self._pipeline_cache.flush(timeout)
         if left:
             names = ", ".join(getattr(j, "label", "?") for j in left[:10]) + (" ..." if len(left) > 10 else "")
@@ -451,11 +452,34 @@ def _parent_task(ctx: Context) -> TaskRecord | None:
     task_id, pid = os.environ.get(_TASK_ENV), os.environ.get(_PID_ENV)
     if not task_id or pid == str(os.getpid()):
         return None
-    try:
-        record = ctx.store.get_task(task_id)
-    except LookupError:
-        return None
+    # The parent exports its id before its row exists (the row is written in a background thread):
+    # a child started at once may look too early. Wait for the row while the parent is alive.
+    deadline = time.monotonic() + _PARENT_ROW_WAIT
+    while True:
+        try:
+            record = ctx.store.get_task(task_id)
+            break
+        except LookupError:
+            if time.monotonic() > deadline or not _process_alive(pid):
+                return None
+            time.sleep(0.02)
     return record if record.status == "running" else None
+
+
+_PARENT_ROW_WAIT = 10.0  # seconds; the row normally appears ~0.3 s after the parent's Task.init
+
+
+def _process_alive(pid: str | None) -> bool:
+    try:
+        number = int(pid or "")
+        if number <= 0:  # 0 and negative numbers name process groups
+            return False
+        os.kill(number, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _flush_on_sigterm() -> None:

@@ -58,6 +58,7 @@ class SnapshotRecord:
     source_stat: dict | None
     stage_uri: str | None
     created: float
+    stored_at: float | None = None  # when status became "stored" (NULL for rows stored before schema 2)
 
 
 @dataclass(frozen=True)

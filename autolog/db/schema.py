@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .version import SCHEMA_TABLE, SCHEMA_VERSION  # noqa: F401 - re-exported for migrations and tests
+from .version import SCHEMA_TABLE, SCHEMA_VERSION  # noqa: F401 - re-exported for tests
 
 metadata = sa.MetaData()
 
@@ -58,6 +58,9 @@ models = sa.Table(
     sa.Column("updated", Time, nullable=False),  # time of the last snapshot
     sa.Index("ix_models_task_updated", "task_id", "updated"),
     sa.Index("ix_models_project_name", "project", "name"),
+    # Lineage (producer_of) looks loads up by path; hash, because a btree on PostgreSQL refuses
+    # entries over ~2.7 kB and paths may be longer.
+    sa.Index("ix_models_source_path", "source_path", postgresql_using="hash"),
 )
 
 snapshots = sa.Table(
@@ -79,6 +82,7 @@ snapshots = sa.Table(
     sa.Column("source_stat", sa.JSON),  # journal: what the file looked like when saved
     sa.Column("stage_uri", sa.Text),  # journal: the staged local copy, until it is uploaded
     sa.Column("created", Time, nullable=False),
+    sa.Column("stored_at", Time),  # when the object reached its final key (schema 2; NULL until then)
     sa.UniqueConstraint("model_id", "seq", name="uq_snapshots_model_seq"),
     sa.Index("ix_snapshots_sha256", "sha256"),
     sa.Index("ix_snapshots_status", "status"),

@@ -16,10 +16,10 @@ from typing import Any, Iterator, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..config import redact_url
-from ..errors import AutologError, NotFoundError
+from ..errors import NotFoundError
 from . import schema as s
-from .version import SCHEMA_VERSION, newer_schema_error, unreadable_error
+from .migrations import migrate
+from .version import bad_url_error, unreadable_error
 from .records import ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, new_id, to_record
 
 _open_stores: "weakref.WeakSet[MetadataStore]" = weakref.WeakSet()
@@ -43,23 +43,25 @@ class MetadataStore:
         return self._engine
 
     def _create_engine(self) -> Engine:
-        url = sa.engine.make_url(self.url)
-        is_sqlite = url.get_backend_name() == "sqlite"
+        try:
+            url = sa.engine.make_url(self.url)
+            is_sqlite = url.get_backend_name() == "sqlite"
+            engine = sa.create_engine(url, pool_pre_ping=not is_sqlite, connect_args=_connect_args(url))
+        except (ImportError, ValueError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            # ValueError: make_url's own for a malformed port ("postgresql://:::")
+            raise bad_url_error(self.url, exc) from None
         if is_sqlite and url.database and url.database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
-        try:
-            engine = sa.create_engine(url, pool_pre_ping=not is_sqlite, connect_args=_connect_args(url))
-        except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-            raise AutologError(
-                f"Cannot open metadata database {redact_url(self.url)}: {exc}. "
-                "Check AUTOLOG_DB_URL / [db] url, and install the driver (pip install 'autolog[postgres]')."
-            ) from None
         if is_sqlite:
             self._configure_sqlite(engine)
         try:
             self._migrate(engine)
         except sa.exc.DatabaseError as exc:
+            engine.dispose()
             raise unreadable_error(self.url, exc.orig) from None
+        except BaseException:
+            engine.dispose()
+            raise
         return engine
 
     def _configure_sqlite(self, engine: Engine) -> None:
@@ -80,21 +82,16 @@ class MetadataStore:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(immediate, "on", False) else "BEGIN")
 
     def _migrate(self, engine: Engine) -> None:
-        with engine.connect() as conn:
-            has_schema = sa.inspect(conn).has_table(s.schema_info.name)
-            version = conn.execute(sa.select(s.schema_info.c.version)).scalar() if has_schema else None
-        if version is not None and version > SCHEMA_VERSION:
-            raise newer_schema_error(self.url, version)
-        if version == SCHEMA_VERSION:
-            return
-        self._immediate.on = True
-        try:
-            with engine.begin() as conn:
-                s.metadata.create_all(conn)
-                if conn.execute(sa.select(s.schema_info.c.version)).scalar() is None:
-                    conn.execute(s.schema_info.insert().values(id=1, version=SCHEMA_VERSION))
-        finally:
-            self._immediate.on = False
+        @contextlib.contextmanager
+        def write() -> Iterator[Connection]:
+            self._immediate.on = True
+            try:
+                with engine.begin() as conn:
+                    yield conn
+            finally:
+                self._immediate.on = False
+
+        migrate(self.url, engine.connect, write)
 
     def reset_after_fork(self) -> None:
         """Forked children must not share the parent's connections (SQLAlchemy's documented recipe)."""
@@ -128,8 +125,10 @@ class MetadataStore:
     def _resolve(self, table: sa.Table, id_or_prefix: str, what: str) -> str:
         """Full id from an id or a unique prefix of one (as the CLI accepts)."""
         if len(id_or_prefix) == 32:
-            return id_or_prefix
-        query = sa.select(table.c.id).where(table.c.id.startswith(id_or_prefix, autoescape=True)).limit(2)
+            return id_or_prefix.lower()
+        # ids are lowercase hex; LIKE ignores case on SQLite but not on PostgreSQL: answer alike on both
+        prefix = id_or_prefix.lower()
+        query = sa.select(table.c.id).where(table.c.id.startswith(prefix, autoescape=True)).limit(2)
         with self.read() as conn:
             ids = conn.execute(query).scalars().all()
         if len(ids) != 1:
@@ -202,12 +201,30 @@ class MetadataStore:
         return record
 
     def find_model(self, task_id: str, origin: str, *, source_path: str | None = None, name: str | None = None):
-        query = sa.select(s.models).where(s.models.c.task_id == task_id, s.models.c.origin == origin)
-        if source_path is not None:
-            query = query.where(s.models.c.source_path == source_path)
-        if name is not None:
-            query = query.where(s.models.c.name == name)
-        return self._one(ModelRecord, query.order_by(s.models.c.created.desc()))
+        return self._one(ModelRecord, _model_query(task_id, origin, source_path, name))
+
+    def find_or_create_model(
+        self, task_id: str, origin: str, key: dict[str, str], **values: Any
+    ) -> tuple[ModelRecord, bool]:
+        """The task's model matching key ({"source_path": p} or {"name": n}), created with key and values if
+        there is none; returns (record, created).
+
+        Processes attached to one task may save the same model at once: the task's row is locked
+        while looking, so they get one model, not one each.
+        """
+        with self.write() as conn:
+            # FOR NO KEY UPDATE: excludes the others looking, not inserts that merely reference the task.
+            conn.execute(sa.select(s.tasks.c.id).where(s.tasks.c.id == task_id).with_for_update(key_share=True))
+            query = _model_query(task_id, origin, key.get("source_path"), key.get("name"))
+            row = conn.execute(query).mappings().first()
+            if row is None:
+                now = time.time()
+                values = {"id": new_id(), "created": now, "updated": now, "tags": [], "comment": "", "meta": {},
+                          **values, **key, "task_id": task_id, "origin": origin}
+                conn.execute(s.models.insert().values(**values))
+        if row is not None:
+            return to_record(ModelRecord, row), False
+        return self.get_model(values["id"]), True
 
     def models_of_task(self, task_id: str) -> list[ModelRecord]:
         """The task's output models, least recently saved first (so [-1] is the newest)."""
@@ -242,6 +259,9 @@ class MetadataStore:
         values.setdefault("files", [])
         values.setdefault("entry", "")
         with self.write() as conn:
+            # Writers of one model (processes attached to one task) take turns from here to the commit,
+            # or two would read the same max(seq) under READ COMMITTED. (SQLite: BEGIN IMMEDIATE did.)
+            conn.execute(sa.select(s.models.c.id).where(s.models.c.id == model_id).with_for_update(key_share=True))
             last = conn.execute(sa.select(sa.func.max(s.snapshots.c.seq)).where(s.snapshots.c.model_id == model_id))
             seq = (last.scalar() or 0) + 1
             conn.execute(s.snapshots.insert().values(model_id=model_id, seq=seq, **values))
@@ -293,12 +313,14 @@ class MetadataStore:
 
     def stored_copy(self, sha256: str, uri_prefix: str) -> SnapshotRecord | None:
         """A stored snapshot of this content under uri_prefix, for deduplication."""
+        prefix = uri_prefix.rstrip("/") + "/"
         query = (
             sa.select(s.snapshots)
             .where(
                 s.snapshots.c.sha256 == sha256,
                 s.snapshots.c.status == "stored",
-                s.snapshots.c.uri.startswith(uri_prefix.rstrip("/") + "/", autoescape=True),
+                # Not LIKE: SQLite's ignores case, and /runs/a must not find a copy under /Runs/a.
+                sa.func.substr(s.snapshots.c.uri, 1, len(prefix)) == prefix,
             )
             .order_by(s.snapshots.c.created)
             .limit(1)
@@ -329,9 +351,12 @@ class MetadataStore:
         values.setdefault("created", time.time())
         values.setdefault("meta", {})
         with self.write() as conn:
-            where = (s.artifacts.c.task_id == task_id) & (s.artifacts.c.name == name)
-            conn.execute(s.artifacts.delete().where(where))
-            conn.execute(s.artifacts.insert().values(task_id=task_id, name=name, **values))
+            # An upsert, not delete + insert: two concurrent uploads of one name would both find
+            # nothing to delete under READ COMMITTED, and the second insert would fail.
+            insert = _dialect_insert(conn, s.artifacts).values(task_id=task_id, name=name, **values)
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=["task_id", "name"], set_={k: insert.excluded[k] for k in values},
+            ))
         return self._one(ArtifactRecord, sa.select(s.artifacts).where(s.artifacts.c.id == values["id"]))
 
     def artifacts_of(self, task_id: str) -> list[ArtifactRecord]:
@@ -341,17 +366,12 @@ class MetadataStore:
     # -- lineage --------------------------------------------------------------------------
     def link_load(self, task_id: str, snapshot: SnapshotRecord, **values: Any) -> bool:
         """Record that task loaded this snapshot; False when it was already recorded."""
-        where = (s.model_loads.c.task_id == task_id) & (s.model_loads.c.snapshot_id == snapshot.id)
-        with self.write() as conn:
-            if conn.execute(sa.select(s.model_loads.c.id).where(where)).first() is not None:
-                return False
-            conn.execute(
-                s.model_loads.insert().values(
-                    id=new_id(), task_id=task_id, model_id=snapshot.model_id, snapshot_id=snapshot.id,
-                    created=time.time(), **values,
-                )
-            )
-        return True
+        insert = lambda conn: _dialect_insert(conn, s.model_loads).values(  # noqa: E731
+            id=new_id(), task_id=task_id, model_id=snapshot.model_id, snapshot_id=snapshot.id,
+            created=time.time(), **values,
+        ).on_conflict_do_nothing(index_elements=["task_id", "model_id", "snapshot_id"])
+        with self.write() as conn:  # two processes of one task may load the same file at once
+            return conn.execute(insert(conn)).rowcount == 1
 
     def loads_by_task(self, task_id: str) -> list[LoadRecord]:
         query = sa.select(s.model_loads).where(s.model_loads.c.task_id == task_id).order_by(s.model_loads.c.created)
@@ -372,21 +392,41 @@ class MetadataStore:
             return conn.execute(query).scalar()
 
     def remember_sha256(self, host: str, st: os.stat_result, sha256: str) -> None:
-        key = (s.file_hashes.c.host == host) & (s.file_hashes.c.device == st.st_dev) & (s.file_hashes.c.inode == st.st_ino)
-        with self.write() as conn:
-            conn.execute(s.file_hashes.delete().where(key))
-            conn.execute(
-                s.file_hashes.insert().values(
-                    host=host, device=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                    ctime_ns=st.st_ctime_ns, sha256=sha256,
-                )
-            )
+        known = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "sha256": sha256}
+        with self.write() as conn:  # an upsert: processes sharing a file (or a reused inode) may race
+            insert = _dialect_insert(conn, s.file_hashes).values(host=host, device=st.st_dev, inode=st.st_ino, **known)
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=["host", "device", "inode"], set_={k: insert.excluded[k] for k in known},
+            ))
+
+
+def _model_query(task_id: str, origin: str, source_path: str | None, name: str | None) -> sa.Select:
+    query = sa.select(s.models).where(s.models.c.task_id == task_id, s.models.c.origin == origin)
+    if source_path is not None:
+        query = query.where(s.models.c.source_path == source_path)
+    if name is not None:
+        query = query.where(s.models.c.name == name)
+    return query.order_by(s.models.c.created.desc())
+
+
+def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """INSERT with ON CONFLICT (upserts) for the two databases autolog runs on."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
 
 
 def _connect_args(url: sa.engine.URL) -> dict[str, Any]:
     if url.get_backend_name() == "sqlite":
         # Worker threads share the engine; the pool hands each thread its own connection.
         return {"check_same_thread": False, "timeout": 60}
+    if url.get_backend_name() == "postgresql" and url.get_driver_name().startswith("psycopg"):
+        # libpq waits for an unreachable server as long as the OS does (minutes): bound connecting and
+        # unacknowledged sends, so a black-holed database cannot hang a save. URL parameters win.
+        defaults = {"connect_timeout": 10, "tcp_user_timeout": 30_000}
+        return {k: v for k, v in defaults.items() if k not in url.query}
     return {}
 
 

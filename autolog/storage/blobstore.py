@@ -10,7 +10,7 @@ import shutil
 import uuid
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..config import redact_url
+from ..config import redact_url, scrub
 from ..errors import StorageError
 
 
@@ -36,7 +36,9 @@ def filesystem(uri: str) -> "tuple[fsspec.AbstractFileSystem, str]":
     import fsspec  # only remote stores need it; local folders are plain os calls
 
     try:
-        return fsspec.core.url_to_fs(uri)
+        # No listing cache: other processes add and delete objects, and a listing this process cached
+        # (fs.find, fs.rm) would make exists()/open() answer from the past.
+        return fsspec.core.url_to_fs(uri, use_listings_cache=False)
     except ImportError as exc:
         raise StorageError(
             f"Storage {redact_url(uri)} needs a package that is not installed ({exc}). "
@@ -44,7 +46,7 @@ def filesystem(uri: str) -> "tuple[fsspec.AbstractFileSystem, str]":
         ) from None
     except ValueError as exc:
         raise StorageError(
-            f"Storage {redact_url(uri)} is not a location autolog can use: {exc}. "
+            f"Storage {redact_url(uri)} is not a location autolog can use: {scrub(str(exc))}. "
             "Use a local path, file://, or an fsspec URL such as s3://bucket/prefix."
         ) from None
 
@@ -52,6 +54,7 @@ def filesystem(uri: str) -> "tuple[fsspec.AbstractFileSystem, str]":
 class BlobStore:
     def __init__(self, uri: str):
         self.root = normalize_uri(uri)
+        redact_url(self.root)  # remembers credentials in the URL, so that scrub() hides them in errors
         self.local = is_local(self.root)
         if not self.local:
             filesystem(self.root)  # an unknown scheme or a missing extra fails here, with the fix
@@ -73,14 +76,14 @@ class BlobStore:
                 os.remove(probe)
             else:
                 fs, path = filesystem(probe)
-                fs.makedirs(fs._parent(path), exist_ok=True)  # folders for sftp/local://; no-op on buckets
+                _make_parent(fs, path)
                 fs.pipe_file(path, b"ok")
                 fs.rm_file(path)
         except StorageError:
             raise
         except Exception as exc:
             raise StorageError(
-                f"output_uri '{redact_url(self.root)}' is not writable: {type(exc).__name__}: {exc}. "
+                f"output_uri '{redact_url(self.root)}' is not writable: {type(exc).__name__}: {scrub(str(exc))}. "
                 "Set output_uri to a writable location, or output_uri=False to record paths only."
             ) from None
 
@@ -97,7 +100,7 @@ class BlobStore:
                 _remove_quietly(tmp)
         else:
             fs, path = filesystem(target)
-            fs.makedirs(fs._parent(path), exist_ok=True)
+            _make_parent(fs, path)
             fs.put_file(local_path, path)
         return target
 
@@ -115,8 +118,10 @@ class BlobStore:
                 parent = os.path.dirname(parent)
         else:
             fs, path = filesystem(uri)
-            if fs.exists(path):
+            try:
                 fs.rm(path, recursive=True)
+            except FileNotFoundError:
+                pass  # already gone: two uploaders' retention passes may pick the same snapshot
 
     def exists(self, uri: str) -> bool:
         if self.local:
@@ -158,6 +163,17 @@ def list_files(uri: str) -> list[str]:
         )
     fs, path = filesystem(uri)
     return sorted(p[len(path.rstrip("/")) + 1:] for p in fs.find(path))
+
+
+# Object stores have no folders; there makedirs would create a missing (deleted, mistyped) bucket.
+_BUCKET_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
+
+
+def _make_parent(fs: "fsspec.AbstractFileSystem", path: str) -> None:
+    """Create the parent folder where the filesystem has real folders (sftp, local://)."""
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    if not _BUCKET_PROTOCOLS.intersection(protocols):
+        fs.makedirs(fs._parent(path), exist_ok=True)
 
 
 def _remove_quietly(path: str) -> None:

@@ -1,26 +1,33 @@
 """Finishing what a crashed or killed run left pending (`autolog sync`).
 
 Every captured snapshot is a `pending` row before any byte is copied, with the source files'
-size and mtime and, once staged, the staged copy's path. For each pending snapshot whose process
-is gone: a staged copy whose hash still matches is published; else a source file that is unchanged
-is stored from the source; else the snapshot is marked `failed` with the reason. Runs whose process
-died without closing are marked `failed` too.
+size and mtime and (remote stores) the staged copy's path. For each pending snapshot whose process
+is gone: a staged copy whose hash still matches (or, not hashed yet, a copy marked complete) is
+published; else an object already uploaded to its final key that hashes to the journaled sha256 is
+recorded; else a source file that is unchanged is stored from the source; else the snapshot is marked
+`failed` with the reason, and anything at its final key is removed. Runs whose process died without
+closing are marked `failed` too.
 """
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
 
-from ..config import redact_url
+from ..config import redact_url, scrub
 from ..context import Context
 from ..db import SnapshotRecord, TaskRecord
 from . import objects
 from .blobstore import BlobStore
-from .hashing import host_name
+from .hashing import host_name, sha256_file
 from .layout import snapshot_key, task_prefix
-from .pipeline import stored_copy_finder
+from .pipeline import copied_marker, stored_copy_finder
+
+logger = logging.getLogger("autolog")
 
 
 @dataclass
@@ -72,9 +79,12 @@ def sync(ctx: Context, force: bool = False) -> SyncReport:
         try:
             report.stored.append(_finish(ctx, snap, task))
         except Exception as exc:  # noqa: BLE001 - each snapshot gets its own verdict
-            reason = f"not recoverable after the run ended: {exc}"
+            reason = f"not recoverable after the run ended: {scrub(str(exc))}"
+            _discard_unverified_object(ctx, snap, task)
             ctx.store.update_snapshot(snap.id, status="failed", reason=reason)
             report.failed.append((snap, reason))
+    for task in ctx.store.find_tasks(status="running"):  # also runs killed with nothing pending
+        tasks.setdefault(task.id, task)
     for task in tasks.values():
         if task.status == "running" and not process_alive(task):
             ctx.store.update_task(task.id, status="failed", status_message="the process ended without closing "
@@ -93,6 +103,13 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
         for stale in glob.glob(glob.escape(store.url(key)) + ".incomplete-*"):
             shutil.rmtree(stale, ignore_errors=True)
     staging, content = _staged_copy(snap)
+    if staging is None:
+        uri = _published_copy(ctx, store, key, snap)
+        if uri is not None:  # uploaded, but the process died before recording it
+            ctx.store.update_snapshot(snap.id, status="stored", uri=redact_url(uri), stage_uri=None,
+                                      reason="finished by autolog sync (its upload had completed)",
+                                      stored_at=time.time())
+            return ctx.store.get_snapshot(snap.id)
     if staging is not None:
         sources = _sources_like_staged(snap, staging)
     else:
@@ -104,21 +121,78 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
     ctx.store.update_snapshot(
         snap.id, status="stored", uri=redact_url(published.uri), entry=published.entry, sha256=content.sha256,
         size=content.size, files=content.manifest, stage_uri=None, reason="finished by autolog sync",
+        stored_at=time.time(),
     )
+    if snap.stage_uri:
+        _remove_quietly(copied_marker(snap.stage_uri))
     return ctx.store.get_snapshot(snap.id)
 
 
+def _final_uri(store: BlobStore, key: str, snap: SnapshotRecord) -> str | None:
+    """Where the pipeline publishes this snapshot (objects.snapshot_uri), from what its row records."""
+    if not snap.source_path:
+        return None
+    name = "" if snap.files and snap.entry else os.path.basename(snap.source_path.rstrip(os.sep))
+    return store.url(key) + (f"/{name}" if name else "")
+
+
+def _published_copy(ctx: Context, store: BlobStore, key: str, snap: SnapshotRecord) -> str | None:
+    """The object at the snapshot's final key, if it is there and hashes to the sha256 journaled at staging."""
+    uri = _final_uri(store, key, snap)
+    if not snap.sha256 or uri is None:
+        return None
+    cache_dir = str(ctx.settings.cache_dir)
+    os.makedirs(cache_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="sync-check-") as scratch:
+        try:
+            objects.fetch(uri, snap.entry, snap.sha256, snap.files or [], scratch)
+        except (OSError, ValueError):  # missing, or not these bytes (IntegrityError)
+            return None
+    return uri
+
+
+def _discard_unverified_object(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> None:
+    """A failed snapshot owns nothing in the store: an object at its own final key (an upload that no
+    verified row records) is removed, so every stored object belongs to a stored snapshot."""
+    try:
+        if task.output_uri is None:
+            return
+        store = BlobStore(task.output_uri)
+        model = ctx.store.get_model(snap.model_id)
+        folder = store.url(snapshot_key(task_prefix(task.project, task.name, task.id), model.name, model.id,
+                                        snap.seq))
+        if store.exists(folder):
+            store.delete(folder)
+    except Exception as exc:  # noqa: BLE001 - the verdict (failed) stands either way
+        logger.debug("autolog: could not remove the unverified object of snapshot %s: %s", snap.id, exc)
+
+
 def _staged_copy(snap: SnapshotRecord) -> tuple[str | None, objects.Content | None]:
-    """The staged copy, if it is complete and matches the hash recorded when it was staged."""
-    if not snap.stage_uri or not snap.sha256 or not os.path.isdir(snap.stage_uri):
+    """The staged copy, if it is complete and matches the hash recorded when it was staged (or, staged
+    but not yet hashed when the process died, if it is a complete, checked copy of one file)."""
+    if not snap.stage_uri or not os.path.isdir(snap.stage_uri):
         return None, None
     base = snap.stage_uri
     try:
+        if not snap.sha256:
+            return base, _checked_single_copy(snap)
         objects.verify(_staged_root(snap), snap.sha256, snap.files or [], base)
     except (OSError, ValueError):
         shutil.rmtree(base, ignore_errors=True)
+        _remove_quietly(copied_marker(base))
         return None, None
     return base, objects.Content(sha256=snap.sha256, size=snap.size or 0, manifest=snap.files or [])
+
+
+def _checked_single_copy(snap: SnapshotRecord) -> objects.Content:
+    """Hash a staged single file whose copy finished and passed the change check (its marker exists)."""
+    files = (snap.source_stat or {}).get("files", [])
+    if len(files) != 1 or snap.entry or not os.path.exists(copied_marker(snap.stage_uri)):
+        raise ValueError("the staged copy is not known to be complete")
+    root = _staged_root(snap)
+    if not os.path.isfile(root) or os.path.getsize(root) != files[0][1]:
+        raise ValueError("the staged copy is not the size of the saved file")
+    return objects.Content(sha256=sha256_file(root), size=files[0][1])
 
 
 def _staged_root(snap: SnapshotRecord) -> str:
@@ -148,3 +222,10 @@ def _unchanged_sources(snap: SnapshotRecord) -> objects.Sources:
     if current != recorded:
         raise RuntimeError(f"{snap.source_path} changed or was deleted after the save, and no staged copy is left")
     return sources
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

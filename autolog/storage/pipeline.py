@@ -18,17 +18,19 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
-from ..config import redact_url
+from ..config import redact_url, scrub
 from ..context import Context
 from ..db import ModelRecord
 from ..safety import report_failure, strict
 from . import identity, objects
 from .blobstore import BlobStore
+from .database_guard import BoundedCalls, database_unreachable, retry_while_unreachable
 from .objects import OpenedSources, Sources
 
 logger = logging.getLogger("autolog")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class PipelineOptions:
     upload_workers: int = 4
     upload_retries: int = 5
     retry_backoff: float = 1.0  # seconds, doubled per attempt, capped at 30
+    db_retry_seconds: float = 60.0  # uploaders retry recording a stored snapshot while the database is down
+    journal_timeout: float = 10.0  # a save waits at most this long for the database to take its pending row
 
 
 @dataclass(eq=False)
@@ -54,6 +58,7 @@ class SnapshotJob:
     on_stored: Callable[["SnapshotJob"], None] | None = None
     state: str = "queued"  # queued, staged, uploading, done, failed, skipped
     staging: str | None = None
+    stats: list = field(default_factory=list)  # the source files' stat when they were opened
     content: objects.Content | None = None
     uri: str | None = None
     error: BaseException | None = None
@@ -115,6 +120,9 @@ class SnapshotPipeline:
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
         self._by_snapshot: dict[str, SnapshotJob] = {}
+        self._unrecorded: list[str] = []  # saves whose pending row could not be written (database down)
+        self._guard = BoundedCalls(probe=self._probe_database)
+        self._uploading: set[str] = set()  # sha256 of the snapshots being uploaded now
         _pipelines.add(self)
 
     # -- training thread ------------------------------------------------------------------
@@ -129,21 +137,38 @@ class SnapshotPipeline:
         key_for: Callable[[int], str], fence_key: str | None, on_stored: Callable[[SnapshotJob], None] | None = None,
     ) -> SnapshotJob:
         opened = objects.open_sources(sources)
+        # A remote snapshot's staging folder (in the cache) is known before its row exists: the row
+        # journals it from the start, so a crash right after the copy still leaves it to sync.
+        staging = objects.staging_dir(store, "", self.ctx.cache_dir) if store is not None and not store.local else None
         try:
             self._wait_for_room(model.id, opened.size)
-            snap = self.ctx.store.add_snapshot(
+            snap = self.bounded(lambda: self.ctx.store.add_snapshot(
                 model.id, status="pending", iteration=iteration, entry=sources.entry,
-                source_path=source_path(sources),
+                source_path=source_path(sources), stage_uri=staging,
                 source_stat={"files": [[src, st.st_size, st.st_mtime_ns] for (src, _), (_, st) in
                                        zip(sources.files, opened.handles)]},
-            )
-        except BaseException:
+            ), on_late=lambda snap: self._safe_update_id(snap.id, status="failed", reason=(
+                "the database took longer than journal_timeout to record this save; the save went on "
+                "without a copy")))
+        except BaseException as exc:
             opened.close()
+            if isinstance(exc, Exception):
+                self.not_recorded(source_path(sources))
             raise
         job = SnapshotJob(snap.id, model, snap.seq, opened, store, key_for(snap.seq), fence_key, opened.size, on_stored)
+        job.staging = staging
         self._by_snapshot[snap.id] = job
         self._enqueue(job)
         return job
+
+    def bounded(self, call: Callable[[], T], on_late: Callable[[T], None] | None = None) -> T:
+        """A database call of the training thread's, waiting at most journal_timeout (database_guard)."""
+        return self._guard.call(call, self.options.journal_timeout, on_late)
+
+    def not_recorded(self, path: str) -> None:
+        """A save the database could not take: named in one warning at flush."""
+        with self._cond:
+            self._unrecorded.append(path)
 
     def submit_call(self, fn: Callable[[], None], opened: OpenedSources | None, fence_key: str | None,
                     label: str) -> CallJob:
@@ -190,6 +215,7 @@ class SnapshotPipeline:
     def _finish_skipped(self, job: SnapshotJob) -> None:
         if job.staging:
             shutil.rmtree(job.staging, ignore_errors=True)
+            _remove_quietly(copied_marker(job.staging))
         self._safe_update(job, status="skipped", reason="superseded by a newer save before upload "
                           "(backlog_policy = coalesce)")
         self._complete(job)
@@ -241,21 +267,27 @@ class SnapshotPipeline:
             self._safe_update(job, status="local", uri=source_path(opened.sources), sha256=content.sha256,
                               size=content.size, files=content.manifest)
             return self._complete(job)
-        job.staging = objects.staging_dir(job.store, job.key, self.ctx.cache_dir)
+        job.staging = job.staging or objects.staging_dir(job.store, job.key, self.ctx.cache_dir)
+
+        def copied() -> None:
+            if not job.store.local:  # before the source may be overwritten: the copy is complete and checked
+                open(copied_marker(job.staging), "wb").close()
+            self._release_fence(job)
+
         try:
-            job.content = objects.stage(opened, job.staging, on_copied=lambda: self._release_fence(job))
+            job.content = objects.stage(opened, job.staging, on_copied=copied)
         except BaseException:
             shutil.rmtree(job.staging, ignore_errors=True)
+            _remove_quietly(copied_marker(job.staging))
             raise
-        entries = job.content.manifest or [{"sha256": job.content.sha256}]
-        for st, entry in zip(stats, entries):
-            identity.remember(self.ctx, st, entry["sha256"])
+        job.stats = stats
         with self._cond:
             job.state = "staged"
         if job.store.local:
+            self._remember_hashes(job)
             return self._publish(job)
-        self.ctx.store.update_snapshot(job.snapshot_id, sha256=job.content.sha256, size=job.content.size,
-                                       files=job.content.manifest, stage_uri=job.staging)
+        # Remote: the uploaders write to the database; the stager never waits for it (a save of a
+        # queued snapshot's path may be waiting for the stager at the fence).
         with self._cond:
             self._backlog += job.size
             self._upload_queue.append(job)
@@ -268,26 +300,58 @@ class SnapshotPipeline:
                 if job.state != "staged":  # skipped by coalescing meanwhile
                     continue
                 job.state = "uploading"
+                # Same bytes saved twice: the second waits for the first, then dedupe finds it stored.
+                while job.content.sha256 in self._uploading:
+                    self._cond.wait()
+                self._uploading.add(job.content.sha256)
             try:
+                self._journal_staged(job)
                 self._publish(job)
             except BaseException as exc:  # noqa: BLE001
                 self._fail(job, exc, keep_pending=True)
             finally:
                 with self._cond:
+                    self._uploading.discard(job.content.sha256)
                     self._backlog -= job.size
                     self._cond.notify_all()
 
+    def _remember_hashes(self, job: SnapshotJob) -> None:
+        entries = job.content.manifest or [{"sha256": job.content.sha256}]
+        try:
+            for st, entry in zip(job.stats, entries):
+                identity.remember(self.ctx, st, entry["sha256"])
+        except Exception as exc:  # noqa: BLE001 - a cache: the snapshot goes on without it
+            if not database_unreachable(exc):
+                raise
+
+    def _journal_staged(self, job: SnapshotJob) -> None:
+        """What sync needs to publish the staged copy after a crash (its copied marker covers the time
+        before this); the upload goes on when the database is unreachable."""
+        self._remember_hashes(job)
+        try:
+            self.ctx.store.update_snapshot(job.snapshot_id, sha256=job.content.sha256, size=job.content.size,
+                                           files=job.content.manifest, stage_uri=job.staging)
+        except Exception as exc:  # noqa: BLE001
+            if not database_unreachable(exc):
+                raise
+            logger.debug("autolog: staged copy of %s not journaled (%s)", job.label, exc)
+
     def _publish(self, job: SnapshotJob) -> None:
+        # Uploaders may wait for the database to come back; the stager (local stores) may not.
+        record = self._until_database_answers if not job.store.local else (lambda fn: fn())
+        finder = stored_copy_finder(self.ctx, job.store, job.snapshot_id)
         published = objects.publish_staged(
             job.staging, job.opened.sources, job.content, job.store, job.key, self.ctx.cache_dir,
-            find_copy=stored_copy_finder(self.ctx, job.store, job.snapshot_id), put_file=self._put_with_retries(job),
+            find_copy=lambda sha256: record(lambda: finder(sha256)), put_file=self._put_with_retries(job),
         )
         job.uri = published.uri
-        self.ctx.store.update_snapshot(
+        record(lambda: self.ctx.store.update_snapshot(
             job.snapshot_id, status="stored", uri=redact_url(published.uri), entry=published.entry,
             sha256=published.content.sha256, size=published.content.size, files=published.content.manifest,
-            stage_uri=None, reason=None,
-        )
+            stage_uri=None, reason=None, stored_at=time.time(),
+        ))
+        if not job.store.local:
+            _remove_quietly(copied_marker(job.staging))
         if job.on_stored is not None:
             job.on_stored(job)
         self._complete(job)
@@ -323,27 +387,47 @@ class SnapshotPipeline:
 
     def _fail(self, job: SnapshotJob | CallJob, exc: BaseException, keep_pending: bool = False) -> None:
         job.error = exc
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {scrub(str(exc))}"
+        kept = keep_pending and isinstance(job, SnapshotJob) and job.staging and os.path.exists(job.staging)
         if isinstance(job, CallJob):
             pass
-        elif keep_pending and job.staging and os.path.exists(job.staging):
+        elif kept:
             reason = f"upload failed ({reason}); staged copy kept at {job.staging}: run `autolog sync`"
-            self._safe_update(job, reason=reason)
+            self._safe_update(job, patient=True, reason=reason)
         else:
-            self._safe_update(job, status="failed", reason=reason)
+            self._safe_update(job, patient=keep_pending, status="failed", reason=reason)
+            if job.staging:
+                _remove_quietly(copied_marker(job.staging))
         with self._cond:
             job.state = "failed"
             if strict():
                 self._errors.append(exc)
         if isinstance(job, CallJob):
             report_failure(job.label, exc, kind="lineage of a loaded file")
+        elif kept:
+            report_failure(f"model snapshot {job.label} (its staged copy is kept: run `autolog sync` once the "
+                           "storage works again)", exc, kind="model snapshot")
         else:
             report_failure(f"model snapshot {job.label}", exc, kind="model snapshot")
         self._complete(job)
 
-    def _safe_update(self, job: SnapshotJob, **values: object) -> None:
+    def _until_database_answers(self, write: Callable[[], T]) -> T:
+        return retry_while_unreachable(write, self.options.db_retry_seconds)
+
+    def _probe_database(self) -> None:
+        with self.ctx.store.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def _safe_update_id(self, snapshot_id: str, **values: object) -> None:
         try:
-            self.ctx.store.update_snapshot(job.snapshot_id, **values)
+            self.ctx.store.update_snapshot(snapshot_id, **values)
+        except Exception as exc:  # noqa: BLE001 - the row stays pending; sync resolves it
+            report_failure("a late snapshot's status", exc, kind="model snapshot status")
+
+    def _safe_update(self, job: SnapshotJob, patient: bool = False, **values: object) -> None:
+        try:
+            write = lambda: self.ctx.store.update_snapshot(job.snapshot_id, **values)  # noqa: E731
+            self._until_database_answers(write) if patient else write()
         except Exception as exc:  # noqa: BLE001 - the journal row stays pending; sync resolves it
             report_failure(f"model snapshot {job.label} status", exc, kind="model snapshot status")
 
@@ -372,11 +456,36 @@ class SnapshotPipeline:
                     break
                 with self._cond:
                     self._cond.wait(timeout=0.2 if left is None else min(0.2, left))
+        self._warn_unrecorded()
         if self._errors:
             error = self._errors.pop(0)
             self._errors.clear()
             raise error
         return self.pending()
+
+    def _warn_unrecorded(self) -> None:
+        with self._cond:
+            paths, self._unrecorded = self._unrecorded, []
+        if paths:
+            shown = ", ".join(paths[:10]) + (" ..." if len(paths) > 10 else "")
+            logger.warning(
+                "autolog: %d save(s) were not recorded (their snapshot could not be journaled in the database, "
+                "see the warning above): %s. Their files were not copied; save them again (or upload them with "
+                "task.update_output_model) once the database is reachable.", len(paths), shown,
+            )
+
+
+def copied_marker(staging: str) -> str:
+    """An empty file beside a remote snapshot's staging folder: its copy is complete and was checked
+    against the source, so `autolog sync` may publish it even if the hash was never journaled."""
+    return staging.rstrip(os.sep) + ".copied"
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def stored_copy_finder(
