@@ -25,7 +25,8 @@ from .run_info import collect_run_info, installed_packages
 from .safety import shielded
 from .storage import BlobStore, collect_sources, journal, retention
 from .storage.layout import task_prefix
-from .storage.pipeline import PipelineOptions, SnapshotPipeline, SnapshotJob, wait_for_loads
+from .storage.jobs import PipelineOptions, SnapshotJob
+from .storage.pipeline import SnapshotPipeline, wait_for_loads
 
 logger = logging.getLogger("autolog")
 

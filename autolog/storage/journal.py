@@ -25,7 +25,8 @@ from . import objects
 from .blobstore import BlobStore
 from .hashing import host_name, sha256_file
 from .layout import snapshot_key, task_prefix
-from .pipeline import copied_marker, stored_copy_finder
+from .objects import copied_marker
+from .pipeline import stored_copy_finder
 
 logger = logging.getLogger("autolog")
 

@@ -344,3 +344,21 @@ def verify(local: str, sha256: str | None, manifest: list, what: str) -> None:
             f"Content of {what} does not match its recorded sha256 ({got[:12]} != {sha256[:12]}): "
             "the stored copy was altered or corrupted. Do not use it; re-upload from the source."
         )
+
+
+def copied_marker(staging: str) -> str:
+    """An empty file beside a remote snapshot's staging folder: its copy is complete and was checked
+    against the source, so `autolog sync` may publish it even if the hash was never journaled."""
+    return staging.rstrip(os.sep) + ".copied"
+
+
+def source_path(sources: Sources) -> str:
+    """The path the user saved: the file, the folder, the checkpoint prefix, or the files' common folder."""
+    if sources.single:
+        return sources.files[0][0]
+    if sources.entry:
+        return os.path.join(os.path.dirname(sources.files[0][0]), sources.entry)
+    if sources.name:
+        src, rel = sources.files[0]
+        return src[: len(src) - len(rel)].rstrip(os.sep)
+    return os.path.commonpath([src for src, _ in sources.files])

@@ -17,7 +17,6 @@ import shutil
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 from ..config import redact_url, scrub
@@ -27,62 +26,11 @@ from ..safety import report_failure, strict
 from . import identity, objects
 from .blobstore import BlobStore
 from .database_guard import BoundedCalls, database_unreachable, retry_while_unreachable
-from .objects import OpenedSources, Sources
+from .jobs import CallJob, PipelineOptions, SnapshotJob
+from .objects import OpenedSources, Sources, copied_marker, source_path
 
 logger = logging.getLogger("autolog")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class PipelineOptions:
-    backlog_bytes: int = 8 << 30
-    backlog_policy: str = "block"  # or "coalesce"
-    max_unread: int = 64  # snapshots whose files are held open, waiting to be read
-    upload_workers: int = 4
-    upload_retries: int = 5
-    retry_backoff: float = 1.0  # seconds, doubled per attempt, capped at 30
-    db_retry_seconds: float = 60.0  # uploaders retry recording a stored snapshot while the database is down
-    journal_timeout: float = 10.0  # a save waits at most this long for the database to take its pending row
-
-
-@dataclass(eq=False)
-class SnapshotJob:
-    snapshot_id: str
-    model: ModelRecord
-    seq: int
-    opened: OpenedSources | None
-    store: BlobStore | None
-    key: str
-    fence_key: str | None
-    size: int
-    on_stored: Callable[["SnapshotJob"], None] | None = None
-    state: str = "queued"  # queued, staged, uploading, done, failed, skipped
-    staging: str | None = None
-    stats: list = field(default_factory=list)  # the source files' stat when they were opened
-    content: objects.Content | None = None
-    uri: str | None = None
-    error: BaseException | None = None
-    staged: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def label(self) -> str:
-        return f"{self.model.name} #{self.seq}"
-
-
-@dataclass(eq=False)
-class CallJob:
-    """Other work that reads a user's file off the training thread (hashing a loaded file for lineage)."""
-
-    fn: Callable[[], None]
-    opened: OpenedSources | None
-    fence_key: str | None
-    label: str
-    size: int = 0
-    state: str = "queued"
-    error: BaseException | None = None
-    staged: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 _pipelines: "weakref.WeakSet[SnapshotPipeline]" = weakref.WeakSet()
@@ -475,12 +423,6 @@ class SnapshotPipeline:
             )
 
 
-def copied_marker(staging: str) -> str:
-    """An empty file beside a remote snapshot's staging folder: its copy is complete and was checked
-    against the source, so `autolog sync` may publish it even if the hash was never journaled."""
-    return staging.rstrip(os.sep) + ".copied"
-
-
 def _remove_quietly(path: str) -> None:
     try:
         os.remove(path)
@@ -509,15 +451,3 @@ def stored_copy_finder(
         return None
 
     return find
-
-
-def source_path(sources: Sources) -> str:
-    """The path the user saved: the file, the folder, the checkpoint prefix, or the files' common folder."""
-    if sources.single:
-        return sources.files[0][0]
-    if sources.entry:
-        return os.path.join(os.path.dirname(sources.files[0][0]), sources.entry)
-    if sources.name:
-        src, rel = sources.files[0]
-        return src[: len(src) - len(rel)].rstrip(os.sep)
-    return os.path.commonpath([src for src, _ in sources.files])
