@@ -97,7 +97,7 @@ class BlobStore:
                 shutil.copyfile(local_path, tmp)
                 os.replace(tmp, target)
             finally:
-                _remove_quietly(tmp)
+                remove_quietly(tmp)
         else:
             fs, path = filesystem(target)
             _make_parent(fs, path)
@@ -151,7 +151,7 @@ def download(uri: str, local_path: str) -> None:
             "pick another snapshot (model.snapshots) or re-upload it."
         ) from None
     finally:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
 
 
 def list_files(uri: str) -> list[str]:
@@ -176,7 +176,8 @@ def _make_parent(fs: "fsspec.AbstractFileSystem", path: str) -> None:
         fs.makedirs(fs._parent(path), exist_ok=True)
 
 
-def _remove_quietly(path: str) -> None:
+def remove_quietly(path: str) -> None:
+    """Delete a local file that may already be gone."""
     try:
         os.remove(path)
     except FileNotFoundError:

@@ -22,7 +22,7 @@ from ..config import redact_url, scrub
 from ..context import Context
 from ..db import SnapshotRecord, TaskRecord
 from . import objects
-from .blobstore import BlobStore
+from .blobstore import BlobStore, remove_quietly
 from .hashing import host_name, sha256_file
 from .layout import snapshot_key, task_prefix
 from .objects import copied_marker
@@ -125,7 +125,7 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
         stored_at=time.time(),
     )
     if snap.stage_uri:
-        _remove_quietly(copied_marker(snap.stage_uri))
+        remove_quietly(copied_marker(snap.stage_uri))
     return ctx.store.get_snapshot(snap.id)
 
 
@@ -180,7 +180,7 @@ def _staged_copy(snap: SnapshotRecord) -> tuple[str | None, objects.Content | No
         objects.verify(_staged_root(snap), snap.sha256, snap.files or [], base)
     except (OSError, ValueError):
         shutil.rmtree(base, ignore_errors=True)
-        _remove_quietly(copied_marker(base))
+        remove_quietly(copied_marker(base))
         return None, None
     return base, objects.Content(sha256=snap.sha256, size=snap.size or 0, manifest=snap.files or [])
 
@@ -223,10 +223,3 @@ def _unchanged_sources(snap: SnapshotRecord) -> objects.Sources:
     if current != recorded:
         raise RuntimeError(f"{snap.source_path} changed or was deleted after the save, and no staged copy is left")
     return sources
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass

@@ -24,7 +24,7 @@ from ..context import Context
 from ..db import ModelRecord
 from ..safety import report_failure, strict
 from . import identity, objects
-from .blobstore import BlobStore
+from .blobstore import BlobStore, remove_quietly
 from .database_guard import BoundedCalls, database_unreachable, retry_while_unreachable
 from .jobs import CallJob, PipelineOptions, SnapshotJob
 from .objects import OpenedSources, Sources, copied_marker, source_path
@@ -163,7 +163,7 @@ class SnapshotPipeline:
     def _finish_skipped(self, job: SnapshotJob) -> None:
         if job.staging:
             shutil.rmtree(job.staging, ignore_errors=True)
-            _remove_quietly(copied_marker(job.staging))
+            remove_quietly(copied_marker(job.staging))
         self._safe_update(job, status="skipped", reason="superseded by a newer save before upload "
                           "(backlog_policy = coalesce)")
         self._complete(job)
@@ -226,7 +226,7 @@ class SnapshotPipeline:
             job.content = objects.stage(opened, job.staging, on_copied=copied)
         except BaseException:
             shutil.rmtree(job.staging, ignore_errors=True)
-            _remove_quietly(copied_marker(job.staging))
+            remove_quietly(copied_marker(job.staging))
             raise
         job.stats = stats
         with self._cond:
@@ -299,7 +299,7 @@ class SnapshotPipeline:
             stage_uri=None, reason=None, stored_at=time.time(),
         ))
         if not job.store.local:
-            _remove_quietly(copied_marker(job.staging))
+            remove_quietly(copied_marker(job.staging))
         if job.on_stored is not None:
             job.on_stored(job)
         self._complete(job)
@@ -345,7 +345,7 @@ class SnapshotPipeline:
         else:
             self._safe_update(job, patient=keep_pending, status="failed", reason=reason)
             if job.staging:
-                _remove_quietly(copied_marker(job.staging))
+                remove_quietly(copied_marker(job.staging))
         with self._cond:
             job.state = "failed"
             if strict():
@@ -422,12 +422,6 @@ class SnapshotPipeline:
                 "task.update_output_model) once the database is reachable.", len(paths), shown,
             )
 
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def stored_copy_finder(
