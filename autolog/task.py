@@ -18,7 +18,7 @@ from .capture import CaptureRecorder
 from .config import redact_url
 from .context import Context, default_context, row_being_created
 from .db import TaskRecord, new_id
-from .db.version import check_sqlite_file
+from .db.version import preflight_check
 from .errors import TaskNotFoundError
 from .model import InputModel, Model, ModelList, delete_path, store_snapshot
 from .run_info import collect_run_info, installed_packages
@@ -107,7 +107,7 @@ class Task:
             task._keep_last = keep_last
         # Opening the database (and importing SQLAlchemy) takes ~0.1 s: the training script goes on
         # meanwhile, and whatever needs the task's row waits for it (Task._ctx).
-        check_sqlite_file(ctx.settings.db_url)
+        preflight_check(ctx.settings.db_url)
         task._ready.clear()
         task._init_thread = threading.Thread(target=task._create_record, name="autolog-init", daemon=True)
         row_being_created(task._ready, task._init_thread)
@@ -461,26 +461,13 @@ def _parent_task(ctx: Context) -> TaskRecord | None:
             record = ctx.store.get_task(task_id)
             break
         except LookupError:
-            if time.monotonic() > deadline or not _process_alive(pid):
+            if time.monotonic() > deadline or not (pid and pid.isdigit() and journal.pid_alive(int(pid))):
                 return None
             time.sleep(0.02)
     return record if record.status == "running" else None
 
 
 _PARENT_ROW_WAIT = 10.0  # seconds; the row normally appears ~0.3 s after the parent's Task.init
-
-
-def _process_alive(pid: str | None) -> bool:
-    try:
-        number = int(pid or "")
-        if number <= 0:  # 0 and negative numbers name process groups
-            return False
-        os.kill(number, 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _flush_on_sigterm() -> None:

@@ -129,28 +129,26 @@ def start_postgres() -> Postgres:
     return server
 
 
-def create_database(server_url: str, name: str) -> str:
-    """CREATE DATABASE name; returns its URL."""
+def _admin_sql(server_url: str, sql: str) -> None:
+    """One statement outside a transaction (CREATE/DROP DATABASE refuse to run inside one)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(sql)
     finally:
         engine.dispose()
+
+
+def create_database(server_url: str, name: str) -> str:
+    """CREATE DATABASE name; returns its URL."""
+    _admin_sql(server_url, f'CREATE DATABASE "{name}"')
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
 def drop_database(server_url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        engine.dispose()
+    _admin_sql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- S3 (moto_server) -------------------------------------------------------------------------

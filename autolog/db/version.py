@@ -73,7 +73,7 @@ def _known_dialect(name: str) -> bool:
     return dialect in names or name.replace("+", ".") in names
 
 
-def check_sqlite_file(url: str) -> None:
+def preflight_check(url: str) -> None:
     """Raise the errors the store would raise for a malformed URL or an existing SQLite file."""
     check_url_form(url)
     if not url.startswith("sqlite:///"):

@@ -47,14 +47,19 @@ def process_alive(task: TaskRecord) -> bool:
     if info.get("host") != host_name():
         return True  # another machine's run: assume alive, it will finish its own work
     pid = info.get("pid")
-    if not isinstance(pid, int):
+    return isinstance(pid, int) and pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
+    if pid <= 0:  # 0 and negative numbers name process groups
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # someone else's process
     return True
 
 

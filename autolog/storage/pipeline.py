@@ -366,18 +366,16 @@ class SnapshotPipeline:
         with self.ctx.store.read() as conn:
             conn.exec_driver_sql("SELECT 1")
 
-    def _safe_update_id(self, snapshot_id: str, **values: object) -> None:
+    def _safe_update_id(self, snapshot_id: str, what: str = "a late snapshot's status", patient: bool = False,
+                        **values: object) -> None:
         try:
-            self.ctx.store.update_snapshot(snapshot_id, **values)
-        except Exception as exc:  # noqa: BLE001 - the row stays pending; sync resolves it
-            report_failure("a late snapshot's status", exc, kind="model snapshot status")
-
-    def _safe_update(self, job: SnapshotJob, patient: bool = False, **values: object) -> None:
-        try:
-            write = lambda: self.ctx.store.update_snapshot(job.snapshot_id, **values)  # noqa: E731
+            write = lambda: self.ctx.store.update_snapshot(snapshot_id, **values)  # noqa: E731
             self._until_database_answers(write) if patient else write()
         except Exception as exc:  # noqa: BLE001 - the journal row stays pending; sync resolves it
-            report_failure(f"model snapshot {job.label} status", exc, kind="model snapshot status")
+            report_failure(what, exc, kind="model snapshot status")
+
+    def _safe_update(self, job: SnapshotJob, patient: bool = False, **values: object) -> None:
+        self._safe_update_id(job.snapshot_id, f"model snapshot {job.label} status", patient, **values)
 
     # -- waiting --------------------------------------------------------------------------
     def pending(self) -> list[SnapshotJob]:
