@@ -17,10 +17,10 @@ from .serializers import deserialize, extract_zip, serialize
 from .storage import Sources, fetch, publish
 from .storage.blobstore import download, is_local
 from .storage.hashing import sha256_file
-from .storage.layout import artifact_key, safe_component
+from .storage.layout import artifact_key, display_path, safe_component
 
 if TYPE_CHECKING:
-    from .task import Task
+    from .runtime import TaskRuntime
 
 # Kinds whose bytes are turned back into Python objects: verified against the recorded sha256 first.
 _DECODED = {"numpy", "pandas", "image", "json", "pickle"}
@@ -82,31 +82,32 @@ class Artifact:
         return local
 
 
-def upload_artifact(task: "Task", name: str, artifact_object: Any, metadata: dict | None, preview: str | None) -> Artifact:
+def upload_artifact(run: "TaskRuntime", name: str, artifact_object: Any, metadata: dict | None, preview: str | None) -> Artifact:
     """Serialize, store under the task's artifact key, and record; a name already used is replaced."""
     if not isinstance(name, str) or not name:
         raise ValueError("Artifact name must be a non-empty string.")
-    ctx = task._ctx
+    ctx = run.ctx
     artifact_object = _check_path_or_url(artifact_object)
     if isinstance(artifact_object, str):  # a URL: recorded as a reference, nothing uploaded
         url = redact_url(artifact_object)
         record = ctx.store.put_artifact(
-            task.id, name, kind="url", uri=url, filename=os.path.basename(urlsplit(url).path.rstrip("/")),
+            run.task_id, name, kind="url", uri=url, filename=os.path.basename(urlsplit(url).path.rstrip("/")),
             sha256=None, size=None, preview=preview or url, meta=metadata or {},
         )
         return Artifact(ctx, record)
-    store = task._artifact_store
+    store = run.artifact_store
     artifact_id = new_id()
     with tempfile.TemporaryDirectory(prefix="autolog-artifact-") as workdir:
         serialized = serialize(artifact_object, workdir, safe_component(name))
         filename = os.path.basename(serialized.path) if serialized.kind == "file" else safe_component(name) + serialized.extension
         if serialized.kind == "folder":
             filename = os.path.basename(os.path.abspath(os.fspath(artifact_object)).rstrip(os.sep)) + ".zip"
+        filename = display_path(filename)  # object keys and rows are UTF-8 text
         sources = Sources(files=((serialized.path, filename),), name=filename, single=True)
-        key = artifact_key(task._task_key, name, artifact_id)
+        key = artifact_key(run.task_key, name, artifact_id)
         published = publish(sources, store, key, ctx.cache_dir, find_copy=lambda sha: None)
     record = ctx.store.put_artifact(
-        task.id, name, id=artifact_id, kind=serialized.kind, uri=redact_url(published.uri), filename=filename,
+        run.task_id, name, id=artifact_id, kind=serialized.kind, uri=redact_url(published.uri), filename=filename,
         sha256=published.content.sha256, size=published.content.size, preview=preview or serialized.preview,
         meta=metadata or {},
     )

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import lineage
 from .binding import path_filter
 from .db import ModelRecord
 from .storage import collect_sources
-from .storage.identity import stat_key
-from .storage.layout import snapshot_key
-from .storage.objects import open_sources
+from .snapshots.identity import opened_content, stat_key
+from .storage.objects import Content, OpenedSources, open_sources
 
 if TYPE_CHECKING:
-    from .task import Task
+    from .runtime import TaskRuntime
 
 
 class CaptureRecorder:
-    def __init__(self, task: "Task", auto_connect_frameworks: bool | dict, ignore_globs: list[str]):
-        self._task = task
+    def __init__(self, run: "TaskRuntime", auto_connect_frameworks: bool | dict, ignore_globs: list[str]):
+        self._run = run
         self.allows = path_filter(auto_connect_frameworks, ignore_globs)
         self._models: dict[str, ModelRecord] = {}
         self._saves: dict[str, int] = {}
@@ -34,30 +33,23 @@ class CaptureRecorder:
         self._lock = threading.Lock()
 
     def before_save(self, path: str) -> None:
-        self._task._pipeline.fence(path)
+        self._run.pipeline.fence(path)
 
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False) -> None:
-        task = self._task
+        run = self._run
         sources = collect_sources(path)
         model_path = model_path or path
         with self._lock:
-            try:
-                model = self._model_for(model_path, framework)
-            except Exception:
-                task._pipeline.not_recorded(path)  # named again in the warning at close
-                raise
+            model = self._models.get(model_path) or self._model_request(model_path, framework)
             self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
-        job = task._pipeline.submit(
-            model, sources, count, task._blobstore,
-            key_for=lambda seq: snapshot_key(task._task_key, model.name, model.id, seq),
-            fence_key=path, on_stored=task._on_snapshot_stored,
-        )
-        if task._attached:
+        job = run.pipeline.submit(model, sources, count, run.blobstore, key_for=run.snapshot_key, fence_key=path,
+                                  on_stored=run.on_snapshot_stored)
+        if run.store_before_return:
             # Child processes often end with os._exit (multiprocessing, DataLoader workers): no exit
             # flush would run, so a child stores each snapshot before its save returns.
-            job.done.wait()
+            run.pipeline.wait_for(job, "done")
         elif wait_copied:
-            job.staged.wait()
+            run.pipeline.wait_for(job, "staged")
 
     def loaded(self, path: str, framework: str) -> None:
         opened = open_sources(collect_sources(path))
@@ -67,24 +59,30 @@ class CaptureRecorder:
                 opened.close()
                 return
             self._loaded.add(seen)
-        task = self._task
+        run = self._run
 
-        def link() -> None:
-            lineage.record_load(task._ctx, task.id, task.project, path, framework, opened)
+        def content_of(opened: OpenedSources) -> Content:
+            return opened_content(run.ctx, opened)
 
-        job = task._pipeline.submit_call(link, opened, fence_key=path, label=f"lineage of {path}")
-        if task._attached:
-            job.done.wait()
+        def link(content: Content) -> None:
+            lineage.record_load(run.ctx, run.task_id, run.record.project, path, framework, opened.sources, content)
 
-    def _model_for(self, path: str, framework: str) -> ModelRecord:
-        model = self._models.get(path)
-        if model is None:
-            task = self._task
-            # The first save of a path writes its model row: bounded like the snapshot row, so a frozen
-            # database cannot hang the training thread here either.
-            model, _ = task._pipeline.bounded(lambda: task._ctx.store.find_or_create_model(
-                task.id, "capture", {"source_path": path}, name=os.path.basename(path.rstrip(os.sep)),
-                project=task.project, framework=framework,
-            ))
-            self._models[path] = model
-        return model
+        job = run.pipeline.submit_load(opened, link, fence_key=path, label=f"lineage of {path}", content_of=content_of)
+        if run.store_before_return:
+            run.pipeline.wait_for(job, "done")
+
+    def _model_request(self, path: str, framework: str) -> Callable[[], ModelRecord]:
+        """The model of a path's first save, found or created by the journal writer (off this thread)."""
+        run = self._run
+
+        def find_or_create() -> ModelRecord:
+            model = self._models.get(path)
+            if model is None:
+                model, _ = run.ctx.store.find_or_create_model(
+                    run.task_id, "capture", {"source_path": path}, name=os.path.basename(path.rstrip(os.sep)),
+                    project=run.record.project, framework=framework,
+                )
+                self._models[path] = model
+            return model
+
+        return find_or_create

@@ -11,8 +11,11 @@
     autolog push --to DB_URL [--storage URI] [--task ID ... | --project P] [--dry-run]
                                                 copy runs (and their objects) into a team store
 
-Ids may be shortened to any unique prefix. Add --json for machine-readable output.
-Known errors print one line; AUTOLOG_DEBUG=1 prints the traceback too.
+Ids may be shortened to any unique prefix. Add --json for machine-readable output: strict JSON,
+in which a NaN or infinite number (a metric, a metadata value) is written as null.
+Known errors print one line; AUTOLOG_DEBUG=1 prints the traceback too. With no store yet (the
+SQLite file of AUTOLOG_HOME or AUTOLOG_DB_URL does not exist) every command says so, creates
+nothing and exits with status 2.
 """
 from __future__ import annotations
 
@@ -20,13 +23,22 @@ import argparse
 import dataclasses
 import datetime
 import json
+import math
 import os
+import re
 import shutil
 import sys
 from typing import Any, Callable, Sequence
+from urllib.parse import unquote
 
 from .config import env_flag
 from .errors import AutologError
+
+NO_STORE_EXIT = 2  # as for a usage error: there is nothing to look at, which is not a failure of ours
+
+
+class NoStore(AutologError):
+    """The configured SQLite store does not exist: nothing was logged there yet."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        # Every command reads the store first; opening a missing SQLite file would create an empty
+        # store (and its folder) wherever a mistyped AUTOLOG_HOME points, and show "(none)".
+        _require_store()
         args.run(args)
+    except NoStore as exc:
+        print(f"autolog: {exc}", file=sys.stderr)
+        return NO_STORE_EXIT
     except (AutologError, LookupError, ValueError, OSError) as exc:
         if env_flag("AUTOLOG_DEBUG"):
             raise
@@ -99,9 +117,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SQLITE_URL = re.compile(r"sqlite(\+\w+)?:///")
+
+
+def _require_store() -> None:
+    """Raise NoStore when the configured database is an SQLite file that does not exist yet."""
+    from .config import load_settings
+
+    settings = load_settings()
+    path = _sqlite_file(settings.db_url)
+    if path is None or os.path.exists(path):
+        return
+    default = settings.db_url == f"sqlite:///{settings.home / 'autolog.db'}"
+    where = f"with AUTOLOG_HOME={settings.home}" if default else "to the configured AUTOLOG_DB_URL / [db] url"
+    raise NoStore(f"No autolog store at {os.path.abspath(path)} yet: nothing has been logged {where}. "
+                  "Run a script with Task.init() first, or set AUTOLOG_HOME / AUTOLOG_DB_URL.")
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file an SQLite URL names; None for other databases and in-memory or URI-style SQLite."""
+    start = _SQLITE_URL.match(url)
+    if not start:
+        return None
+    path, _, query = url[start.end():].partition("?")
+    if not path or path == ":memory:" or "uri=true" in query.lower():
+        return None  # nothing to check: a memory database, or a "file:..." URI SQLite parses itself
+    return unquote(path)
+
+
 def _command(group: Any, name: str, help: str, run: Callable[[argparse.Namespace], None]) -> argparse.ArgumentParser:
     cmd = group.add_parser(name, help=help, description=help)
-    cmd.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    cmd.add_argument("--json", action="store_true",
+                     help="print strict JSON instead of tables (NaN and infinite numbers become null)")
     cmd.set_defaults(run=run)
     return cmd
 
@@ -212,9 +259,9 @@ def artifact_download(args: argparse.Namespace) -> None:
 
 def sync(args: argparse.Namespace) -> None:
     from .context import default_context
-    from .storage import journal
+    from .snapshots import sync as snapshot_sync
 
-    report = journal.sync(default_context(), force=args.force)
+    report = snapshot_sync.sync(default_context(), force=args.force)
     data = {
         "stored": [_as_dict(s) for s in report.stored],
         "failed": [dict(_as_dict(s), reason=reason) for s, reason in report.failed],
@@ -234,7 +281,7 @@ def sync(args: argparse.Namespace) -> None:
 
 def gc(args: argparse.Namespace) -> None:
     from .context import default_context
-    from .storage import retention
+    from .snapshots import retention
 
     ctx = default_context()
     keep_last = args.keep_last or ctx.settings.keep_last
@@ -281,7 +328,21 @@ def _copy_out(local: str, args: argparse.Namespace) -> None:
 
 # -- formatting -------------------------------------------------------------------------
 def _emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None:
-    print(json.dumps(data, indent=2, default=str) if args.json else human())
+    if args.json:  # allow_nan=False: NaN and Infinity are not JSON, and strict parsers (jq, JS) reject them
+        print(json.dumps(_finite(data), indent=2, default=str, allow_nan=False))
+    else:
+        print(human())
+
+
+def _finite(value: Any) -> Any:
+    """value with every NaN or infinite float (a metric, a metadata value) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _as_dict(record: Any, drop: Sequence[str] = ()) -> dict[str, Any]:

@@ -27,10 +27,14 @@ The TOML file::
     backlog_bytes = 8589934592   # staged but not yet uploaded; at the bound saves wait (or coalesce)
     backlog_policy = "block"     # or "coalesce": drop a not-yet-uploaded snapshot a newer save supersedes
     flush_timeout = 600          # seconds close()/exit waits for uploads before saying what is left
-    upload_retries = 5
+    stall_timeout = 30           # seconds of no progress in the background work after which waiting stops
+    upload_retries = 5           # attempts per upload, 1 to 100
 
     [retention]
     keep_last = 5                # per model; older stored snapshots are deleted (default: keep all)
+
+Numbers are range-checked: backlog_bytes, upload_retries and keep_last are whole numbers of at least 1
+(upload_retries at most 100), the timeouts are finite and greater than 0.
 
 Also read from the environment by the SDK itself: ``AUTOLOG_TASK_ID`` and ``AUTOLOG_TASK_PID``, set
 by Task.init so that child processes (multiprocessing, torchrun workers) attach to the parent task.
@@ -43,12 +47,13 @@ password; it is only ever written or shown through ``redact_url`` / ``scrub``. P
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
@@ -67,10 +72,37 @@ _KEYS: dict[tuple[str, str], tuple[str, type]] = {
     ("pipeline", "backlog_bytes"): ("backlog_bytes", int),
     ("pipeline", "backlog_policy"): ("backlog_policy", str),
     ("pipeline", "flush_timeout"): ("flush_timeout", float),
+    ("pipeline", "stall_timeout"): ("stall_timeout", float),
     ("pipeline", "upload_retries"): ("upload_retries", int),
     ("retention", "keep_last"): ("keep_last", int),
 }
 _CHOICES = {"backlog_policy": ("block", "coalesce")}
+
+
+class _Range(NamedTuple):
+    low: float
+    high: float | None = None
+    low_allowed: bool = True  # False: values must be greater than low (a timeout of 0 s means nothing)
+
+
+# attribute -> the values it may take; every numeric key has an entry (a test checks that). Without
+# them, upload_retries = 0 would skip the upload loop and record remote snapshots stored unuploaded.
+_RANGES: dict[str, _Range] = {
+    "backlog_bytes": _Range(1),
+    "flush_timeout": _Range(0.0, low_allowed=False),
+    "stall_timeout": _Range(0.0, low_allowed=False),
+    "upload_retries": _Range(1, 100),
+    "keep_last": _Range(1),
+}
+# Defaults of the keys whose default is a plain value (the others derive from AUTOLOG_HOME).
+_DEFAULTS: dict[str, Any] = {
+    "backlog_bytes": 8 << 30,
+    "backlog_policy": "block",
+    "flush_timeout": 600.0,
+    "stall_timeout": 30.0,
+    "upload_retries": 5,
+    "keep_last": None,
+}
 
 
 @dataclass(frozen=True)
@@ -84,9 +116,9 @@ class Settings:
     backlog_bytes: int
     backlog_policy: str
     flush_timeout: float
+    stall_timeout: float  # the pipeline stops waiting once its background work made no progress this long
     upload_retries: int
     keep_last: int | None
-    strict: bool
 
     @property
     def local_storage(self) -> Path:
@@ -124,18 +156,14 @@ def load_settings() -> Settings:
         default_output_uri=values.get("default_output_uri") or str(home / "storage"),
         cache_dir=Path(values.get("cache_dir") or home / "cache").expanduser(),
         capture_ignore=list(values.get("capture_ignore", [])),
-        backlog_bytes=values.get("backlog_bytes", 8 << 30),
-        backlog_policy=values.get("backlog_policy", "block"),
-        flush_timeout=float(values.get("flush_timeout", 600.0)),
-        upload_retries=values.get("upload_retries", 5),
-        keep_last=values.get("keep_last"),
-        strict=env_flag("AUTOLOG_STRICT"),
+        **{attr: values.get(attr, default) for attr, default in _DEFAULTS.items()},
     )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows editors (Notepad) start UTF-8 files with a byte order mark.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Config file {path} is not valid TOML: {exc}. Fix the syntax at that line.") from None
     except UnicodeDecodeError as exc:
@@ -163,8 +191,30 @@ def _read_toml(path: Path) -> dict[str, Any]:
             raise ConfigError(
                 f"Key '{_dotted(section, key)}' in config file {path} must be one of {_CHOICES[attr]}, got {value!r}."
             )
+        if attr in _RANGES and not _in_range(value, _RANGES[attr]):
+            raise ConfigError(
+                f"Key '{_dotted(section, key)}' in config file {path} must be {_describe(typ, _RANGES[attr])}, "
+                f"got {value!r}. Set a value in that range, or remove the key to use the default "
+                f"({'keep everything' if _DEFAULTS[attr] is None else _DEFAULTS[attr]})."
+            )
         values[attr] = value
     return values
+
+
+def _in_range(value: float, allowed: _Range) -> bool:
+    if not math.isfinite(value):  # TOML has nan and inf; comparisons with nan are all False
+        return False
+    above_low = value >= allowed.low if allowed.low_allowed else value > allowed.low
+    return above_low and (allowed.high is None or value <= allowed.high)
+
+
+def _describe(typ: type, allowed: _Range) -> str:
+    """'a whole number from 1 to 100', 'a finite number greater than 0': the range in words."""
+    kind = "a whole number" if typ is int else "a finite number"
+    low = f"{allowed.low:g}"
+    if allowed.high is not None:
+        return f"{kind} from {low} to {allowed.high:g}"
+    return f"{kind} of at least {low}" if allowed.low_allowed else f"{kind} greater than {low}"
 
 
 def _flatten(data: dict[str, Any], section: str = ""):

@@ -1,10 +1,10 @@
 """The settings and the metadata store that API objects work with."""
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING
 
+from .forking import on_fork
 from .config import Settings, load_settings
 from .db import open_store
 
@@ -66,8 +66,8 @@ def _finish_rows_before_fork() -> None:
         _init_threads.discard(thread)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_finish_rows_before_fork, after_in_child=_new_locks_after_fork)
+on_fork("context.rows", before=_finish_rows_before_fork)
+on_fork("context.locks", after_in_child=_new_locks_after_fork)
 
 
 def default_context() -> Context:

@@ -32,3 +32,17 @@ class ModelNotFoundError(NotFoundError, ValueError):
 
 class IntegrityError(AutologError, ValueError):
     """Stored bytes do not match the sha256 recorded when they were saved."""
+
+
+class TaskNotRunningError(AutologError, RuntimeError):
+    """A write to a task this process is not running (fetched with Task.get_task, or closed)."""
+
+
+class DatabaseCorruptError(AutologError, RuntimeError):
+    """The embedded SQLite metadata database is damaged ("database disk image is malformed", "file is not a
+    database"). The message is one line: what is wrong, how to set the file aside and salvage its rows."""
+
+
+class DatabaseLockedError(AutologError, RuntimeError):
+    """Another process holds a lock on the SQLite metadata database that keeps even readers out. The
+    database is healthy: close that process (never move the file aside)."""

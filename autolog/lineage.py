@@ -6,18 +6,15 @@ import os
 from .context import Context
 from .db import SnapshotRecord
 from .storage import Content, Sources
-from .storage.identity import opened_content
-from .storage.objects import OpenedSources
 
 
 def record_load(
-    ctx: Context, task_id: str, project: str, path: str, framework: str | None, opened: OpenedSources
+    ctx: Context, task_id: str, project: str, path: str, framework: str | None, sources: Sources, content: Content
 ) -> SnapshotRecord:
     """Link task_id to the snapshot holding the loaded content; an unknown file becomes an imported model."""
-    content = opened_content(ctx, opened)
     snapshot = ctx.store.producer_of(content.sha256, path)
     if snapshot is None:
-        snapshot = import_content(ctx, project, path, opened.sources, content, framework)
+        snapshot = import_content(ctx, project, path, sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, sha256=content.sha256, framework=framework)
     return snapshot
 

@@ -8,17 +8,17 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from . import lineage
+from . import lineage, runtime
 from .config import redact_url
 from .context import Context, default_context
 from .db import ModelRecord, SnapshotRecord
 from .errors import IntegrityError, ModelNotFoundError, NotFoundError
-from .storage import BlobStore, Sources, collect_file_list, collect_sources, fetch
+from .storage import Sources, collect_file_list, collect_sources, fetch
 from .storage.blobstore import open_for_read
 from .storage.hashing import stream_sha256
-from .storage.identity import identify
-from .storage.layout import snapshot_key
-from .storage.pipeline import wait_for_snapshot
+from .storage.layout import display_path, real_path
+from .snapshots.identity import identify
+from .snapshots.pipeline import wait_for_journal, wait_for_snapshot
 
 if TYPE_CHECKING:
     from .task import Task
@@ -71,7 +71,8 @@ class Model:
 
     @property
     def snapshots(self) -> list[Snapshot]:
-        """Every snapshot, oldest first, whatever its status."""
+        """Every snapshot, oldest first, whatever its status (saves of this process included)."""
+        wait_for_journal()
         return self._ctx.store.snapshots_of(self.id)
 
     def snapshot(self, version: int | None = None) -> Snapshot:
@@ -194,22 +195,20 @@ class OutputModel(Model):
         config_dict: dict | None = None,
         label_enumeration: dict | None = None,
     ):
-        from .task import Task
-
-        task = task or Task.current_task()
-        if task is None:
+        run = task._writer("create an output model") if task is not None else runtime.live()
+        if run is None:
             raise ValueError("OutputModel needs a task: call Task.init() first or pass task=.")
         meta: dict[str, Any] = {}
         if config_dict is not None:
             meta["config"] = config_dict
         if label_enumeration is not None:
             meta["labels"] = label_enumeration
-        record = task._ctx.store.create_model(
-            task_id=task.id, origin="api", name=name or task.name, project=task.project, framework=framework,
-            tags=list(tags or []), comment=comment or "", meta=meta,
+        record = run.ctx.store.create_model(
+            task_id=run.task_id, origin="api", name=name or run.record.name, project=run.record.project,
+            framework=framework, tags=list(tags or []), comment=comment or "", meta=meta,
         )
-        self._task = task
-        self._bind(task._ctx, record)
+        self._run = run
+        self._bind(run.ctx, record)
 
     def update_weights(
         self,
@@ -231,7 +230,8 @@ class OutputModel(Model):
             raise ValueError("update_weights needs weights_filename= (a file or folder) or register_uri=.")
         sources = collect_sources(weights_filename)
         if target_filename and sources.single:
-            sources = Sources(files=((sources.files[0][0], target_filename),), name=target_filename, single=True)
+            name = display_path(target_filename)  # object keys are UTF-8
+            sources = Sources(files=((sources.files[0][0], name),), name=name, single=True)
         return self._store(sources, iteration, upload_uri, auto_delete=[os.fspath(weights_filename)] if auto_delete_file else [])
 
     def update_weights_package(
@@ -250,7 +250,7 @@ class OutputModel(Model):
         return self._store(sources, iteration, upload_uri, auto_delete=deletions)
 
     def _store(self, sources: Sources, iteration: int | None, upload_uri: str | None, auto_delete: list[str]) -> str:
-        snap, real_uri = store_snapshot(self._task, self._record, sources, iteration, upload_uri)
+        snap, real_uri = self._run.store_snapshot(self._record, sources, iteration, upload_uri)
         logger.info("autolog: model %r snapshot %d stored at %s", self._record.name, snap.seq, redact_url(real_uri))
         for path in auto_delete:
             delete_path(path)
@@ -298,32 +298,15 @@ class InputModel(Model):
 
     def connect(self, task: "Task") -> None:
         """Record that `task` uses this model (its newest snapshot) as input."""
-        task._ctx.store.link_load(task.id, self.snapshot(), path=None, sha256=self.snapshot().sha256, framework=self.framework)
-
-
-def store_snapshot(
-    task: "Task", model: ModelRecord, sources: Sources, iteration: int | None, upload_uri: str | None = None
-) -> tuple[SnapshotRecord, str]:
-    """Store a snapshot now (the explicit API uploads before returning, as ClearML does by default).
-
-    It goes through the task's pipeline like a captured save, so it is journaled and deduplicated
-    the same way. Returns (record, URI); raises what made storing fail.
-    """
-    store = BlobStore(upload_uri) if upload_uri else task._blobstore
-    job = task._pipeline.submit(
-        model, sources, iteration, store, key_for=lambda seq: snapshot_key(task._task_key, model.name, model.id, seq),
-        fence_key=None, on_stored=task._on_snapshot_stored,
-    )
-    job.done.wait()
-    if job.error is not None:
-        raise job.error
-    record = task._ctx.store.get_snapshot(job.snapshot_id)
-    return record, job.uri or record.uri
+        store = task._writer("connect an input model").ctx.store
+        snapshot = self.snapshot()
+        store.link_load(task.id, snapshot, path=None, sha256=snapshot.sha256, framework=self.framework)
 
 
 def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
     """A snapshot recorded without a copy is only as good as the file still on disk."""
-    path = os.path.join(snap.uri, snap.entry) if snap.entry else snap.uri
+    # Rows hold display text: a name that is not UTF-8 is turned back into the real path here.
+    path = real_path(os.path.join(snap.uri, snap.entry) if snap.entry else snap.uri)
     try:
         content = identify(ctx, _recorded_sources(snap, path))
     except FileNotFoundError:
@@ -341,7 +324,7 @@ def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
 
 def _recorded_sources(snap: SnapshotRecord, path: str) -> Sources:
     """The files a path-only snapshot was made of: exactly those, so other files beside them don't count."""
-    recorded = [entry[0] for entry in (snap.source_stat or {}).get("files", [])]
+    recorded = [real_path(entry[0]) for entry in (snap.source_stat or {}).get("files", [])]
     if not snap.files or len(recorded) != len(snap.files):
         return collect_sources(path)
     return Sources(files=tuple(zip(recorded, (e["name"] for e in snap.files))), name="", entry=snap.entry)

@@ -22,7 +22,7 @@ def collect_run_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "executable": sys.executable,
         "platform": platform.platform(terse=True),
-        "host": socket.gethostname(),
+        "host": host_name(),
         "user": _user(),
         "pid": os.getpid(),
     }
@@ -94,3 +94,8 @@ def _user() -> str | None:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name in some containers
         return None
+
+
+def host_name() -> str:
+    """This machine's name, as recorded in run_info and the stat cache's rows."""
+    return socket.gethostname()

@@ -8,6 +8,7 @@ readers import them on demand.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import logging
@@ -194,19 +195,49 @@ def _zip_folder(folder: Path, zip_path: str) -> tuple[int, int]:
                 else:  # an entry of its own, so empty folders survive the round trip
                     zf.write(here / name, (here / name).relative_to(root).as_posix())
             for name in sorted(filenames):
-                source = (here / name).resolve()
-                if not source.is_relative_to(root):
-                    logger.warning("Skipping symlink %s: it points outside the folder, to %s",
-                                   here / name, source)
-                    continue
-                if not source.is_file() or source == own_zip:
-                    if not source.exists():
-                        logger.warning("Skipping broken symlink %s in %s", here / name, folder)
-                    continue
-                zf.write(source, (here / name).relative_to(root).as_posix())
-                count += 1
-                total += source.stat().st_size
+                size = _add_file(zf, here / name, root, own_zip, folder)
+                if size is not None:
+                    count += 1
+                    total += size
     return count, total
+
+
+def _add_file(zf: zipfile.ZipFile, path: Path, root: Path, own_zip: Path, folder: Path) -> int | None:
+    """Add path to zf under its name relative to root; return its size, or None when it was skipped.
+
+    A symlink that leads out of the folder, nowhere, in a loop or to something unreadable is skipped
+    with one warning naming it: one bad link must not cost the user the rest of the folder.
+    """
+    try:
+        source = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # a loop: RuntimeError up to 3.12, OSError(ELOOP) from 3.13
+        what = "symlink" if path.is_symlink() else "file"  # a file deleted while we walked, say
+        logger.warning("Skipping %s %s in %s: %s", what, path, folder, _unfollowable(exc))
+        return None
+    if not source.is_relative_to(root):
+        logger.warning("Skipping symlink %s: it points outside the folder, to %s", path, source)
+        return None
+    if not source.is_file() or source == own_zip:
+        return None  # a socket or fifo (no bytes to store), or the zip being written
+    try:
+        # Opened before the member is begun (zipfile's order), so a refused open leaves no partial entry.
+        zf.write(source, path.relative_to(root).as_posix())
+    except PermissionError as exc:
+        if not path.is_symlink():
+            raise  # the user's own file: failing loudly beats a folder silently missing it
+        logger.warning("Skipping symlink %s in %s: its target %s cannot be read (%s)",
+                       path, folder, source, exc.strerror)
+        return None
+    return source.stat().st_size
+
+
+def _unfollowable(exc: BaseException) -> str:
+    """Why resolving a path failed, in words."""
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "it is part of a symlink loop"
+    if isinstance(exc, FileNotFoundError):
+        return "it is broken (its target does not exist)"
+    return f"it cannot be followed ({getattr(exc, 'strerror', None) or exc})"
 
 
 def serialize(obj: Any, workdir: str, basename: str) -> Serialized:

@@ -1,32 +1,28 @@
-"""Task: one run of a script. `Task.init()` at the top of a training script is all it takes."""
+"""Task: one run of a script. `Task.init()` at the top of a training script is all it takes.
+
+`Task` is the ClearML-shaped facade. The live run behind it (stores, pipeline, how it ends) is a
+`TaskRuntime` (runtime.py); the process hooks are in process.py. A task fetched with
+`Task.get_task()` reads; it writes only when it is the task this process is running.
+"""
 from __future__ import annotations
 
-import atexit
-import dataclasses
 import logging
 import os
-import signal
-import sys
-import threading
 import time
 import traceback
 from typing import Any, Sequence
 
 from . import artifacts as _artifacts
-from . import binding
-from .capture import CaptureRecorder
+from . import process, runtime
 from .config import redact_url
-from .context import Context, default_context, row_being_created
+from .context import Context, default_context
 from .db import TaskRecord, new_id
 from .db.version import preflight_check
-from .errors import TaskNotFoundError
-from .model import InputModel, Model, ModelList, delete_path, store_snapshot
-from .run_info import collect_run_info, installed_packages
-from .safety import shielded
-from .storage import BlobStore, collect_sources, journal, retention
-from .storage.layout import task_prefix
-from .storage.jobs import PipelineOptions, SnapshotJob
-from .storage.pipeline import SnapshotPipeline, wait_for_loads
+from .errors import TaskNotFoundError, TaskNotRunningError
+from .model import InputModel, Model, ModelList, delete_path
+from .run_info import collect_run_info
+from .storage import BlobStore, collect_sources, normalize_uri
+from .snapshots.pipeline import wait_for_journal, wait_for_loads
 
 logger = logging.getLogger("autolog")
 
@@ -37,30 +33,23 @@ class Task:
     >>> task = Task.init(project_name="digits", task_name="train", output_uri=True)
     """
 
-    _current: "Task | None" = None
-    _exit_hooks_installed = False
-
     def __init__(self, *args: Any, **kwargs: Any):
         raise TypeError("Create tasks with Task.init(...) and fetch them with Task.get_task(...).")
 
     @classmethod
-    def _from_record(cls, ctx: Context, record: TaskRecord, output_uri: str | None = None) -> "Task":
+    def _from_record(cls, ctx: Context, record: TaskRecord) -> "Task":
+        """A handle on a stored task: it reads; it writes only if this process is running it."""
         task = object.__new__(cls)
         task._context = ctx
-        task._ready = threading.Event()
-        task._ready.set()
-        task._init_error = None
-        task._init_thread = None
         task._record = record
-        task._output_uri = output_uri if output_uri is not None else record.output_uri
-        task._blobstore_cache = None
-        task._artifact_store_cache = None
-        task._closed = record.status != "running"
-        task._failure = None
-        task._attached = False
-        task._pipeline_cache = None
-        task._keep_last = ctx.settings.keep_last
-        task._auto_connect = False
+        task._runtime = None
+        return task
+
+    @classmethod
+    def _for_runtime(cls, run: runtime.TaskRuntime) -> "Task":
+        task = cls._from_record(run.context, run.record)
+        task._runtime = run
+        run.handle = task
         return task
 
     # -- creating and finding tasks ------------------------------------------------------
@@ -75,7 +64,7 @@ class Task:
         auto_connect_frameworks: bool | dict = True,
         keep_last: int | None = None,
     ) -> "Task":
-        """Start a task for this run (or return the running one).
+        """Start a task for this run (or return the running one, when called again with the same names).
 
         output_uri: where snapshot weights and artifacts are copied. A local path, file://, or any
         fsspec URL (s3://, gs://, az://, memory://); True = the configured default
@@ -83,17 +72,30 @@ class Task:
         local paths and content hashes only (artifacts still go to the default location).
         auto_connect_frameworks: False, or {"pytorch": False | "*.pt" | ["*.pt", ...], ...} per framework.
         keep_last: keep only the newest N stored snapshots of each model (default: config, else all).
+
+        Called again while a task runs: with no names, or the same project, name and output_uri, it
+        returns the running task; with others it closes the running task (completed) and starts a new
+        one, as a worker of a multiprocessing Pool does for each job.
         """
-        if cls._current is not None and not cls._current._closed:
-            return cls._current
+        if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
+            raise ValueError(f"keep_last must be a whole number of at least 1 (or None to keep all), got {keep_last!r}.")
         ctx = default_context()
-        parent = _parent_task(ctx)
+        uri = _resolve_output_uri(output_uri, ctx.settings.default_output_uri)
+        current = runtime.live()
+        if current is not None:
+            if not _asks_for_another(current, project_name, task_name, uri, output_uri):
+                return current.handle  # type: ignore[return-value]
+            logger.warning("autolog: Task.init(%r, %r) while task %s is running: closing that one and starting "
+                           "a new task (call task.close() first to make this explicit).",
+                           project_name, task_name, current.describe())
+            current.close()
+        parent = process.parent_task(ctx)
         if parent is not None:
             return cls._attach(ctx, parent, auto_connect_frameworks)
-        uri = _resolve_output_uri(output_uri, ctx.settings.default_output_uri)
         blobstore = BlobStore(uri) if uri else None
         if blobstore is not None:
             blobstore.check_writable()
+        preflight_check(ctx.settings.db_url)
         run_info = collect_run_info()
         record = TaskRecord(
             id=new_id(), project=project_name or "default", name=task_name or _default_task_name(run_info),
@@ -101,50 +103,38 @@ class Task:
             output_uri=redact_url(blobstore.root) if blobstore else None, tags=list(tags or []),
             created=time.time(), ended=None, run_info=run_info, parameters={}, comment="",
         )
-        task = cls._from_record(ctx, record, blobstore.root if blobstore else None)
-        task._blobstore_cache = blobstore
-        if keep_last is not None:
-            task._keep_last = keep_last
-        # Opening the database (and importing SQLAlchemy) takes ~0.1 s: the training script goes on
-        # meanwhile, and whatever needs the task's row waits for it (Task._ctx).
-        preflight_check(ctx.settings.db_url)
-        task._ready.clear()
-        task._init_thread = threading.Thread(target=task._create_record, name="autolog-init", daemon=True)
-        row_being_created(task._ready, task._init_thread)
-        task._init_thread.start()
-        cls._current = task
-        cls._install_exit_hooks()
-        task._start_capture(auto_connect_frameworks)
-        os.environ[_TASK_ENV] = task.id
-        os.environ[_PID_ENV] = str(os.getpid())
-        logger.info(
-            "autolog: task %s/%s id=%s output_uri=%s",
-            record.project, record.name, record.id, redact_url(blobstore.root) if blobstore else None,
+        run = runtime.TaskRuntime(
+            ctx, record, blobstore.root if blobstore else None, blobstore=blobstore, keep_last=keep_last,
+            auto_connect=auto_connect_frameworks, store_before_return=process.in_multiprocessing_child(),
         )
+        task = cls._for_runtime(run)
+        run.create_record_in_background()
+        cls._go_live(run)
+        process.export_for_children(run)
+        process.close_in_multiprocessing_child(run)
+        logger.info("autolog: task %s", run.describe())
         return task
 
     @classmethod
     def _attach(cls, ctx: Context, record: TaskRecord, auto_connect_frameworks: bool | dict) -> "Task":
         """A child process (multiprocessing, torchrun worker) logs into its parent's task."""
-        task = cls._from_record(ctx, record)
-        task._attached = True
-        cls._current = task
-        cls._install_exit_hooks()
-        task._start_capture(auto_connect_frameworks)
+        run = runtime.TaskRuntime(ctx, record, record.output_uri, attached=True, auto_connect=auto_connect_frameworks)
+        task = cls._for_runtime(run)
+        cls._go_live(run)
         logger.info("autolog: attached to parent task %s/%s id=%s", record.project, record.name, record.id)
         return task
 
-    def _start_capture(self, auto_connect_frameworks: bool | dict) -> None:
-        self._auto_connect = auto_connect_frameworks
-        if auto_connect_frameworks is False:
-            return
-        binding.install()
-        binding.activate(CaptureRecorder(self, auto_connect_frameworks, self._context.settings.capture_ignore))
+    @staticmethod
+    def _go_live(run: runtime.TaskRuntime) -> None:
+        runtime.set_live(run)
+        process.install()
+        run.start_capture()
 
     @classmethod
     def current_task(cls) -> "Task | None":
         """The task this process is running, if any."""
-        return cls._current
+        run = runtime.live()
+        return run.handle if run is not None else None  # type: ignore[return-value]
 
     @classmethod
     def get_task(
@@ -153,7 +143,7 @@ class Task:
         """A task by id (or unique id prefix), or the newest one with this project and/or name."""
         ctx = default_context()
         if task_id is not None:
-            return cls._from_record(ctx, ctx.store.get_task(task_id))
+            return cls._fetched(ctx, ctx.store.get_task(task_id))
         if project_name is None and task_name is None:
             raise ValueError("get_task needs task_id=, or project_name= and/or task_name=.")
         found = ctx.store.find_tasks(project=project_name, name=task_name, limit=1)
@@ -161,7 +151,7 @@ class Task:
             raise TaskNotFoundError(
                 f"No task named {task_name!r} in project {project_name!r}. List tasks with `autolog task list`."
             )
-        return cls._from_record(ctx, found[0])
+        return cls._fetched(ctx, found[0])
 
     @classmethod
     def get_tasks(
@@ -175,7 +165,14 @@ class Task:
         """Every matching task, newest first."""
         ctx = default_context()
         records = ctx.store.find_tasks(project=project_name, name=task_name, status=status, tags=tags, limit=limit)
-        return [cls._from_record(ctx, r) for r in records]
+        return [cls._fetched(ctx, r) for r in records]
+
+    @classmethod
+    def _fetched(cls, ctx: Context, record: TaskRecord) -> "Task":
+        run = runtime.live()
+        if run is not None and run.task_id == record.id:
+            return run.handle  # type: ignore[return-value]
+        return cls._from_record(ctx, record)
 
     # -- what a task is ------------------------------------------------------------------
     id = property(lambda self: self._record.id)
@@ -184,7 +181,11 @@ class Task:
     task_type = property(lambda self: self._record.task_type)
     tags = property(lambda self: list(self._record.tags))
     created = property(lambda self: self._record.created, doc="Start time, UNIX seconds.")
-    output_uri = property(lambda self: self._output_uri, doc="Where weights and artifacts are copied (None: not copied).")
+
+    @property
+    def output_uri(self) -> str | None:
+        """Where weights and artifacts are copied (None: not copied)."""
+        return self._runtime.output_uri if self._runtime is not None else self._record.output_uri
 
     @property
     def status(self) -> str:
@@ -213,60 +214,29 @@ class Task:
     @property
     def _ctx(self) -> Context:
         """The context, once the task's row exists (Task.init creates it in a background thread)."""
-        self._ready.wait()
-        if self._init_error is not None:
-            raise self._init_error
-        return self._context
-
-    def _create_record(self) -> None:
-        ctx, record = self._context, self._record
-        try:
-            ctx.store.create_task(**{f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
-        except BaseException as exc:  # noqa: BLE001 - surfaced by every later use of the task
-            self._init_error = exc
-            logger.error("autolog: this run is not being recorded: %s", exc)
-            return
-        finally:
-            self._ready.set()
-        with shielded("the list of installed packages"):
-            info = dict(record.run_info, packages=installed_packages())
-            ctx.store.update_task(record.id, run_info=info)
-        _warn_about_unfinished(ctx, record.id)
+        return self._runtime.ctx if self._runtime is not None else self._context
 
     @property
-    def _task_key(self) -> str:
-        return task_prefix(self.project, self.name, self.id)
+    def _attached(self) -> bool:
+        return self._runtime is not None and self._runtime.attached
 
-    @property
-    def _blobstore(self) -> BlobStore | None:
-        if self._blobstore_cache is None and self._output_uri:
-            self._blobstore_cache = BlobStore(self._output_uri)
-        return self._blobstore_cache
-
-    @property
-    def _pipeline(self) -> SnapshotPipeline:
-        if self._pipeline_cache is None:
-            # The context without waiting for the task's row: workers wait for the database, not callers.
-            settings = self._context.settings
-            self._pipeline_cache = SnapshotPipeline(self._context, PipelineOptions(
-                backlog_bytes=settings.backlog_bytes, backlog_policy=settings.backlog_policy,
-                upload_retries=settings.upload_retries,
-            ))
-        return self._pipeline_cache
-
-    def _on_snapshot_stored(self, job: SnapshotJob) -> None:
-        if self._keep_last:
-            # The new snapshot is stored whatever happens to older ones: a failed deletion is a warning,
-            # never a reason to record this snapshot as failed.
-            with shielded(f"retention of model {job.model.name!r}"):
-                retention.prune(self._ctx, job.model.id, self._keep_last)
-
-    @property
-    def _artifact_store(self) -> BlobStore:
-        """Artifacts are always uploaded: to output_uri, else to the configured default location."""
-        if self._artifact_store_cache is None:
-            self._artifact_store_cache = self._blobstore or BlobStore(self._ctx.settings.default_output_uri)
-        return self._artifact_store_cache
+    def _writer(self, what: str) -> runtime.TaskRuntime:
+        """The live run this task writes with; a task this process is not running is read-only."""
+        run = self._runtime
+        if run is not None and not run.closed:
+            return run
+        record = self._context.store.get_task(self.id)
+        if run is not None or record.status != "running":
+            state = "closed" if run is not None else record.status
+            advice = "Start a new task with Task.init() to record more"
+        else:
+            info = record.run_info or {}
+            state = f"running in another process (pid {info.get('pid')} on {info.get('host')})"
+            advice = "Record it from that process, or start a task here with Task.init()"
+        raise TaskNotRunningError(
+            f"Cannot {what} on task {self.project}/{self.name} ({self.id[:8]}): it is {state}, and a task is "
+            f"written only by the process running it. {advice}."
+        )
 
     # -- artifacts -----------------------------------------------------------------------
     def upload_artifact(
@@ -278,7 +248,7 @@ class Task:
         images as .png, JSON-able dicts/lists as .json, anything else pickled. A URL string is
         recorded as a reference without upload; any other string must be an existing path.
         """
-        _artifacts.upload_artifact(self, name, artifact_object, metadata, preview)
+        _artifacts.upload_artifact(self._writer("upload an artifact"), name, artifact_object, metadata, preview)
         return True
 
     @property
@@ -290,6 +260,7 @@ class Task:
     @property
     def models(self) -> dict[str, ModelList]:
         """{"input": models this task loaded, "output": models it saved}; each ordered oldest to newest."""
+        wait_for_journal()
         wait_for_loads()
         ctx = self._ctx
         output = ModelList(Model._from_record(ctx, r) for r in ctx.store.models_of_task(self.id))
@@ -314,8 +285,9 @@ class Task:
         The model is created on first use and reused by later calls with the same name. Returns
         the snapshot's URI.
         """
+        run = self._writer("store an output model")
         model_name = name or os.path.basename(os.fspath(model_path).rstrip(os.sep))
-        store = self._ctx.store
+        store = run.ctx.store
         record, created = store.find_or_create_model(
             self.id, "api", {"name": model_name}, project=self.project, framework=framework,
             tags=list(tags or []), comment=comment or "",
@@ -325,7 +297,7 @@ class Task:
                                          ("framework", framework)) if v is not None}
             if updates:
                 store.update_model(record.id, **updates)
-        snap, uri = store_snapshot(self, record, collect_sources(model_path), iteration)
+        snap, uri = run.store_snapshot(record, collect_sources(model_path), iteration)
         logger.info("autolog: model %r snapshot %d stored at %s", model_name, snap.seq, redact_url(uri))
         if auto_delete_file:
             delete_path(os.fspath(model_path))
@@ -335,12 +307,14 @@ class Task:
         """Connect an InputModel (recorded as this task's input) or a dict of parameters (stored under
         `name`, returned unchanged)."""
         if isinstance(obj, InputModel):
+            self._writer("connect an input model")
             obj.connect(self)
             return obj
         if isinstance(obj, dict):
-            params = dict(self._ctx.store.get_task(self.id).parameters)
+            store = self._writer("connect parameters").ctx.store
+            params = dict(store.get_task(self.id).parameters)
             params[name] = {str(k): _jsonable(v) for k, v in obj.items()}
-            self._ctx.store.update_task(self.id, parameters=params)
+            store.update_task(self.id, parameters=params)
             return obj
         raise TypeError(f"Task.connect takes an InputModel or a dict, not {type(obj).__name__}.")
 
@@ -349,154 +323,40 @@ class Task:
 
     # -- ending --------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every snapshot is stored (progress bar after 1 s). False if some are still pending
-        after timeout seconds (default: config pipeline.flush_timeout); they are named in a warning."""
-        if self._pipeline_cache is None:
-            return True
-        timeout = self._context.settings.flush_timeout if timeout is None else timeout
-        left = self._pipeline_cache.flush(timeout)
-        if left:
-            names = ", ".join(getattr(j, "label", "?") for j in left[:10]) + (" ..." if len(left) > 10 else "")
-            logger.warning(
-                "autolog: %d snapshot(s) of task %s not stored after %.0f s: %s. They are journaled: run "
-                "`autolog sync` to finish them (or wait longer: task.flush(timeout=...)).",
-                len(left), self.id[:8], timeout, names,
-            )
-        return not left
+        """Wait until every snapshot is stored, as long as the work progresses (progress on stderr when
+        it takes a while). False if some are still pending after timeout seconds (default: config
+        pipeline.flush_timeout) or once the work stalled; they are named in a warning."""
+        return self._runtime.flush(timeout) if self._runtime is not None else True
 
     def close(self) -> None:
         """Store what is pending, then finish the task: completed (or failed after an unhandled
-        exception or SIGTERM). Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        if Task._current is self:
-            binding.activate(None)
-            Task._current = None
-        try:
-            self.flush()
-        finally:
-            if not self._attached:  # the parent process owns the task's status
-                with shielded(f"the end of task {self.id[:8]}"):
-                    self._finish()
-
-    def _finish(self) -> None:
-        if os.environ.get(_TASK_ENV) == self.id:
-            os.environ.pop(_TASK_ENV, None)
-            os.environ.pop(_PID_ENV, None)
-        if self._init_thread is not None:
-            self._init_thread.join(timeout=10)
-        status = "failed" if self._failure else "completed"
-        self._ctx.store.update_task(self.id, status=status, status_message=self._failure, ended=time.time())
-        logger.info("autolog: task %s/%s %s", self.project, self.name, status)
+        exception, a non-zero sys.exit or SIGTERM). Safe to call twice."""
+        if self._runtime is not None:
+            self._runtime.close()
 
     def mark_failed(self, message: str = "") -> None:
         """Record that the run failed; close() then ends it as failed."""
-        self._failure = message or "marked failed"
+        self._writer("mark the task failed").mark_failed(message)
 
     def __enter__(self) -> "Task":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None:
-            self.mark_failed("".join(traceback.format_exception_only(exc_type, exc)).strip())
+        if exc is not None and self._runtime is not None:
+            self._runtime.mark_failed("".join(traceback.format_exception_only(exc_type, exc)).strip())
         self.close()
 
-    @classmethod
-    def _install_exit_hooks(cls) -> None:
-        if cls._exit_hooks_installed:
-            return
-        cls._exit_hooks_installed = True
-        previous_hook = sys.excepthook
 
-        def excepthook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
-            task = cls._current
-            if task is not None:
-                task.mark_failed("".join(traceback.format_exception_only(exc_type, exc)).strip())
-            previous_hook(exc_type, exc, tb)
-
-        sys.excepthook = excepthook
-        atexit.register(cls._close_at_exit)
-        _flush_on_sigterm()
-
-    @classmethod
-    def _close_at_exit(cls) -> None:
-        task = cls._current
-        if task is not None:
-            with shielded("closing the task at exit"):
-                task.close()
-
-
-def _after_fork_in_child() -> None:
-    """A forked child (multiprocessing, DataLoader worker) gets its own handle on the parent's task:
-    the parent's threads, locks and pending work did not come along."""
-    parent = Task._current
-    if parent is None:
-        return
-    child = Task._from_record(parent._context, parent._record, parent._output_uri)
-    child._attached = True
-    child._keep_last = parent._keep_last
-    Task._current = child
-    if parent._auto_connect is not False:
-        child._start_capture(parent._auto_connect)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-_TASK_ENV = "AUTOLOG_TASK_ID"
-_PID_ENV = "AUTOLOG_TASK_PID"
-
-
-def _parent_task(ctx: Context) -> TaskRecord | None:
-    """The running task of the process that started this one, found through the environment."""
-    task_id, pid = os.environ.get(_TASK_ENV), os.environ.get(_PID_ENV)
-    if not task_id or pid == str(os.getpid()):
-        return None
-    # The parent exports its id before its row exists (the row is written in a background thread):
-    # a child started at once may look too early. Wait for the row while the parent is alive.
-    deadline = time.monotonic() + _PARENT_ROW_WAIT
-    while True:
-        try:
-            record = ctx.store.get_task(task_id)
-            break
-        except LookupError:
-            if time.monotonic() > deadline or not (pid and pid.isdigit() and journal.pid_alive(int(pid))):
-                return None
-            time.sleep(0.02)
-    return record if record.status == "running" else None
-
-
-_PARENT_ROW_WAIT = 10.0  # seconds; the row normally appears ~0.3 s after the parent's Task.init
-
-
-def _flush_on_sigterm() -> None:
-    """SIGTERM (torchrun, schedulers, `kill`) unwinds like an exception, so pending snapshots are stored
-    at exit. Only when nobody else handles SIGTERM, and only from the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def on_sigterm(signum, frame):  # type: ignore[no-untyped-def]
-        task = Task._current
-        if task is not None:
-            task.mark_failed("terminated by SIGTERM")
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
-
-def _warn_about_unfinished(ctx: Context, current_task: str) -> None:
-    with shielded("checking for unfinished snapshots of earlier runs"):
-        left = journal.unfinished(ctx, exclude_task=current_task)
-        if left:
-            tasks = sorted({t.id[:8] for _, t in left})
-            logger.warning(
-                "autolog: %d snapshot(s) of earlier run(s) %s were not finished (the process ended first). "
-                "Run `autolog sync` to store them or mark them failed.", len(left), ", ".join(tasks),
-            )
+def _asks_for_another(current: runtime.TaskRuntime, project: str | None, name: str | None, uri: str | None,
+                      output_uri: Any) -> bool:
+    """Whether Task.init's arguments name a different task than the running one."""
+    record = current.record
+    if project is not None and project != record.project:
+        return True
+    if name is not None and name != record.name:
+        return True
+    return output_uri is not None and output_uri is not False and uri is not None and \
+        normalize_uri(uri) != (current.output_uri or "")
 
 
 def _resolve_output_uri(output_uri: str | bool | None, default: str) -> str | None:

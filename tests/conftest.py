@@ -29,18 +29,16 @@ _ISOLATING_UNSET = (
 
 
 def _close_current_task() -> None:
-    task_module = sys.modules.get("autolog.task")  # never import autolog just to tear down
-    if task_module is None:
+    runtime = sys.modules.get("autolog.runtime")  # never import autolog just to tear down
+    if runtime is None:
         return
-    Task = task_module.Task
-    task = Task._current
-    if task is None:
+    run = runtime.live()
+    if run is None:
         return
     try:
-        if not getattr(task, "_closed", True):
-            task.close()
+        run.close()
     finally:
-        Task._current = None
+        runtime.set_live(None)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ import sys
 import threading
 from typing import Any, Callable, Protocol
 
+from ..forking import on_fork
 from ..safety import report_failure, strict
 from .spec import Arg, Attr, Patch, PathSource, Returned
 
@@ -68,22 +69,57 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         if recorder is None or getattr(_nesting, "inside", False):
             return wrapped(*args, **kwargs)
         _nesting.inside = True
+        held = None
         try:
             if fences:
                 try:
+                    held = _path_lock(patch, args, kwargs)
                     _fence(recorder, patch, key, args, kwargs)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
+        except BaseException:
+            if held is not None:
+                held.release()
+            raise
         finally:
             _nesting.inside = False
         try:
             _record(recorder, patch, framework, key, instance, args, kwargs, result)
         except Exception as exc:  # noqa: BLE001
             _not_logged(what, exc)
+        finally:
+            if held is not None:
+                held.release()
         return result
 
     return wrapper
+
+
+# Saves of one path from several threads take turns (fence, save, opening the saved file): each
+# snapshot then holds exactly the bytes of its own save, never a mix or the other thread's.
+_path_locks: dict[str, threading.Lock] = {}
+_path_locks_guard = threading.Lock()
+
+
+def _path_lock(patch: Patch, args: tuple, kwargs: dict) -> threading.Lock | None:
+    value = _argument(patch.path, args, kwargs)
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        return None
+    path = os.path.abspath(os.fsdecode(value))
+    with _path_locks_guard:
+        lock = _path_locks.setdefault(path, threading.Lock())
+    lock.acquire()
+    return lock
+
+
+def _new_locks_after_fork() -> None:
+    global _path_locks_guard
+    _path_locks.clear()  # a lock held by a thread that did not come along would never be released
+    _path_locks_guard = threading.Lock()
+
+
+on_fork("binding.locks", after_in_child=_new_locks_after_fork)
 
 
 def _not_logged(what: str, exc: Exception) -> None:

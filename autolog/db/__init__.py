@@ -5,10 +5,10 @@ module (and SQLAlchemy with it, ~0.1 s) is imported when a store is first opened
 """
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..forking import on_fork
 from .records import ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, new_id
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ def _new_lock_after_fork() -> None:
     _lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_after_fork)
+on_fork("db.lock", after_in_child=_new_lock_after_fork)
 
 
 def open_store(url: str) -> "MetadataStore":

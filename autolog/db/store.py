@@ -3,11 +3,20 @@
 SQLite is opened in WAL mode with a busy timeout, and write transactions start with
 ``BEGIN IMMEDIATE`` so that concurrent writers wait for each other instead of failing with
 "database is locked" when a read lock cannot be upgraded.
+
+Every value written or compared is valid UTF-8: a str holding bytes of a file name that are not
+UTF-8 (lone surrogates) is escaped by storage.layout.display_path on its way to the driver, JSON
+documents included, so such a name is recorded, and a lookup by the real path finds it.
+
+Errors that mean the SQLite file is damaged become one line (DatabaseCorruptError) at the
+connection boundary (read(), write(), opening); a lock held by another process says so.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -17,12 +26,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import NotFoundError
+from ..forking import on_fork
+from ..storage.layout import display_path, has_undecodable
 from . import schema as s
 from .migrations import migrate
-from .version import bad_url_error, unreadable_error
+from .version import bad_url_error, corrupt_error, locked_error, sqlite_failure, sqlite_path, unreadable_error
 from .records import ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, new_id, to_record
 
 _open_stores: "weakref.WeakSet[MetadataStore]" = weakref.WeakSet()
+# How long checkpoint() waits for other connections' transactions: it runs at close, where a busy
+# database must not hold the user up (the WAL is then checkpointed by a later close, or by SQLite).
+CHECKPOINT_BUSY_MS = 1000
+BUSY_TIMEOUT_MS = 60000
+_JSON_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 
 class MetadataStore:
@@ -46,17 +62,19 @@ class MetadataStore:
         try:
             url = sa.engine.make_url(self.url)
             is_sqlite = url.get_backend_name() == "sqlite"
-            engine = sa.create_engine(url, pool_pre_ping=not is_sqlite, connect_args=_connect_args(url))
+            extra = {"json_serializer": _json_dumps} if url.get_backend_name() in _JSON_DIALECTS else {}
+            engine = sa.create_engine(url, pool_pre_ping=not is_sqlite, connect_args=_connect_args(url), **extra)
         except (ImportError, ValueError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             # ValueError: make_url's own for a malformed port ("postgresql://:::")
             raise bad_url_error(self.url, exc) from None
         if is_sqlite and url.database and url.database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
+        sa.event.listen(engine, "before_cursor_execute", _escape_parameters, retval=True)
         if is_sqlite:
             self._configure_sqlite(engine)
         try:
             self._migrate(engine)
-        except sa.exc.DatabaseError as exc:
+        except sa.exc.DatabaseError as exc:  # OperationalError included: "database is locked"
             engine.dispose()
             raise unreadable_error(self.url, exc.orig) from None
         except BaseException:
@@ -72,7 +90,7 @@ class MetadataStore:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -103,15 +121,65 @@ class MetadataStore:
     def write(self) -> Iterator[Connection]:
         self._immediate.on = True
         try:
-            with self.engine.begin() as conn:
+            with self._clear_errors(), self.engine.begin() as conn:
                 yield conn
         finally:
             self._immediate.on = False
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._clear_errors(), self.engine.connect() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def _clear_errors(self) -> Iterator[None]:
+        """SQLite errors that say what is wrong with the file, in one line instead of SQLAlchemy's
+        statement-and-parameters report.
+
+        A damaged file raises DatabaseCorruptError (retrying cannot help). A lock another process still
+        holds after the busy timeout stays an OperationalError (the pipeline's workers retry those while
+        the database is unreachable), its message reduced to one line saying the database is locked.
+        """
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            path = sqlite_path(self.url)
+            kind = sqlite_failure(exc.orig) if path is not None else None
+            if kind == "corrupt":
+                raise corrupt_error(path, exc.orig) from None
+            if kind == "locked":
+                raise _one_line_operational_error(str(locked_error(path)), exc) from None
+            raise
+
+    def checkpoint(self) -> bool:
+        """Copy SQLite's write-ahead log into the database file and empty it (wal_checkpoint(TRUNCATE)),
+        so the .db file alone holds every row (a copy of it is a complete backup). For a run's close.
+
+        Waits at most ~CHECKPOINT_BUSY_MS for other connections; never raises for a busy or locked
+        database (returns False: the log is checkpointed later, by SQLite or the next close). True
+        when the log was emptied; a no-op (True) for other databases and before the store was used.
+        """
+        path = sqlite_path(self.url)
+        if self._engine is None or self._engine.dialect.name != "sqlite" or path is None:
+            return True
+        try:
+            with self._engine.connect() as conn:
+                cursor = conn.connection.dbapi_connection.cursor()  # autocommit: outside any transaction
+                try:
+                    cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+                    busy, _log, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                    cursor.close()
+        except (sa.exc.DBAPIError, sqlite3.DatabaseError) as exc:
+            detail = getattr(exc, "orig", None) or exc
+            kind = sqlite_failure(detail)
+            if kind == "locked":
+                return False
+            if kind == "corrupt":
+                raise corrupt_error(path, detail) from None
+            raise
+        return busy == 0
 
     def _one(self, cls: type, query: sa.Select) -> Any:
         with self.read() as conn:
@@ -200,9 +268,6 @@ class MetadataStore:
             raise NotFoundError(f"There is no model with id '{model_id}'. List models with `autolog model list`.")
         return record
 
-    def find_model(self, task_id: str, origin: str, *, source_path: str | None = None, name: str | None = None):
-        return self._one(ModelRecord, _model_query(task_id, origin, source_path, name))
-
     def find_or_create_model(
         self, task_id: str, origin: str, key: dict[str, str], **values: Any
     ) -> tuple[ModelRecord, bool]:
@@ -268,6 +333,50 @@ class MetadataStore:
             conn.execute(s.models.update().where(s.models.c.id == model_id).values(updated=values["created"]))
         return self.get_snapshot(values["id"])
 
+    def add_snapshots(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Append many snapshots (each row names its id and model_id) in one transaction, each with its
+        model's next seq; returns id -> seq. The background journal writer's batch of saves."""
+        now = time.time()
+        seqs: dict[str, int] = {}
+        with self.write() as conn:
+            next_seq = {}
+            for model_id in dict.fromkeys(r["model_id"] for r in rows):
+                # Writers of one model (processes attached to one task) take turns, as in add_snapshot.
+                conn.execute(sa.select(s.models.c.id).where(s.models.c.id == model_id).with_for_update(key_share=True))
+                last = conn.execute(sa.select(sa.func.max(s.snapshots.c.seq)).where(s.snapshots.c.model_id == model_id))
+                next_seq[model_id] = (last.scalar() or 0) + 1
+            values = []
+            for row in rows:
+                seq = next_seq[row["model_id"]]
+                next_seq[row["model_id"]] = seq + 1
+                seqs[row["id"]] = seq
+                values.append({"created": now, "files": [], "entry": "", **row, "seq": seq})
+            conn.execute(s.snapshots.insert(), values)
+            conn.execute(s.models.update().where(s.models.c.id == sa.bindparam("_model")).values(updated=now),
+                         [{"_model": model_id} for model_id in next_seq])
+        return seqs
+
+    def finish_snapshots(self, updates: list[tuple[str, dict[str, Any]]],
+                         hashes: list[tuple[str, os.stat_result, str]] = ()) -> None:
+        """Many snapshots' outcomes (snapshot id, values) and stat-cache rows (host, stat, sha256), in one
+        transaction: rows with the same columns are written as one executemany."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for snapshot_id, values in updates:
+            groups.setdefault(tuple(sorted(values)), []).append({"_id": snapshot_id, **values})
+        with self.write() as conn:
+            for columns, params in groups.items():
+                statement = s.snapshots.update().where(s.snapshots.c.id == sa.bindparam("_id"))
+                conn.execute(statement.values({c: sa.bindparam(c) for c in columns}), params)
+            if hashes:
+                rows = [{"host": host, "device": st.st_dev, "inode": st.st_ino, "size": st.st_size,
+                         "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "sha256": sha256}
+                        for host, st, sha256 in hashes]
+                insert = _dialect_insert(conn, s.file_hashes)
+                known = ("size", "mtime_ns", "ctime_ns", "sha256")
+                conn.execute(insert.on_conflict_do_update(
+                    index_elements=["host", "device", "inode"], set_={k: insert.excluded[k] for k in known},
+                ), rows)
+
     def update_snapshot(self, snapshot_id: str, **values: Any) -> None:
         with self.write() as conn:
             conn.execute(s.snapshots.update().where(s.snapshots.c.id == snapshot_id).values(**values))
@@ -282,21 +391,15 @@ class MetadataStore:
         query = sa.select(s.snapshots).where(s.snapshots.c.model_id == model_id).order_by(s.snapshots.c.seq)
         return self._all(SnapshotRecord, query)
 
-    def snapshots_with_sha256(self, sha256: str, statuses: Sequence[str] = ("stored", "local")) -> list[SnapshotRecord]:
-        """Snapshots holding exactly this content, newest first."""
-        query = (
-            sa.select(s.snapshots)
-            .where(s.snapshots.c.sha256 == sha256, s.snapshots.c.status.in_(statuses))
-            .order_by(s.snapshots.c.created.desc())
-        )
-        return self._all(SnapshotRecord, query)
-
     def producer_of(self, sha256: str, path: str | None = None) -> SnapshotRecord | None:
         """The snapshot a load of this content (from path) comes from.
 
         Same bytes can come from several saves (a final model equal to the last checkpoint, a seeded
         rerun). The newest save of the very path that was loaded wins; else the first save by any
         task; an import of the content only when no task saved it.
+
+        path is the real path of the load: a name that is not UTF-8 is compared as display_path text,
+        as source_path was recorded (_escape_parameters escapes every value the store sends).
         """
         base = (
             sa.select(s.snapshots)
@@ -310,6 +413,20 @@ class MetadataStore:
             if found is not None:
                 return found
         return self._one(SnapshotRecord, base.order_by((s.models.c.origin == "imported"), s.snapshots.c.created))
+
+    def stored_copies(self, sha256s: Sequence[str], uri_prefix: str) -> list[SnapshotRecord]:
+        """Stored snapshots holding any of these contents under uri_prefix, oldest first (batch dedupe)."""
+        prefix = uri_prefix.rstrip("/") + "/"
+        query = (
+            sa.select(s.snapshots)
+            .where(
+                s.snapshots.c.sha256.in_(sorted(set(sha256s))),
+                s.snapshots.c.status == "stored",
+                sa.func.substr(s.snapshots.c.uri, 1, len(prefix)) == prefix,
+            )
+            .order_by(s.snapshots.c.created)
+        )
+        return self._all(SnapshotRecord, query)
 
     def stored_copy(self, sha256: str, uri_prefix: str) -> SnapshotRecord | None:
         """A stored snapshot of this content under uri_prefix, for deduplication."""
@@ -400,6 +517,52 @@ class MetadataStore:
             ))
 
 
+def _json_dumps(value: Any) -> str:
+    """JSON documents as the rows hold them: strings with undecodable bytes escaped (display_path)."""
+    return json.dumps(_escaped(value))
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return display_path(value) if has_undecodable(value) else value
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escaped(v) for v in value]
+    return value
+
+
+def _escape_parameters(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    """before_cursor_execute: a str parameter with lone surrogates (a file name that is not UTF-8) cannot
+    be encoded for the driver; write it (and compare with it) as display_path text instead."""
+    if executemany:
+        if any(_needs_escape(p) for p in parameters):
+            parameters = [_escape_one(p) for p in parameters]
+    elif _needs_escape(parameters):
+        parameters = _escape_one(parameters)
+    return statement, parameters
+
+
+def _needs_escape(parameters: Any) -> bool:
+    values = parameters.values() if isinstance(parameters, dict) else parameters or ()
+    return any(isinstance(v, str) and has_undecodable(v) for v in values)
+
+
+def _escape_one(parameters: Any) -> Any:
+    fix = lambda v: display_path(v) if isinstance(v, str) and has_undecodable(v) else v  # noqa: E731
+    if isinstance(parameters, dict):
+        return {k: fix(v) for k, v in parameters.items()}
+    fixed = [fix(v) for v in parameters]
+    return tuple(fixed) if isinstance(parameters, tuple) else fixed
+
+
+def _one_line_operational_error(message: str, original: sa.exc.DBAPIError) -> sa.exc.OperationalError:
+    """An OperationalError (so callers that retry those still do) whose str() is just message."""
+    error = sa.exc.OperationalError(None, None, type(original.orig)(message), connection_invalidated=False)
+    error.code = None  # no "Background on this error at ..." line
+    return error
+
+
 def _model_query(task_id: str, origin: str, source_path: str | None, name: str | None) -> sa.Select:
     query = sa.select(s.models).where(s.models.c.task_id == task_id, s.models.c.origin == origin)
     if source_path is not None:
@@ -421,7 +584,7 @@ def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
 def _connect_args(url: sa.engine.URL) -> dict[str, Any]:
     if url.get_backend_name() == "sqlite":
         # Worker threads share the engine; the pool hands each thread its own connection.
-        return {"check_same_thread": False, "timeout": 60}
+        return {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
     if url.get_backend_name() == "postgresql" and url.get_driver_name().startswith("psycopg"):
         # libpq waits for an unreachable server as long as the OS does (minutes): bound connecting and
         # unacknowledged sends, so a black-holed database cannot hang a save. URL parameters win.
@@ -435,5 +598,4 @@ def _reset_all_after_fork() -> None:
         store.reset_after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_all_after_fork)
+on_fork("db.engines", after_in_child=_reset_all_after_fork)

@@ -10,14 +10,23 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from urllib.parse import unquote
+import shlex
+from urllib.parse import quote, unquote
 
 from ..config import redact_url
-from ..errors import AutologError, SchemaVersionError
+from ..errors import AutologError, DatabaseCorruptError, DatabaseLockedError, SchemaVersionError
 
 SCHEMA_VERSION = 2  # one more than the steps in migrations.py
 SCHEMA_TABLE = "autolog_schema"
 _URL_START = re.compile(r"([\w+]+)://")  # as in SQLAlchemy's make_url
+# How long the pre-start check waits for a lock before calling the database locked: a reader is only
+# ever blocked by another process's exclusive lock (WAL lets readers and writers overlap), which a
+# longer wait would rarely outlast, and Task.init runs on the training thread.
+PREFLIGHT_TIMEOUT_S = 3.0
+
+# SQLite's messages (sqlite3_errstr) for a file that is damaged, and for one another connection locks.
+_CORRUPT_MESSAGES = ("database disk image is malformed", "file is not a database", "malformed database schema")
+_LOCKED_MESSAGES = ("database is locked", "database table is locked", "database schema is locked")
 
 
 def newer_schema_error(url: str, version: int) -> SchemaVersionError:
@@ -28,11 +37,55 @@ def newer_schema_error(url: str, version: int) -> SchemaVersionError:
 
 
 def unreadable_error(url: str, detail: object) -> AutologError:
-    advice = (
-        "If it is a corrupted SQLite file, move it aside and start a new one."
-        if url.startswith("sqlite") else "Check that the server is up and reachable, and the URL's user and database."
-    )
+    """The database cannot be opened. For SQLite, a damaged file and a locked one get their own errors
+    (corrupt_error, locked_error): only the first may be moved aside."""
+    if url.startswith("sqlite"):
+        kind = sqlite_failure(detail)
+        path = sqlite_path(url) or redact_url(url)
+        if kind == "corrupt":
+            return corrupt_error(path, detail)
+        if kind == "locked":
+            return locked_error(path)
+        advice = "Check that the file and its folder are readable and writable by this user."
+    else:
+        advice = "Check that the server is up and reachable, and the URL's user and database."
     return AutologError(f"Cannot open metadata database {redact_url(url)}: {detail}. {advice}")
+
+
+def sqlite_failure(detail: object) -> str | None:
+    """"corrupt", "locked" or None: what an SQLite error (or its message) says about the file."""
+    message = str(detail).lower()
+    if any(m in message for m in _CORRUPT_MESSAGES):
+        return "corrupt"
+    if any(m in message for m in _LOCKED_MESSAGES):
+        return "locked"
+    return None
+
+
+def corrupt_error(path: str, detail: object) -> DatabaseCorruptError:
+    """One line: what is wrong and what to do (no SQL, no parameters)."""
+    reason = str(detail).splitlines()[0] if str(detail) else "damaged"
+    quoted, aside = shlex.quote(path), shlex.quote(path + ".corrupt")
+    return DatabaseCorruptError(
+        f"Metadata database {path} is corrupted ({reason}): move it aside (mv {quoted} {aside}) and start a new "
+        f"one; run `sqlite3 {quoted} .recover` to salvage rows."
+    )
+
+
+def locked_error(path: str) -> DatabaseLockedError:
+    return DatabaseLockedError(
+        f"Metadata database {path} is locked by another process (one holding an exclusive lock, e.g. "
+        f"PRAGMA locking_mode=EXCLUSIVE, or a long transaction): find it with `fuser {shlex.quote(path)}` (or "
+        "`lsof`) and close or finish it, then retry. The database itself is fine: do not move it aside."
+    )
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of an embedded SQLite URL (sqlite:///relative, sqlite:////absolute); None for memory."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = unquote(url[len("sqlite:///"):].split("?", 1)[0])
+    return path if path and path != ":memory:" else None
 
 
 def bad_url_error(url: str, detail: object) -> AutologError:
@@ -74,17 +127,19 @@ def _known_dialect(name: str) -> bool:
 
 
 def preflight_check(url: str) -> None:
-    """Raise the errors the store would raise for a malformed URL or an existing SQLite file."""
+    """Raise the errors the store would raise for a malformed URL or an existing SQLite file, within
+    about PREFLIGHT_TIMEOUT_S: DatabaseLockedError when another process locks it, DatabaseCorruptError
+    when the file is damaged, SchemaVersionError when a newer autolog wrote it."""
     check_url_form(url)
-    if not url.startswith("sqlite:///"):
-        return
-    path = unquote(url[len("sqlite:///"):].split("?", 1)[0])
-    if not path or path == ":memory:" or not os.path.isfile(path):
+    path = sqlite_path(url)
+    if path is None or not os.path.isfile(path):
         return
     import sqlite3
 
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        # Bounded: a lock that keeps readers out is reported in seconds, not after the store's 60 s.
+        uri = f"file:{quote(os.fsencode(os.path.abspath(path)))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=PREFLIGHT_TIMEOUT_S)
         try:
             has_table = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (SCHEMA_TABLE,)

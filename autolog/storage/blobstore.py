@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from ..config import redact_url, scrub
 from ..errors import StorageError
@@ -87,8 +87,8 @@ class BlobStore:
                 "Set output_uri to a writable location, or output_uri=False to record paths only."
             ) from None
 
-    def put_file(self, local_path: str, key: str) -> str:
-        """Publish a local file at key; returns its URI."""
+    def put_file(self, local_path: str, key: str, on_progress: Callable[..., None] | None = None) -> str:
+        """Publish a local file at key; returns its URI. on_progress is called as bytes go out."""
         target = self.url(key)
         if self.local:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -101,7 +101,28 @@ class BlobStore:
         else:
             fs, path = filesystem(target)
             _make_parent(fs, path)
-            fs.put_file(local_path, path)
+            if on_progress is None:
+                fs.put_file(local_path, path)
+            else:
+                fs.put_file(local_path, path, callback=_progress_callback(on_progress))
+        return target
+
+    def put_bytes(self, data: bytes, key: str) -> str:
+        """Publish bytes at key (temp file + rename for local folders); returns its URI."""
+        target = self.url(key)
+        if not self.local:
+            fs, path = filesystem(target)
+            _make_parent(fs, path)
+            fs.pipe_file(path, data)
+            return target
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.incomplete-{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        finally:
+            remove_quietly(tmp)
         return target
 
     def delete(self, uri: str) -> None:
@@ -182,3 +203,14 @@ def remove_quietly(path: str) -> None:
         os.remove(path)
     except FileNotFoundError:
         pass
+
+
+def _progress_callback(on_progress: Callable[..., None]) -> "fsspec.callbacks.Callback":
+    """An fsspec callback that reports every update (fsspec calls it per uploaded part)."""
+    from fsspec.callbacks import Callback
+
+    class Reporting(Callback):
+        def call(self, *args: object, **kwargs: object) -> None:
+            on_progress()
+
+    return Reporting()

@@ -3,15 +3,30 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable
+
+from .layout import display_path
 
 CHUNK = 1 << 20  # 1 MiB: memory stays bounded whatever the file size
+_PROGRESS_STEP = 16 << 20
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def sha256_file(path: str | os.PathLike, on_progress: Callable[[int], None] | None = None) -> str:
+    """sha256 of a file; on_progress(bytes) is called every few MiB (a slow disk still shows progress)."""
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        size = os.fstat(f.fileno()).st_size
+        if on_progress is None or size <= _PROGRESS_STEP:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+        digest, buffer = hashlib.sha256(), bytearray(_PROGRESS_STEP)
+        view = memoryview(buffer)
+        while size := f.readinto(buffer):
+            digest.update(view[:size])
+            on_progress(size)
+        return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def fd_sha256(fd: int) -> str:
@@ -36,13 +51,11 @@ def manifest_sha256(files: Iterable[dict]) -> str:
     """The identity of a multi-file snapshot: sha256 over its sorted (relative name, sha256) pairs.
 
     A single file's identity is its own sha256, so a TF checkpoint prefix or a SavedModel folder
-    matches only when every file in it matches.
+    matches only when every file in it matches. Names count as display_path writes them (as they are
+    stored), so a name that is not UTF-8 hashes alike before and after it was recorded.
     """
     digest = hashlib.sha256()
-    for entry in sorted(files, key=lambda e: e["name"]):
-        digest.update(f"{entry['name']}\0{entry['sha256']}\n".encode("utf-8", "surrogateescape"))
+    for name, sha in sorted((display_path(e["name"]), e["sha256"]) for e in files):
+        digest.update(f"{name}\0{sha}\n".encode("utf-8"))
     return digest.hexdigest()
 
-
-def host_name() -> str:
-    return socket.gethostname()

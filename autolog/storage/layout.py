@@ -1,4 +1,4 @@
-"""Where things go inside an output_uri. Every id -> key mapping is one of these functions.
+r"""Where things go inside an output_uri. Every id -> key mapping is one of these functions.
 
     <output_uri>/<project>/<task name>.<task id>/models/<model name>.<model id[:8]>/<seq:04d>/<file or folder>
     <output_uri>/<project>/<task name>.<task id>/artifacts/<artifact name>.<upload id[:8]>/<file>
@@ -6,17 +6,58 @@
 Each component is made safe (letters, digits, '.', '_', '-'; no leading dot; bounded length), so a
 name like '../../x' or one with '/', NUL or emoji stays inside its folder. Uniqueness never relies on
 the cleaned name alone: models carry their id, each artifact upload its own id.
+
+File names that are not valid UTF-8 (on Linux, b"mod\xe8le.pt", which Python holds as 'mod\udce8le.pt')
+become text through display_path, everywhere they are written down: database rows (the store applies
+it to every value it writes and compares), snapshot keys and the names of files inside a snapshot.
+Files are always opened by their real path; real_path finds it again from the escaped text.
 """
 from __future__ import annotations
 
+import os
 import re
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_COMPONENT = 80
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# What display_path writes: \xNN for an undecodable byte (always >= 0x80), \uDXXX for another lone surrogate.
+_ESCAPE = re.compile(r"\\x([89a-f][0-9a-f])|\\u(d[89a-f][0-9a-f]{2})")
+
+
+def display_path(path: str | bytes | os.PathLike) -> str:
+    r"""path as valid UTF-8 text: each byte that is not UTF-8 (a lone surrogate in Python's str) becomes a
+    visible backslash escape, as os.fsencode(path).decode("utf-8", "backslashreplace") writes it
+    ('mod\udce8le.pt' -> 'mod\xe8le.pt'). Valid text is returned unchanged (so this is idempotent)."""
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if path.isascii() or not _SURROGATE.search(path):
+        return path
+    return _SURROGATE.sub(_escape_surrogate, path)
+
+
+def _escape_surrogate(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def has_undecodable(text: str) -> bool:
+    """Whether text holds lone surrogates (bytes of a file name that are not UTF-8): display_path changes it."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def real_path(text: str) -> str:
+    """The file-system path that display_path turned into text: text itself when it names an existing
+    file (or has no escape), else text with its escapes turned back into the undecodable bytes, when
+    that names an existing file. For reading files whose path was read back from a database row."""
+    if "\\" not in text or os.path.lexists(text):
+        return text
+    raw = _ESCAPE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)) if m.group(1) else chr(int(m.group(2), 16)), text)
+    return raw if raw != text and os.path.lexists(raw) else text
 
 
 def safe_component(name: str) -> str:
-    cleaned = _UNSAFE.sub("_", name).lstrip(".")[:MAX_COMPONENT]
+    # display_path first: an undecodable byte shows as "_xe8", not as a bare "_" (keys are always UTF-8).
+    cleaned = _UNSAFE.sub("_", display_path(name)).lstrip(".")[:MAX_COMPONENT]
     return cleaned or "_"
 
 

@@ -17,7 +17,8 @@ from typing import Callable
 
 from ..errors import IntegrityError
 from .blobstore import BlobStore, download, is_local, normalize_uri
-from .hashing import CHUNK, fd_sha256, manifest_sha256, sha256_file
+from .hashing import CHUNK, fd_sha256, manifest_sha256, sha256_bytes, sha256_file
+from .layout import display_path, real_path
 
 logger = logging.getLogger("autolog")
 
@@ -34,6 +35,9 @@ class Sources:
     name:  last component of the stored URI under the snapshot key ("" = the key itself).
     entry: what to hand back inside that URI ("" = the URI itself; "ckpt-3" for a prefix).
     single: the snapshot is one plain file.
+
+    Source paths are the real ones (what os.open needs, undecodable bytes as lone surrogates); names,
+    name and entry become keys and rows, so they are display_path text (valid UTF-8).
     """
 
     files: tuple[tuple[str, str], ...]
@@ -58,20 +62,27 @@ class Published:
 
 
 def collect_sources(path: str | os.PathLike) -> Sources:
-    """The snapshot for a saved path: a file, a folder, or a checkpoint prefix."""
+    """The snapshot for a saved path: a file, a folder, or a checkpoint prefix.
+
+    A path read back from a row (display_path text) is resolved to the real file (real_path).
+    """
     path = os.path.abspath(os.fspath(path))
+    if not os.path.lexists(path):
+        path = real_path(path)
     if os.path.isfile(path):
-        return Sources(files=((path, os.path.basename(path)),), name=os.path.basename(path), single=True)
+        name = display_path(os.path.basename(path))
+        return Sources(files=((path, name),), name=name, single=True)
     if os.path.isdir(path):
         files = tuple(_walk_folder(path))
         if not files:
             raise ValueError(f"Folder {path} holds no files: there is nothing to store.")
-        return Sources(files=files, name=os.path.basename(path.rstrip(os.sep)) or "root")
+        return Sources(files=files, name=display_path(os.path.basename(path.rstrip(os.sep))) or "root")
     siblings = sorted(
         p for p in glob.glob(glob.escape(path) + ".*") if _CHECKPOINT_PART.fullmatch(p[len(path):]) and os.path.isfile(p)
     )
     if siblings:
-        return Sources(files=tuple((p, os.path.basename(p)) for p in siblings), name="", entry=os.path.basename(path))
+        return Sources(files=tuple((p, display_path(os.path.basename(p))) for p in siblings), name="",
+                       entry=display_path(os.path.basename(path)))
     raise FileNotFoundError(f"Nothing to store at {path}: no such file, folder or checkpoint prefix.")
 
 
@@ -81,9 +92,9 @@ def collect_file_list(paths: list[str | os.PathLike]) -> Sources:
     for p in paths:
         p = os.path.abspath(os.fspath(p))
         if os.path.isdir(p):
-            files += [(src, f"{os.path.basename(p)}/{rel}") for src, rel in _walk_folder(p)]
+            files += [(src, f"{display_path(os.path.basename(p))}/{rel}") for src, rel in _walk_folder(p)]
         else:
-            files.append((p, os.path.basename(p)))
+            files.append((p, display_path(os.path.basename(p))))
     names = [rel for _, rel in files]
     if len(set(names)) != len(names):
         raise ValueError(f"Files to package share names ({names}); give a folder (weights_path=) instead.")
@@ -101,7 +112,7 @@ def _walk_folder(root: str):
                 logger.warning("autolog: skipping %s: it links outside the folder being stored", src)
                 continue
             if os.path.isfile(real):
-                yield src, os.path.relpath(src, root).replace(os.sep, "/")
+                yield src, display_path(os.path.relpath(src, root).replace(os.sep, "/"))
 
 
 class SourceChangedError(OSError):
@@ -132,7 +143,12 @@ def open_sources(sources: Sources) -> OpenedSources:
     handles: list[tuple[int, os.stat_result]] = []
     try:
         for src, _ in sources.files:
-            fd = os.open(src, os.O_RDONLY)
+            try:
+                fd = os.open(src, os.O_RDONLY)
+            except FileNotFoundError:  # a path read back from a row: display_path text of the real one
+                if real_path(src) == src:
+                    raise
+                fd = os.open(real_path(src), os.O_RDONLY)
             handles.append((fd, os.fstat(fd)))
     except BaseException:
         OpenedSources(sources, handles).close()
@@ -174,49 +190,89 @@ def _check_unchanged(src: str, fd: int, before: os.stat_result, copied: int) -> 
         )
 
 
-def staging_dir(store: BlobStore, key: str, cache_dir: str) -> str:
-    """Where a snapshot is staged: next to its final key for local stores (publishing is then one
-    rename), else in the local cache (the staged copy then serves get_local_copy)."""
+def staging_dir(store: BlobStore, cache_dir: str) -> str:
+    """Where a snapshot is staged: inside a local store's folder (publishing is then one rename; the
+    name is chosen before the snapshot's key is known, so copying need not wait for its row), else in
+    the local cache (the staged copy then serves get_local_copy)."""
     if store.local:
-        return f"{store.url(key)}.incomplete-{uuid.uuid4().hex}"
+        return os.path.join(store.root, LOCAL_STAGING, uuid.uuid4().hex)
     return os.path.join(cache_dir, "staging", uuid.uuid4().hex)
 
 
-def stage(opened: OpenedSources, staging: str, on_copied: Callable[[], None] | None = None) -> Content:
+LOCAL_STAGING = ".autolog-staging"  # in a local output_uri: copies not yet renamed to their key
+
+
+def stage(opened: OpenedSources, staging: str, on_copied: Callable[[], None] | None = None,
+          on_progress: Callable[[int], None] | None = None) -> Content:
     """Copy every file into staging/<name>/ (kernel copy, no file contents in Python memory), checking
     that the source did not change meanwhile, then hash the copies (which nobody else writes).
 
     on_copied runs once the user's files are no longer needed: a save waiting to overwrite them
-    may go on while the copies are hashed.
+    may go on while the copies are hashed. on_progress(bytes) is called as the copy and the hash move.
     """
+    sources = opened.sources
+    try:
+        targets = copy_out(opened, staging, on_progress)
+    finally:
+        try:
+            opened.close()
+        except Exception as exc:  # noqa: BLE001 - closing read handles never replaces the copy's outcome
+            logger.debug("autolog: closing %s failed: %s: %s", sources.name, type(exc).__name__, exc)
+    if on_copied is not None:
+        on_copied()
+    return hash_copies(sources, targets, on_progress)
+
+
+def read_small(opened: OpenedSources) -> tuple[bytes, Content]:
+    """A small one-file snapshot read into memory at once, checked against in-place changes: once its
+    bytes are held, the file may be overwritten."""
+    ((src, _),), ((fd, before),) = opened.sources.files, opened.handles
+    data = os.pread(fd, before.st_size + 1, 0)  # one byte more: a file still growing is caught
+    _check_unchanged(src, fd, before, len(data))
+    return data, Content(sha256=sha256_bytes(data), size=len(data))
+
+
+def publish_bytes(data: bytes, sources: Sources, content: Content, store: BlobStore, key: str) -> Published:
+    """A snapshot held in memory, written at its final key (never seen partial there)."""
+    store.put_bytes(data, f"{key}/{sources.name}" if sources.name else key)
+    return Published(uri=snapshot_uri(store, key, sources), entry=sources.entry, content=content,
+                     deduplicated=False)
+
+
+def copy_out(opened: OpenedSources, staging: str, on_progress: Callable[[int], None] | None = None
+             ) -> list[tuple[str, str, int]]:
+    """The copy half of stage: (name, staged path, size) of each file, checked against in-place changes."""
     sources = opened.sources
     base = os.path.join(staging, sources.name) if sources.name and not sources.single else staging
     targets = []
-    try:
-        for (src, rel), (fd, before) in zip(sources.files, opened.handles):
-            target = os.path.join(base, rel)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as out:
-                copied = kernel_copy(fd, out.fileno(), before.st_size)
-            _check_unchanged(src, fd, before, copied)
-            targets.append((rel, target, copied))
-    finally:
-        opened.close()
-    if on_copied is not None:
-        on_copied()
-    manifest = [{"name": rel, "size": size, "sha256": sha256_file(target)} for rel, target, size in targets]
+    for (src, rel), (fd, before) in zip(sources.files, opened.handles):
+        target = os.path.join(base, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as out:
+            copied = kernel_copy(fd, out.fileno(), before.st_size, on_progress)
+        _check_unchanged(src, fd, before, copied)
+        targets.append((rel, target, copied))
+    return targets
+
+
+def hash_copies(sources: Sources, targets: list[tuple[str, str, int]],
+                on_progress: Callable[[int], None] | None = None) -> Content:
+    """The hash half of stage: the staged copies' content (nobody else writes them)."""
+    manifest = [{"name": rel, "size": size, "sha256": sha256_file(target, on_progress)} for rel, target, size in targets]
     return _content(sources, manifest)
 
 
-def kernel_copy(src_fd: int, dst_fd: int, size: int) -> int:
+def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress: Callable[[int], None] | None = None) -> int:
     """Copy size bytes from the start of src_fd; sendfile keeps the bytes out of Python."""
     offset = 0
     try:
         while offset < size:
-            sent = os.sendfile(dst_fd, src_fd, offset, min(size - offset, 1 << 30))
+            sent = os.sendfile(dst_fd, src_fd, offset, min(size - offset, _COPY_STEP))
             if sent == 0:
                 break
             offset += sent
+            if on_progress is not None:
+                on_progress(sent)
         return offset
     except OSError:  # no sendfile for this pair of files: plain positional reads
         while offset < size:
@@ -225,7 +281,12 @@ def kernel_copy(src_fd: int, dst_fd: int, size: int) -> int:
                 break
             os.write(dst_fd, chunk)
             offset += len(chunk)
+            if on_progress is not None:
+                on_progress(len(chunk))
         return offset
+
+
+_COPY_STEP = 64 << 20  # bytes per sendfile call: progress is reported between calls
 
 
 def snapshot_uri(store: BlobStore, key: str, sources: Sources) -> str:
@@ -280,7 +341,7 @@ def publish(
     find_copy: Callable[[str], tuple[str, str] | None],
 ) -> Published:
     """Stage and publish in the calling thread (artifacts and explicit uploads)."""
-    staging = staging_dir(store, key, cache_dir)
+    staging = staging_dir(store, cache_dir)
     try:
         content = stage(open_sources(sources), staging)
     except BaseException:
@@ -309,7 +370,7 @@ def _move_into_cache(source: str, target: str) -> None:
 def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: str) -> str:
     """A local path holding the snapshot: the stored file itself when local, else a verified cached copy."""
     if is_local(uri):
-        path = normalize_uri(uri)
+        path = real_path(normalize_uri(uri))  # a path-only snapshot's uri is display_path text
         if not os.path.exists(path):
             raise FileNotFoundError(f"Stored snapshot {path} is missing (deleted by hand or by retention).")
         return os.path.join(path, entry) if entry else path
@@ -353,12 +414,21 @@ def copied_marker(staging: str) -> str:
 
 
 def source_path(sources: Sources) -> str:
-    """The path the user saved: the file, the folder, the checkpoint prefix, or the files' common folder."""
+    """The path the user saved: the file, the folder, the checkpoint prefix, or the files' common folder.
+
+    The real path (the names inside a snapshot are display_path text, which may be longer).
+    """
     if sources.single:
         return sources.files[0][0]
+    src, rel = sources.files[0]
     if sources.entry:
-        return os.path.join(os.path.dirname(sources.files[0][0]), sources.entry)
+        suffix = rel[len(sources.entry):] if rel.startswith(sources.entry) else ""
+        if suffix and src.endswith(suffix):  # ckpt-3.index -> ckpt-3, undecodable bytes and all
+            return src[: len(src) - len(suffix)]
+        return os.path.join(os.path.dirname(src), sources.entry)
     if sources.name:
-        src, rel = sources.files[0]
-        return src[: len(src) - len(rel)].rstrip(os.sep)
+        folder = src
+        for _ in range(rel.count("/") + 1):  # rel is "a/b/file" below the folder saved
+            folder = os.path.dirname(folder)
+        return folder
     return os.path.commonpath([src for src, _ in sources.files])

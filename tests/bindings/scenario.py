@@ -122,7 +122,7 @@ def inject_fault(kind: str):
     import sqlite3
 
     from autolog import capture, safety
-    from autolog.storage import identity
+    from autolog.snapshots import identity
     from autolog.db.store import MetadataStore
     from autolog.storage import objects
 
@@ -133,9 +133,12 @@ def inject_fault(kind: str):
 
     targets = {
         "db": [(MetadataStore, name, sqlite3.OperationalError("database is locked"))
-               for name in ("add_snapshot", "create_model", "link_load", "producer_of", "cached_sha256")],
-        "storage": [(objects, "stage", OSError(28, "No space left on device"))],
+               for name in ("add_snapshot", "add_snapshots", "create_model", "link_load", "producer_of",
+                            "cached_sha256")],
+        # Small files are read on the training thread and written by publish_bytes, others staged.
+        "storage": [(objects, name, OSError(28, "No space left on device")) for name in ("stage", "publish_bytes")],
         "hash": [(objects, "sha256_file", OSError(5, "Input/output error")),
+                 (objects, "sha256_bytes", OSError(5, "Input/output error")),
                  (identity, "fd_sha256", OSError(5, "Input/output error"))],
         "bug": [(capture.CaptureRecorder, "saved", RuntimeError("bug in autolog")),
                 (capture.CaptureRecorder, "loaded", RuntimeError("bug in autolog"))],

@@ -110,6 +110,21 @@ def test_known_errors_are_one_line_without_traceback(logged, capsys, args, says)
     assert len(err.strip().splitlines()) == 1
 
 
+def test_json_output_turns_nan_metadata_into_null(logged, capsys):
+    from autolog import Model
+
+    Model(logged["model"]).set_metadata("loss", float("nan"))
+    Model(logged["model"]).set_metadata("best", float("inf"))
+    code, out, err = cli(capsys, "model", "show", logged["model"], "--json")
+    assert code == 0, err
+
+    def refuse(name: str):
+        raise ValueError(f"not JSON: {name}")
+
+    meta = json.loads(out, parse_constant=refuse)["meta"]  # strict, as jq and JavaScript parse
+    assert meta["loss"] is None and meta["best"] is None
+
+
 def test_console_entry_point_runs_as_a_module(logged):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.run([sys.executable, "-m", "autolog.cli", "task", "list", "--json"], env=env,

@@ -35,12 +35,14 @@ def test_init_creates_a_running_task():
     assert Task.get_task(task_id=task.id) == task
 
 
-def test_init_while_running_returns_the_same_task():
+def test_init_while_running_returns_the_same_task_unless_another_is_named():
     task = Task.init(project_name="p", task_name="t")
-    assert Task.init(project_name="other", task_name="other") is task
-    task.close()
+    assert Task.init(project_name="p", task_name="t") is task
+    other = Task.init(project_name="other", task_name="other")  # a new task: the running one is completed
+    assert other.id != task.id and task.status == "completed"
+    other.close()
     again = Task.init(project_name="p", task_name="t")
-    assert again.id != task.id
+    assert again.id not in (task.id, other.id)
 
 
 def test_constructor_is_not_the_way_in():

@@ -65,18 +65,28 @@ def put(monkeypatch: pytest.MonkeyPatch):
     from autolog.storage.blobstore import BlobStore
 
     control = PutControl(BlobStore.put_file)
-    monkeypatch.setattr(BlobStore, "put_file", lambda store, local, key: control(store, local, key))
+    monkeypatch.setattr(BlobStore, "put_file", lambda store, local, key, **kw: control(store, local, key, **kw))
     yield control
     control.fail_all = False
     control.fail_next = 0
     control.release()
 
 
+def through_the_stager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small one-file snapshots are read on the training thread (steps.read_inline); tests that control
+    the stager's copy make every snapshot take that path instead."""
+    from autolog.snapshots import steps
+
+    monkeypatch.setattr(steps, "read_inline", lambda job, limit: False)
+
+
 @pytest.fixture
 def copier(monkeypatch: pytest.MonkeyPatch):
-    """Control over the stager's copy out of the user's file (see CopyControl); released at teardown."""
+    """Control over the stager's copy out of the user's file (see CopyControl); released at teardown.
+    Small snapshots then go through the stager too (not read on the training thread)."""
     from autolog.storage import objects
 
+    through_the_stager(monkeypatch)
     control = CopyControl(objects.kernel_copy)
     monkeypatch.setattr(objects, "kernel_copy", control)
     yield control
@@ -88,8 +98,9 @@ def copier(monkeypatch: pytest.MonkeyPatch):
 def stager(monkeypatch: pytest.MonkeyPatch):
     """Holds the stager before it touches a snapshot at all: stager.hold(), stager.wait_for_calls(n),
     stager.release.set(). Released at teardown."""
-    from autolog.storage.pipeline import SnapshotPipeline
+    from autolog.snapshots.pipeline import SnapshotPipeline
 
+    through_the_stager(monkeypatch)
     original = SnapshotPipeline._stage
     control = CopyControl(lambda pipeline, job: original(pipeline, job))
     monkeypatch.setattr(SnapshotPipeline, "_stage", lambda pipeline, job: control(pipeline, job))
@@ -103,7 +114,7 @@ def fast_retries():
     import dataclasses
 
     def apply(task) -> None:
-        task._pipeline.options = dataclasses.replace(task._pipeline.options, retry_backoff=0.01)
+        task._runtime.pipeline.options = dataclasses.replace(task._runtime.pipeline.options, retry_backoff=0.01)
 
     return apply
 

@@ -29,7 +29,7 @@ def _store_root(uri: str) -> str:
     return uri.removeprefix("local://")
 
 
-def test_in_place_change_fails_the_snapshot_with_one_warning(any_store, staging_root, modified_while_read,
+def test_in_place_change_fails_the_snapshot_with_one_warning_and_a_summary_at_close(any_store, staging_root, modified_while_read,
                                                             monkeypatch, caplog):
     from autolog import safety
 
@@ -46,9 +46,11 @@ def test_in_place_change_fails_the_snapshot_with_one_warning(any_store, staging_
     assert snap.uri is None
     assert files_under(_store_root(any_store)) == [], "bytes were stored for a snapshot that changed mid-read"
     assert files_under(staging_root) == []
-    warnings = [r for r in caplog.records if r.name == "autolog" and r.levelno >= logging.WARNING]
-    assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert "changed while autolog was reading it" in warnings[0].getMessage()
+    # One warning when it happens, and close() sums up what failed (naming the snapshot and why).
+    warnings = [r.getMessage() for r in caplog.records if r.name == "autolog" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "changed while autolog was reading it" in warnings[0]
+    assert "1 snapshot(s) failed: ckpt.pt #1" in warnings[1] and "changed while autolog was reading" in warnings[1]
     assert task.status == "completed"
 
 

@@ -29,11 +29,17 @@ output_uri, ckpt, marker, stuck_in = sys.argv[1:5]
 task = Task.init(project_name="pipeline", task_name="killed", output_uri=output_uri)
 Path(marker + ".task").write_text(task.id)
 if stuck_in == "copy":  # the third snapshot's copy out of ckpt stops half way, forever
+    h.through_the_stager()
     original, stuck, calls = objects.kernel_copy, h.stuck_forever(marker), []
 
-    def copy(src_fd, dst_fd, size):
+    def copy(src_fd, dst_fd, size, *rest):
         calls.append(size)
-        return stuck(src_fd, dst_fd, size) if len(calls) == 3 else original(src_fd, dst_fd, size)
+        if len(calls) < 3:
+            return original(src_fd, dst_fd, size, *rest)
+        # The first two are recorded by another worker: let it finish them before the "crash".
+        pending = task._runtime.pipeline.pending
+        h.wait_until(lambda: len(pending()) == 1 and pending()[0].journaled, "1 and 2 recorded, 3 journaled")
+        return stuck(src_fd, dst_fd, size)
 
     objects.kernel_copy = copy
 else:  # every upload hangs; the marker is written once all three are staged and uploading

@@ -32,7 +32,7 @@ atexit.register(put.release)  # registered after Task.init, so it runs before au
 for name in ("a.pt", "b.pt"):
     for step in range(2):
         torch.save(h.tensor(step), os.path.join(work, name))
-print("pending at exit:", len(task._pipeline.pending()), flush=True)
+print("pending at exit:", len(task._runtime.pipeline.pending()), flush=True)
 if how == "raise":
     raise RuntimeError("training diverged")
 os.kill(os.getpid(), signal.SIGTERM)
@@ -76,16 +76,51 @@ task.close()
 """
 
 
-@pytest.mark.parametrize("delay, shows_bar", [(1.5, True), (0.0, False)])
-def test_close_shows_a_progress_bar_only_when_storing_takes_over_a_second(delay, shows_bar, spawn,
-                                                                          remote_store, work):
+@pytest.mark.parametrize("delay, shows_progress", [(1.5, True), (0.0, False)])
+def test_close_reports_progress_in_lines_when_stderr_is_not_a_terminal(delay, shows_progress, spawn,
+                                                                       remote_store, work):
     proc = spawn(SLOW_CLOSE, remote_store, work, str(delay))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    if shows_bar:  # bytes and snapshots, to the end
-        assert "autolog: storing snapshots" in err and "2/2 snapshots" in err, err
-    else:
-        assert "storing snapshots" not in err, err
+    if shows_progress:  # one line when waiting starts, one when it ends; no bar redraws in a log
+        lines = [line for line in err.splitlines() if line.startswith("autolog:")]
+        assert len(lines) == 2, err
+        assert lines[0].startswith("autolog: storing snapshots: 0/2 done"), err
+        assert lines[1].startswith("autolog: storing snapshots: all 2 done in"), err
+        assert "\r" not in err, repr(err)
+    else:  # a normal close writes nothing at all
+        assert err == "", err
+
+
+def test_close_shows_a_progress_bar_on_a_terminal(env, remote_store, work, tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import sys
+    import termios
+
+    script = tmp_path / "slow_close.py"
+    script.write_text(SLOW_CLOSE)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a pty starts 0 columns wide
+    proc = subprocess.Popen([sys.executable, str(script), remote_store, str(work), "1.5"], env=env,
+                            stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=120)
+    os.close(leader)
+    err = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, err
+    assert "autolog: storing snapshots" in err and "2/2 snapshots" in err and "\r" in err, err
 
 
 def _the_task(name: str) -> Task:
@@ -126,9 +161,10 @@ def test_flush_timeout_lets_the_process_exit_and_names_what_is_left(spawn, remot
 
     assert proc.returncode == 0, err
     assert "saved" in out
-    warning = next((line for line in err.splitlines() if "not stored after" in line), None)
+    warning = next((line for line in err.splitlines() if "not stored yet" in line), None)
     assert warning is not None, err
     assert "2 snapshot(s)" in warning and "a.pt #1" in warning and "b.pt #1" in warning, warning
+    assert "flush_timeout" in warning, warning
     assert "autolog sync" in warning
 
     task = _the_task("hung store")

@@ -7,7 +7,7 @@ import threading
 import torch
 
 from autolog import Task
-from autolog.storage import identity
+from autolog.snapshots import identity
 from pipeline_helpers import tensor
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from autolog import Model, Task
-from autolog.storage import pipeline, retention
+from autolog.snapshots import retention, steps
 from pipeline_helpers import (WAIT, assert_stored_tensor, cli_json, files_under, object_path, output_snapshots,
                               snapshots_by_task, tensor, wait_until)
 
@@ -67,7 +67,7 @@ def test_object_claimed_by_a_deduplicated_upload_in_flight_is_not_deleted(remote
     """Remote uploads run in parallel: snapshot 3 (same bytes as 1) finds 1's object, and before it is
     recorded, snapshot 4's upload finishes and retention deletes snapshot 1. The object must survive."""
     deduplicating, pruned = threading.Event(), threading.Event()
-    real_finder, real_prune = pipeline.stored_copy_finder, retention.prune
+    real_finder, real_prune = steps.stored_copy_finder, retention.prune
 
     def finder(*args, **kwargs):
         find = real_finder(*args, **kwargs)
@@ -87,7 +87,7 @@ def test_object_claimed_by_a_deduplicated_upload_in_flight_is_not_deleted(remote
             pruned.set()
         return victims
 
-    monkeypatch.setattr(pipeline, "stored_copy_finder", finder)
+    monkeypatch.setattr(steps, "stored_copy_finder", finder)
     monkeypatch.setattr(retention, "prune", prune)
     task = Task.init(project_name="pipeline", task_name="retention race", output_uri=remote_store, keep_last=2)
     ckpt = work / "ckpt.pt"

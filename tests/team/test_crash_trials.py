@@ -32,6 +32,14 @@ def _staged(home) -> int:
     return len([p for p in staging.iterdir() if p.is_dir()]) if staging.is_dir() else 0
 
 
+def _journaled(pg_url: str) -> int:
+    """Snapshot rows in the database (0 before the first run created the tables)."""
+    try:
+        return len(snapshot_rows(pg_url))
+    except Exception:  # noqa: BLE001 - no tables yet
+        return 0
+
+
 def _check_bucket_and_journal(pg_url: str, s3_uri: str) -> dict[str, int]:
     rows = snapshot_rows(pg_url)
     in_bucket = s3_objects(s3_uri)  # every object under the prefix, downloaded and hashed
@@ -60,9 +68,12 @@ def test_sigkill_during_uploads_then_sync(pg_url, s3_uri, tmp_path, child_env):
         work, home = tmp_path / f"trial-{trial}", tmp_path / f"home-{trial}"  # one database for all
         env = child_env({"AUTOLOG_DB_URL": pg_url, "AUTOLOG_STRICT": "0", "AUTOLOG_HOME": str(home)})
         # Odd trials overwrite one file (the staged copy is then the only copy); even ones keep every file.
+        journaled_before = _journaled(pg_url)
         trainer = Trainer(work, env, output_uri=s3_uri, floats=750_000, seed=trial, name=f"trial-{trial}",
                           file="ckpt.pt" if trial % 2 else "ckpt-{step}.pt", phases=[{"saves": 10}])
-        wait_for(lambda: _saves_done(work) >= 1 or trainer.proc.poll() is not None, 120)
+        # A save is journaled by a background thread a few ms after it returns: crash after the first one
+        # is (a kill before that leaves no trace of it, which is what the README says).
+        wait_for(lambda: _journaled(pg_url) > journaled_before or trainer.proc.poll() is not None, 120)
         if mid_upload:
             wait_for(lambda: _staged(home) or trainer.proc.poll() is not None, 60, interval=0.002)
         time.sleep(delay)
@@ -92,11 +103,11 @@ def test_sigkill_during_uploads_then_sync(pg_url, s3_uri, tmp_path, child_env):
 
 # Deterministic crashes at the two points a random kill rarely hits: the child kills itself there.
 KILLED_AT = """
-import os, signal, sys
+import os, signal, sys, time
 import torch
 from autolog import Task
 from autolog.db.store import MetadataStore
-from autolog.storage.pipeline import SnapshotPipeline
+from autolog.snapshots.pipeline import SnapshotPipeline
 
 uri, path, point = sys.argv[1:4]
 task = Task.init(project_name="crash", task_name=point, output_uri=uri)
@@ -105,18 +116,21 @@ if point == "copied":  # the copy is complete and checked, its hash not yet jour
 
     def release_and_die(self, job):
         release(self, job)
+        deadline = time.monotonic() + 60  # the row is written beside the copy: die once it exists
+        while not job.journaled and time.monotonic() < deadline:
+            time.sleep(0.005)
         os.kill(os.getpid(), signal.SIGKILL)
 
     SnapshotPipeline._release_fence = release_and_die
 else:  # "uploaded": the object is at its final key; the row is about to become stored
-    update = MetadataStore.update_snapshot
+    finish = MetadataStore.finish_snapshots
 
-    def die_before_stored(self, snapshot_id, **values):
-        if values.get("status") == "stored":
+    def die_before_stored(self, updates, *args, **kwargs):
+        if any(values.get("status") == "stored" for _, values in updates):
             os.kill(os.getpid(), signal.SIGKILL)
-        return update(self, snapshot_id, **values)
+        return finish(self, updates, *args, **kwargs)
 
-    MetadataStore.update_snapshot = die_before_stored
+    MetadataStore.finish_snapshots = die_before_stored
 torch.save({"w": torch.arange(200_000)}, path)
 task.flush()
 """

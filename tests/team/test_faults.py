@@ -35,9 +35,9 @@ def _assert_stored_and_verified(rows: list[dict], output_uri: str) -> None:
 
 
 def test_database_outage_mid_run(private_postgres, s3_uri, tmp_path, child_env):
-    """The database stops after 3 saves and comes back after 3 more. Saves during the outage fail fast
-    (connection refused) and are named as not recorded; snapshots in flight when it stopped are
-    recorded once it is back (uploaders retry the database); saves after it are recorded again."""
+    """The database stops after 3 saves and comes back after 3 more. Saves never wait for the database:
+    those during the outage return at once, and the workers (which retry while it is unreachable, up to
+    db_retry_seconds) journal and record every one of them once it is back."""
     env = child_env({"AUTOLOG_DB_URL": private_postgres.url, "AUTOLOG_STRICT": "0"})
     trainer = Trainer(tmp_path / "work", env, output_uri=s3_uri, floats=250_000, file="ckpt.pt",
                       phases=[{"saves": 3}, {"gate": "down", "saves": 3}, {"gate": "up", "saves": 3}])
@@ -53,15 +53,10 @@ def test_database_outage_mid_run(private_postgres, s3_uri, tmp_path, child_env):
     outage = [s for s in summary["saves"] if s["phase"] == "down"]
     print("saves during the outage took", [round(s["seconds"], 4) for s in outage], "s")
     rows = snapshot_rows(private_postgres.url)
-    recorded = [s["sha256"] for s in summary["saves"] if s["phase"] != "down"]
-    assert [r["sha256"] for r in rows] == recorded, "phase 1 and 3 saves, in order, each recorded once"
+    assert [r["sha256"] for r in rows] == [s["sha256"] for s in summary["saves"]], "every save, in order, once"
+    assert [r["status"] for r in rows] == ["stored"] * 9
     _assert_stored_and_verified(rows, s3_uri)
-
-    warnings = autolog_warnings(err)
-    assert len(warnings) == 2, err
-    assert warnings[0].startswith("autolog: torch.save() of PyTorch was not logged: OperationalError"), err
-    assert warnings[1].startswith("autolog: 3 save(s) were not recorded"), err
-    assert outage[0]["path"] in warnings[1]
+    assert autolog_warnings(err) == [], err
     (task,) = [t for t in _rows(private_postgres.url, "tasks")]
     assert task["status"] == "completed"
 
@@ -74,8 +69,9 @@ def _rows(url: str, table: str) -> list[dict]:
 
 def test_bucket_deleted_mid_run_is_reported_and_finished_by_sync(pg_url, s3_uri, tmp_path, autolog_home, child_env):
     """After Task.init the bucket is deleted. Uploads fail after their retries (autolog must not create the
-    bucket again); snapshots stay pending with their staged copies and the reason; one warning. Once the
-    bucket is back, `autolog sync` stores every one from its staged copy."""
+    bucket again); snapshots stay pending with their staged copies and the reason; one warning when it
+    happens and one summary at close. Once the bucket is back, `autolog sync` stores every one from its
+    staged copy."""
     write_config(autolog_home, pipeline={"upload_retries": 2})
     env = child_env({"AUTOLOG_DB_URL": pg_url, "AUTOLOG_STRICT": "0"})
     trainer = Trainer(tmp_path / "work", env, output_uri=s3_uri, floats=250_000, file="ckpt.pt",
@@ -96,7 +92,9 @@ def test_bucket_deleted_mid_run_is_reported_and_finished_by_sync(pg_url, s3_uri,
         assert "staged copy kept" in row["reason"] and "autolog sync" in row["reason"], row["reason"]
         assert "bucket" in row["reason"].lower(), row["reason"]
     warnings = autolog_warnings(err)
-    assert len(warnings) == 1 and "autolog sync" in warnings[0], err
+    assert len(warnings) == 2 and "autolog sync" in warnings[0], err
+    assert "3 snapshot(s) not stored yet, their staged copies kept" in warnings[1], err
+    assert "autolog sync" in warnings[1] and "failed" not in warnings[1], err
 
     s3fs_client().mkdir(bucket)
     sync = run_cli(env, "sync", "--json")
@@ -179,9 +177,9 @@ def test_database_that_accepts_connections_and_never_answers(s3_uri, tmp_path, c
 
 def test_database_frozen_mid_run(private_postgres, s3_uri, tmp_path, child_env):
     """The database server is frozen (SIGSTOP: connections are accepted and data acknowledged, nothing
-    answers; no socket timeout can tell). One save waits journal_timeout (10 s) and goes on unrecorded,
-    the next ones go on at once; once the server answers again, saves are recorded again (a late row of
-    the first one, if its write lands after all, is marked failed)."""
+    answers; no socket timeout can tell). Saves never touch the database on the training thread: they
+    go on at once; the recorder's write waits, and once the server answers again every snapshot,
+    those saved while it was frozen too, is recorded and stored."""
     from fault_helpers import freeze, server_processes, thaw
 
     env = child_env({"AUTOLOG_DB_URL": private_postgres.url, "AUTOLOG_STRICT": "0"})
@@ -195,23 +193,17 @@ def test_database_frozen_mid_run(private_postgres, s3_uri, tmp_path, child_env):
         trainer.reached("thaw", timeout=60)
     finally:
         thaw(pids)
-    time.sleep(3)  # the stuck write (or the probe that follows it, every second) answers; until then saves go on unrecorded
     trainer.go("thaw")
     summary, _, err = trainer.finish()
 
     frozen = [s["seconds"] for s in summary["saves"] if s["phase"] == "freeze"]
     print("saves while the database was frozen took", [round(t, 3) for t in frozen], "s")
-    assert 9 < frozen[0] < 13 and max(frozen[1:]) < 0.5, frozen
-    _assert_saves_returned({"saves": [s for s in summary["saves"] if s["phase"] != "freeze"]}, max_seconds=3.0)
+    assert max(frozen) < 1.0, frozen
+    _assert_saves_returned(summary, max_seconds=3.0)
     rows = snapshot_rows(private_postgres.url)
     by_sha = {r["sha256"]: r for r in rows if r["sha256"]}
     for save in summary["saves"]:
-        if save["phase"] != "freeze":
-            assert by_sha[save["sha256"]]["status"] == "stored"
-    # The first frozen save's write either failed (a new connection timed out) or landed after the thaw.
-    late = [r for r in rows if r["status"] != "stored"]
-    assert len(late) <= 1 and all(r["status"] == "failed" and "journal_timeout" in r["reason"] for r in late), late
-    _assert_stored_and_verified([r for r in rows if r["status"] == "stored"], s3_uri)
-    warnings = autolog_warnings(err)
-    assert len(warnings) == 2, err
-    assert "DatabaseNotAnswering" in warnings[0] and "3 save(s) were not recorded" in warnings[1], err
+        assert by_sha[save["sha256"]]["status"] == "stored", (save, by_sha.get(save["sha256"]))
+    assert len(rows) == len(summary["saves"]), rows
+    _assert_stored_and_verified(rows, s3_uri)
+    assert autolog_warnings(err) == [], err

@@ -230,11 +230,15 @@ KILLED_MID_SAVE = """
 import os, sys, threading
 import torch
 from autolog import Task
+from autolog.snapshots import steps
+from autolog.snapshots.pipeline import wait_for_journal
 from autolog.storage import objects
 
-objects.stage = lambda *args, **kwargs: threading.Event().wait()  # the copy never finishes...
+steps.read_inline = lambda job, limit: False  # through the stager, whose copy never finishes...
+objects.stage = lambda *args, **kwargs: threading.Event().wait()
 task = Task.init(project_name="push", task_name="killed", output_uri=True)
 torch.save(torch.arange(5), sys.argv[1])
+wait_for_journal()  # its row is written a few ms after the save
 print(task.id, flush=True)
 os._exit(0)  # ...and the process dies: its snapshot stays `pending` in the journal
 """

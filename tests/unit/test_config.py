@@ -1,6 +1,7 @@
 """Settings: TOML file + AUTOLOG_* environment, clear ConfigErrors, and URL redaction."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,6 @@ def test_defaults_live_in_autolog_home(autolog_home):
     assert s.db_url == f"sqlite:///{autolog_home / 'autolog.db'}"
     assert Path(s.default_output_uri) == autolog_home / "storage"
     assert s.cache_dir == autolog_home / "cache"
-    assert s.strict is True  # conftest sets AUTOLOG_STRICT=1
 
 
 def test_config_file_in_autolog_home_is_read(autolog_home, tmp_path):
@@ -114,6 +114,82 @@ def test_malformed_config_raises_config_error_naming_file_and_key(
     assert str(cfg) in message
     if key is not None:
         assert key in message
+
+
+# -- numbers out of range -------------------------------------------------------------------
+
+OUT_OF_RANGE = {
+    "upload_retries = 0": ("pipeline", "upload_retries = 0", "a whole number from 1 to 100, got 0."),
+    "upload_retries = -1": ("pipeline", "upload_retries = -1", "a whole number from 1 to 100, got -1."),
+    "upload_retries = 101": ("pipeline", "upload_retries = 101", "a whole number from 1 to 100, got 101."),
+    "flush_timeout = -5": ("pipeline", "flush_timeout = -5", "a finite number greater than 0, got -5.0."),
+    "flush_timeout = 0": ("pipeline", "flush_timeout = 0", "a finite number greater than 0, got 0.0."),
+    "flush_timeout = nan": ("pipeline", "flush_timeout = nan", "a finite number greater than 0, got nan."),
+    "flush_timeout = inf": ("pipeline", "flush_timeout = inf", "a finite number greater than 0, got inf."),
+    "stall_timeout = 0": ("pipeline", "stall_timeout = 0.0", "a finite number greater than 0, got 0.0."),
+    "stall_timeout = -inf": ("pipeline", "stall_timeout = -inf", "a finite number greater than 0, got -inf."),
+    "keep_last = -2": ("retention", "keep_last = -2", "a whole number of at least 1, got -2."),
+    "keep_last = 0": ("retention", "keep_last = 0", "a whole number of at least 1, got 0."),
+    "backlog_bytes = -1": ("pipeline", "backlog_bytes = -1", "a whole number of at least 1, got -1."),
+    "backlog_bytes = 0": ("pipeline", "backlog_bytes = 0", "a whole number of at least 1, got 0."),
+}
+
+
+@pytest.mark.parametrize("section,line,says", OUT_OF_RANGE.values(), ids=OUT_OF_RANGE.keys())
+def test_out_of_range_numbers_are_refused_naming_file_key_and_range(autolog_home, section, line, says):
+    cfg = autolog_home / "autolog.toml"
+    cfg.write_text(f"[{section}]\n{line}\n")
+    key = f"{section}.{line.split()[0]}"
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith(f"Key '{key}' in config file {cfg} must be {says}"), message
+    assert "Set a value in that range, or remove the key to use the default (" in message  # what to do
+
+
+def test_numbers_at_the_ends_of_their_ranges_are_accepted(autolog_home):
+    (autolog_home / "autolog.toml").write_text(
+        "[pipeline]\nbacklog_bytes = 1\nflush_timeout = 0.001\nstall_timeout = 5\nupload_retries = 100\n"
+        "[retention]\nkeep_last = 1\n"
+    )
+    s = load_settings()
+    assert (s.backlog_bytes, s.flush_timeout, s.stall_timeout, s.upload_retries, s.keep_last) == (1, 0.001, 5.0, 100, 1)
+    assert isinstance(s.stall_timeout, float)
+    (autolog_home / "autolog.toml").write_text("[pipeline]\nupload_retries = 1\n")
+    assert load_settings().upload_retries == 1
+
+
+def test_stall_timeout_defaults_to_30_seconds(autolog_home):
+    s = load_settings()
+    assert s.stall_timeout == 30.0
+    assert (s.flush_timeout, s.upload_retries, s.keep_last, s.backlog_bytes) == (600.0, 5, None, 8 << 30)
+
+
+def test_every_numeric_key_has_a_range():
+    from autolog import config
+
+    numeric = {attr for attr, typ in config._KEYS.values() if typ in (int, float)}
+    assert numeric == set(config._RANGES)
+
+
+def test_documented_example_config_is_valid(autolog_home):
+    """The TOML example in the module docstring parses and passes every check."""
+    from autolog import config
+
+    example = config.__doc__.split("The TOML file::")[1].split("Numbers are range-checked")[0]
+    assert "stall_timeout = 30" in example
+    (autolog_home / "autolog.toml").write_text(textwrap.dedent(example))
+    s = load_settings()
+    assert s.stall_timeout == 30.0 and s.upload_retries == 5 and s.keep_last == 5
+
+
+def test_config_file_with_a_utf8_byte_order_mark_is_read(autolog_home, tmp_path):
+    cfg = autolog_home / "autolog.toml"
+    cache = tmp_path / "c\u00e4che"  # non-ASCII too: the rest of the file is still read as UTF-8
+    cfg.write_bytes(b"\xef\xbb\xbf" + f'[storage]\ncache_dir = "{cache}"\n'.encode("utf-8"))
+    s = load_settings()
+    assert s.config_file == cfg
+    assert s.cache_dir == cache
 
 
 def test_config_error_is_an_autolog_error_and_a_value_error():

@@ -102,8 +102,8 @@ def test_a_snapshot_a_killed_v1_run_left_pending_is_finished_by_sync_after_the_u
     """The journal survives the upgrade: a version-1 run killed before its upload left a `pending` row."""
     from autolog.context import default_context
     from autolog.db import new_id
-    from autolog.storage import journal
-    from autolog.storage.hashing import host_name
+    from autolog.snapshots import sync as journal
+    from autolog.run_info import host_name
     from fixtures import schema_v1
 
     weights = tmp_path / "killed.pt"

@@ -284,6 +284,33 @@ def test_folder_symlinks_inside_kept_outside_skipped(tmp_path, workdir, caplog):
     assert all(r.name == "autolog" for r in caplog.records)
 
 
+def test_folder_symlink_loops_and_broken_links_are_skipped_with_one_warning_each(tmp_path, workdir, caplog):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "real.txt").write_text("kept")
+    (src / "sub" / "deep.txt").write_text("kept too")
+    os.symlink("b", src / "a")  # a two-link cycle: a -> b -> a
+    os.symlink("a", src / "b")
+    os.symlink("self", src / "self")  # a one-link loop
+    os.symlink("x2", src / "sub" / "x1")  # a cycle through the parent folder: sub/x1 -> sub/x2 -> sub/x1
+    os.symlink("../sub/x1", src / "sub" / "x2")
+    os.symlink("missing.txt", src / "dangling")
+
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        s = ser.serialize(src, workdir, "loops")
+    with zipfile.ZipFile(s.path) as zf:
+        files = sorted(n for n in zf.namelist() if not n.endswith("/"))
+        assert zf.read("real.txt") == b"kept" and zf.read("sub/deep.txt") == b"kept too"
+    assert files == ["real.txt", "sub/deep.txt"]
+    assert "2 files" in s.preview
+    skipped = {"a": "loop", "b": "loop", "self": "loop", "sub/x1": "loop", "sub/x2": "loop", "dangling": "broken"}
+    for link, why in skipped.items():
+        about = [r.getMessage() for r in caplog.records if r.getMessage().split(" in ")[0].endswith(str(src / link))]
+        assert len(about) == 1, (link, caplog.text)  # one warning per link, naming it
+        assert why in about[0]
+    assert len(caplog.records) == len(skipped)
+
+
 def _evil_zip(path: Path, member: str) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("fine.txt", "ok")

@@ -10,7 +10,7 @@ import logging
 from ..config import redact_url
 from ..context import Context
 from ..db import SnapshotRecord
-from .blobstore import BlobStore
+from ..storage.blobstore import BlobStore
 
 logger = logging.getLogger("autolog")
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Callable
 
 from ..context import Context
-from .hashing import fd_sha256, host_name, manifest_sha256
-from .objects import Content, OpenedSources, Sources, open_sources
+from ..run_info import host_name
+from ..storage.hashing import fd_sha256, manifest_sha256
+from ..storage.objects import Content, OpenedSources, Sources, open_sources
 
 _memory: dict[tuple, str] = {}
 _memory_lock = threading.Lock()
@@ -38,11 +40,12 @@ def file_identity(ctx: Context, fd: int, st: os.stat_result) -> str:
     return sha
 
 
-def remember(ctx: Context, st: os.stat_result, sha256: str) -> None:
-    """Record the hash of a file read for another reason (storing it), so a later load costs no hash."""
-    ctx.store.remember_sha256(_HOST, st, sha256)
+def remember_many(ctx: Context, known: list[tuple[os.stat_result, str]], write: Callable[[list], None]) -> None:
+    """Record the hashes of files read to store them, through write(rows) (the caller's transaction)."""
+    write([(_HOST, st, sha256) for st, sha256 in known])
     with _memory_lock:
-        _memory[stat_key(st)] = sha256
+        for st, sha256 in known:
+            _memory[stat_key(st)] = sha256
 
 
 def opened_content(ctx: Context, opened: OpenedSources) -> Content:

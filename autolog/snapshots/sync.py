@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from ..config import redact_url, scrub
 from ..context import Context
 from ..db import SnapshotRecord, TaskRecord
-from . import objects
-from .blobstore import BlobStore, remove_quietly
-from .hashing import host_name, sha256_file
-from .layout import snapshot_key, task_prefix
-from .objects import copied_marker
-from .pipeline import stored_copy_finder
+from ..storage import objects
+from ..storage.blobstore import BlobStore, remove_quietly
+from ..run_info import host_name
+from ..storage.hashing import sha256_file
+from ..storage.layout import display_path, snapshot_key, task_prefix
+from ..storage.objects import copied_marker
+from .dedupe import stored_copy_finder
 
 logger = logging.getLogger("autolog")
 
@@ -120,7 +121,7 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
         sources = _sources_like_staged(snap, staging)
     else:
         sources = _unchanged_sources(snap)
-        staging = objects.staging_dir(store, key, str(ctx.settings.cache_dir))
+        staging = objects.staging_dir(store, str(ctx.settings.cache_dir))
         content = objects.stage(objects.open_sources(sources), staging)
     published = objects.publish_staged(staging, sources, content, store, key, str(ctx.settings.cache_dir),
                                        find_copy=stored_copy_finder(ctx, store))
@@ -220,11 +221,12 @@ def _sources_like_staged(snap: SnapshotRecord, staging: str) -> objects.Sources:
 
 
 def _unchanged_sources(snap: SnapshotRecord) -> objects.Sources:
+    # Rows hold display text (display_path): compare the files found now the same way.
     recorded = {path: (size, mtime) for path, size, mtime in (snap.source_stat or {}).get("files", [])}
     if not recorded or not snap.source_path:
         raise RuntimeError("no record of the source files")
     sources = objects.collect_sources(snap.source_path)
-    current = {src: (os.stat(src).st_size, os.stat(src).st_mtime_ns) for src, _ in sources.files}
+    current = {display_path(src): (os.stat(src).st_size, os.stat(src).st_mtime_ns) for src, _ in sources.files}
     if current != recorded:
         raise RuntimeError(f"{snap.source_path} changed or was deleted after the save, and no staged copy is left")
     return sources

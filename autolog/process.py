@@ -1,0 +1,180 @@
+"""The process around a live run: how it ends, how it forks, and how a child finds its parent's run.
+
+How the run ends, whatever ends the process:
+- returns normally, or `sys.exit(0)`: `completed` at exit, after pending snapshots are stored;
+- an unhandled exception (`sys.excepthook`), `sys.exit(1)` or `sys.exit("msg")`: `failed`, with why;
+- SIGTERM (torchrun, schedulers, `kill`), when nobody else handles it: unwinds like an exception,
+  so pending snapshots are still stored; `failed`, exit code 143;
+- Ctrl-C or SIGTERM while close() or the exit flush is waiting: `failed`, naming what was not
+  stored, and the process exits non-zero (130 or 143) even when that happens at interpreter exit.
+A `multiprocessing` child that calls `Task.init()` itself stores each save before it returns and
+closes its task from multiprocessing's own exit hook, since such children end with `os._exit`.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from . import runtime
+from .context import Context
+from .db import TaskRecord
+from .forking import on_fork
+from .safety import shielded
+from .snapshots.sync import pid_alive
+
+logger = logging.getLogger("autolog")
+
+_installed = False
+_exit_code: Any = None  # the last sys.exit() argument, None when there was none
+
+
+def install() -> None:
+    """Install the exit hooks (once per process; they act on whatever run is live)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    previous_hook = sys.excepthook
+
+    def excepthook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
+        run = runtime.live()
+        if run is not None and not issubclass(exc_type, KeyboardInterrupt):
+            run.mark_failed("".join(traceback.format_exception_only(exc_type, exc)).strip())
+        elif run is not None:
+            run.mark_failed("interrupted (Ctrl-C)")
+        previous_hook(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    _wrap_sys_exit()
+    atexit.register(close_at_exit)
+    _flush_on_sigterm()
+
+
+def close_at_exit() -> None:
+    run = runtime.live()
+    if run is None:
+        return
+    if _exit_code not in (None, 0) and run.failure is None:
+        run.mark_failed(f"exited with sys.exit({_exit_code!r})")
+    try:
+        with shielded("closing the task at exit"):
+            run.close()
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C / SIGTERM during the exit flush
+        # An exception from an atexit hook cannot change the exit status, and a user who interrupted
+        # the exit flush must see a failure: run the other exit hooks, then leave with the signal's code.
+        code = 130 if isinstance(exc, KeyboardInterrupt) else (exc.code if isinstance(exc, SystemExit) else 1)
+        logger.warning("autolog: %s", run.failure or f"close interrupted: {exc!r}")
+        atexit.unregister(close_at_exit)
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with shielded("flushing output at exit"):
+                stream.flush()
+        os._exit(code if isinstance(code, int) else 1)
+
+
+def _wrap_sys_exit() -> None:
+    """Remember sys.exit's argument: SystemExit never reaches sys.excepthook, and a non-zero exit is a
+    failed run. (`raise SystemExit(1)` written by hand is not seen: it does not go through sys.exit.)"""
+    original = sys.exit
+
+    def exit(status: Any = None) -> None:  # noqa: A001 - stands in for sys.exit
+        global _exit_code
+        _exit_code = status
+        original(status)
+
+    exit.__wrapped__ = original  # type: ignore[attr-defined]
+    exit.__doc__ = original.__doc__
+    sys.exit = exit
+
+
+def _flush_on_sigterm() -> None:
+    """SIGTERM unwinds like an exception, so pending snapshots are stored at exit. Only when nobody else
+    handles SIGTERM, and only from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum, frame):  # type: ignore[no-untyped-def]
+        run = runtime.live()
+        if run is not None and run.failure is None:
+            run.mark_failed("terminated by SIGTERM")
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def close_in_multiprocessing_child(run: "runtime.TaskRuntime") -> None:
+    """multiprocessing children end with os._exit after running multiprocessing's own finalizers:
+    close the task from there (its saves were already stored as they returned)."""
+    if not in_multiprocessing_child():
+        return
+    from multiprocessing import util
+
+    util.Finalize(run, _close_quietly, args=(run,), exitpriority=100)
+
+
+def _close_quietly(run: "runtime.TaskRuntime") -> None:
+    with shielded("closing the task at the end of a multiprocessing child"):
+        run.close()
+
+
+def in_multiprocessing_child() -> bool:
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
+
+
+# -- children of a live run --------------------------------------------------------------------
+def export_for_children(run: "runtime.TaskRuntime") -> None:
+    os.environ[runtime.TASK_ENV] = run.task_id
+    os.environ[runtime.PID_ENV] = str(os.getpid())
+
+
+def parent_task(ctx: Context) -> TaskRecord | None:
+    """The running task of the process that started this one, found through the environment."""
+    task_id, pid = os.environ.get(runtime.TASK_ENV), os.environ.get(runtime.PID_ENV)
+    if not task_id or pid == str(os.getpid()):
+        return None
+    # The parent exports its id before its row exists (the row is written in a background thread):
+    # a child started at once may look too early. Wait for the row while the parent is alive.
+    deadline = time.monotonic() + PARENT_ROW_WAIT
+    while True:
+        try:
+            record = ctx.store.get_task(task_id)
+            break
+        except LookupError:
+            if time.monotonic() > deadline or not (pid and pid.isdigit() and pid_alive(int(pid))):
+                return None
+            time.sleep(0.02)
+    return record if record.status == "running" else None
+
+
+PARENT_ROW_WAIT = 10.0  # seconds; the row normally appears ~0.3 s after the parent's Task.init
+
+
+def _attach_forked_child() -> None:
+    """A forked child (multiprocessing, DataLoader worker) gets its own handle on the parent's task."""
+    parent = runtime.live()
+    if parent is None:
+        return
+    child = parent.child_copy()
+    child.handle = _facade_for_child(parent, child)
+    runtime.set_live(child)
+    child.start_capture()
+
+
+def _facade_for_child(parent: "runtime.TaskRuntime", child: "runtime.TaskRuntime") -> object:
+    """The parent's Task facade, re-bound in the child to the child's runtime."""
+    make = getattr(type(parent.handle), "_for_runtime", None)
+    return make(child) if make is not None else None
+
+
+on_fork("runtime.child", after_in_child=_attach_forked_child)

@@ -1,0 +1,36 @@
+"""Database calls of the snapshot workers when the database may be down, frozen or slow.
+
+The training thread makes no database call for a save: its rows are written by the pipeline's
+recorder (pipeline.py). The workers are patient: they retry while the server is unreachable, so a
+snapshot copied during an outage is still recorded when it comes back; a server that never answers
+shows as a stall, and waits on the workers end (pipeline.py, stall_timeout).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, TypeVar
+
+logger = logging.getLogger("autolog")
+T = TypeVar("T")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """SQLAlchemy's OperationalError or InterfaceError: the server refused, dropped or timed out the
+    connection (checked by name: importing SQLAlchemy here would slow down `import autolog`)."""
+    return type(exc).__module__.startswith("sqlalchemy") and type(exc).__name__ in ("OperationalError",
+                                                                                     "InterfaceError")
+
+
+def retry_while_unreachable(call: Callable[[], T], seconds: float) -> T:
+    """call(), retried with backoff while the database is unreachable, for up to `seconds`."""
+    deadline, delay = time.monotonic() + seconds, 0.25
+    while True:
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001
+            if not database_unreachable(exc) or time.monotonic() + delay > deadline:
+                raise
+            logger.debug("autolog: database unreachable (%s), retrying in %.2fs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

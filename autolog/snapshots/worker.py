@@ -1,0 +1,122 @@
+"""Background threads whose loop cannot die, and a supervisor that notices if one does anyway.
+
+A worker loops: take a job, run it under a guard, settle it, repeat. Whatever the job raises
+(BaseException included) settles that job as failed with the real cause; the job's cleanup runs in
+`finally`, each effect on its own, so a cleanup that fails (a read-only folder, a path that became a
+file) neither hides the cause nor ends the loop. The supervisor restarts a thread found dead and,
+past a few restarts, gives up on the queue with a reason, so that no wait is left hanging on it.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+logger = logging.getLogger("autolog")
+
+MAX_RESTARTS = 3
+
+
+def attempt(what: str, effect: Callable[[], Any]) -> None:
+    """Run one cleanup effect; a failure is logged at debug and goes no further."""
+    try:
+        effect()
+    except BaseException as exc:  # noqa: BLE001 - cleanup must never replace the real outcome
+        logger.debug("autolog: %s failed: %s: %s", what, type(exc).__name__, exc)
+
+
+def attempt_all(effects: Iterable[tuple[str, Callable[[], Any]]]) -> None:
+    for what, effect in effects:
+        attempt(what, effect)
+
+
+class Worker:
+    """One daemon thread running `take -> run -> settle` forever.
+
+    take(): the next job (blocks while there is none).
+    run(job): does the work; settles the job itself when it succeeds.
+    fail(job, exc): settles a job whose run raised.
+    finish(job): cleanup that runs after every job, whatever happened.
+    """
+
+    def __init__(self, name: str, take: Callable[[], Any], run: Callable[[Any], None],
+                 fail: Callable[[Any, BaseException], None], finish: Callable[[Any], None]):
+        self.name = name
+        self._take, self._run, self._fail, self._finish = take, run, fail, finish
+        self.thread: threading.Thread | None = None
+        self.restarts = 0
+        self.death: str | None = None  # why the last thread ended, if it did
+        self._current: Any = None  # the job it is on
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self.thread.start()
+
+    @property
+    def current(self) -> str | None:
+        """The job it is on, for a stall's message: its label now (its row may have been written since
+        the worker took it)."""
+        job = self._current
+        return None if job is None else getattr(job, "label", None)
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                self._one()
+        except BaseException as exc:  # noqa: BLE001 - only a bug in _one itself gets here
+            self.death = f"{type(exc).__name__}: {exc}"
+            logger.debug("autolog: worker %s ended: %s", self.name, self.death, exc_info=True)
+
+    def _one(self) -> None:
+        job = self._take()
+        self._current = job
+        try:
+            self._run(job)
+        except BaseException as exc:  # noqa: BLE001 - a worker survives any single job
+            attempt(f"settling a failed job of {self.name}", functools.partial(self._fail, job, exc))
+        finally:
+            attempt(f"cleaning up after a job of {self.name}", lambda: self._finish(job))
+            self._current = None
+
+
+class Supervisor:
+    """Restarts workers found dead; after MAX_RESTARTS of one, reports it as broken."""
+
+    def __init__(self, workers: list[Worker]):
+        self.workers = workers
+        self._lock = threading.Lock()
+        self.broken: str | None = None
+
+    def check(self) -> str | None:
+        """Revive dead workers; returns why the pipeline cannot go on, or None while it can."""
+        with self._lock:
+            for worker in self.workers:
+                if worker.thread is None or worker.alive():
+                    continue
+                if worker.restarts >= MAX_RESTARTS:
+                    self.broken = (f"autolog's background worker {worker.name} stopped {worker.restarts + 1} times "
+                                   f"(last: {worker.death or 'no reason given'})")
+                    continue
+                worker.restarts += 1
+                logger.warning("autolog: background worker %s stopped (%s); restarted it", worker.name,
+                               worker.death or "no reason given")
+                worker.start()
+            return self.broken
+
+
+class Heartbeat:
+    """When background work last moved (a job settled, a chunk copied, hashed or uploaded)."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def beat(self, *_: Any) -> None:
+        self.last = time.monotonic()
+
+    def quiet_for(self) -> float:
+        return time.monotonic() - self.last

@@ -1,0 +1,80 @@
+"""Cost per captured save: N torch.save calls of one small file, plain and with autolog, side by side.
+
+    python bench/many_saves.py                 # 10,000 saves, 3 rounds, medians
+    python bench/many_saves.py --saves 2000 --rounds 5 --distinct
+
+Each round runs plain then autolog, each in a fresh interpreter. "total" is the loop plus close()
+(autolog stores every snapshot before close returns). Target (issue: a run that cannot wedge):
+autolog total <= 1.5x plain total.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+WORKLOAD = r"""
+import json, os, sys, time
+import torch
+
+mode, saves, distinct, work = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+state = {"w": torch.zeros(64)}
+task = None
+if mode == "autolog":
+    from autolog import Task
+    task = Task.init(project_name="bench", task_name="many-saves", output_uri=os.path.join(work, "store"))
+start = time.perf_counter()
+for i in range(saves):
+    state["w"][0] = i
+    torch.save(state, os.path.join(work, f"m{i}.pt" if distinct else "m.pt"))
+loop = time.perf_counter() - start
+if task is not None:
+    task.close()
+total = time.perf_counter() - start
+stored = 0
+if task is not None:
+    stored = sum(1 for m in task.models["output"] for s in m.snapshots if s.status == "stored")
+print(json.dumps({"loop": loop, "total": total, "stored": stored}))
+"""
+
+
+def run(mode: str, saves: int, distinct: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="autolog-many-saves-") as work:
+        env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(HERE.parent))
+        env.pop("AUTOLOG_STRICT", None)
+        proc = subprocess.run([sys.executable, "-c", WORKLOAD, mode, str(saves), "1" if distinct else "0", work],
+                              env=env, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-3000:])
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--saves", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--distinct", action="store_true", help="a new path per save instead of one path")
+    args = parser.parse_args()
+    rows = {"plain": [], "autolog": []}
+    for _ in range(args.rounds):
+        for mode in rows:
+            rows[mode].append(run(mode, args.saves, args.distinct))
+    plain = statistics.median(r["total"] for r in rows["plain"])
+    auto = statistics.median(r["total"] for r in rows["autolog"])
+    loop = statistics.median(r["loop"] for r in rows["autolog"])
+    stored = min(r["stored"] for r in rows["autolog"])
+    paths = "distinct paths" if args.distinct else "one path"
+    print(f"{args.saves} saves of a small file ({paths}), median of {args.rounds}: plain {plain:.2f} s, "
+          f"autolog {auto:.2f} s to close ({loop:.2f} s in the loop) = {auto / plain:.2f}x plain; "
+          f"{(auto - plain) / args.saves * 1e3:.3f} ms per save; snapshots stored: {stored}/{args.saves}")
+
+
+if __name__ == "__main__":
+    main()
