@@ -18,7 +18,7 @@ from .storage.blobstore import open_for_read
 from .storage.hashing import stream_sha256
 from .storage.layout import display_path, real_path
 from .snapshots.identity import identify
-from .snapshots.pipeline import wait_for_journal, wait_for_snapshot
+from .snapshots.waiting import wait_for_journal, wait_for_snapshot
 
 if TYPE_CHECKING:
     from .task import Task

@@ -22,7 +22,7 @@ from .errors import TaskNotFoundError, TaskNotRunningError
 from .model import InputModel, Model, ModelList, delete_path
 from .run_info import collect_run_info
 from .storage import BlobStore, collect_sources, normalize_uri
-from .snapshots.pipeline import wait_for_journal, wait_for_loads
+from .snapshots.waiting import wait_for_journal, wait_for_loads
 
 logger = logging.getLogger("autolog")
 

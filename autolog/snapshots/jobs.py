@@ -12,6 +12,9 @@ from ..storage.blobstore import BlobStore
 from ..storage.objects import OpenedSources
 
 
+BATCH = 256  # jobs per database transaction at most
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     backlog_bytes: int = 8 << 30

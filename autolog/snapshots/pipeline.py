@@ -25,65 +25,30 @@ says what is left. The workers' loops cannot die (worker.py).
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
 import logging
-import os
 import threading
-import time
-import weakref
-from typing import Callable, Iterable, Iterator
+from typing import Callable
 
-from ..config import scrub
 from ..context import Context
 from ..db import ModelRecord, new_id
-from ..forking import on_fork
-from ..safety import report_failure, strict
 from ..storage import objects
 from ..storage.blobstore import BlobStore
-from ..storage.objects import OpenedSources, SourceChangedError, Sources, source_path
+from ..storage.objects import OpenedSources, Sources, source_path
 from . import steps
 from .database_guard import retry_while_unreachable
-from .jobs import CallJob, FlushOutcome, PipelineOptions, SnapshotJob
+from .jobs import BATCH, CallJob, PipelineOptions, SnapshotJob
+from .outcomes import Outcomes
+from .waiting import PipelineStalled, Waits, track, wait_for_journal, wait_for_loads, wait_for_snapshot
 from .worker import Heartbeat, Supervisor, Worker, attempt, attempt_all
+
+__all__ = ["PipelineStalled", "SnapshotJob", "SnapshotPipeline", "wait_for_journal", "wait_for_loads",
+           "wait_for_snapshot"]
 
 logger = logging.getLogger("autolog")
 
-BATCH = 256  # jobs per database transaction at most
 
-
-class PipelineStalled(RuntimeError):
-    """Background work made no progress: a save is not queued behind it."""
-
-
-_pipelines: "weakref.WeakSet[SnapshotPipeline]" = weakref.WeakSet()
-# A forked child's copies of the parent's pipelines have no threads: never wait on them.
-on_fork("snapshots.pipelines", after_in_child=lambda: _pipelines.clear())
-
-
-def wait_for_snapshot(snapshot_id: str) -> None:
-    """If this process is still storing that snapshot, wait for it (get_local_copy right after a save)."""
-    for pipeline in list(_pipelines):
-        job = pipeline._by_snapshot.get(snapshot_id)
-        if job is not None:
-            pipeline.wait_for(job, "done")
-
-
-def wait_for_journal() -> None:
-    """Wait until every save of this process so far has its row (task.models right after a save)."""
-    for pipeline in list(_pipelines):
-        pipeline.wait_until(lambda p=pipeline: not p._journal_queue and not p._journaling, "journaled")
-
-
-def wait_for_loads() -> None:
-    """Wait until this process has recorded the lineage of every load so far (task.models["input"])."""
-    for pipeline in list(_pipelines):
-        for job in pipeline.pending():
-            if isinstance(job, CallJob):
-                pipeline.wait_for(job, "done")
-
-
-class SnapshotPipeline:
+class SnapshotPipeline(Waits, Outcomes):
     def __init__(self, ctx: Context, options: PipelineOptions | None = None):
         self.ctx = ctx
         self.options = options or PipelineOptions()
@@ -132,7 +97,7 @@ class SnapshotPipeline:
         ]
         self._supervisor = Supervisor(workers)
         self._started = False
-        _pipelines.add(self)
+        track(self)
 
     # -- training thread ------------------------------------------------------------------
     def fence(self, fence_key: str) -> None:
@@ -253,77 +218,6 @@ class SnapshotPipeline:
             self._complete(job)
 
     # -- taking work ----------------------------------------------------------------------
-    def _wake(self, *workers: str) -> None:
-        """Wake the workers named (and whoever waits for a state change). Called holding the lock."""
-        for name in workers:
-            self._wakeup[name].notify_all()
-        self._cond.notify_all()
-
-    def _take(self, queue: collections.deque, worker: str) -> SnapshotJob | CallJob:
-        with self._cond:
-            while not queue:
-                self._wakeup[worker].wait()
-            return queue.popleft()
-
-    def _take_database_work(self) -> list[SnapshotJob]:
-        """Saves to journal (perhaps none), once there are rows to write or outcomes to record.
-
-        Work that arrives while nobody waits for it is gathered a while: one transaction for many
-        saves costs the training thread far less than one each. Rows of new saves (the journal that
-        `autolog sync` finishes after a crash) wait at most journal_window seconds, outcomes batch_window.
-        """
-        with self._cond:
-            while not self._journal_queue and not self._settled(self._record_queue, 1, remove=False):
-                self._wakeup["recorder"].wait()
-            start = time.monotonic()
-            self._gathering = True
-            try:
-                while not self._waiting and len(self._journal_queue) + len(self._record_queue) < BATCH:
-                    window = self.options.journal_window if self._journal_queue else self.options.batch_window
-                    left = start + window - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._wakeup["recorder"].wait(left)
-            finally:
-                self._gathering = False
-            batch = [self._journal_queue.popleft() for _ in range(min(BATCH, len(self._journal_queue)))]
-            self._journaling += len(batch)
-            return batch
-
-    def _settled(self, queue: collections.deque, limit: int, remove: bool = True) -> list[SnapshotJob]:
-        """Up to limit jobs of the queue whose row is written (or cannot be), in order."""
-        with self._cond:
-            settled = [j for j in itertools.islice(queue, 0, 4 * BATCH) if j.journal_settled][:limit]
-            if remove:
-                for job in settled:
-                    queue.remove(job)
-            return settled
-
-    def _take_settled(self, queue: collections.deque, limit: int) -> list[SnapshotJob]:
-        with self._cond:
-            while True:
-                settled = self._settled(queue, limit)
-                if settled:
-                    return settled
-                self._wakeup["upload"].wait()
-
-    def _take_upload(self) -> SnapshotJob:
-        """The next staged snapshot, claimed for upload (superseded ones are passed over)."""
-        with self._cond:
-            while True:
-                (job,) = self._take_settled(self._upload_queue, 1)
-                if job.state != "staged":  # skipped by coalescing meanwhile
-                    continue
-                if not job.journaled:  # no row to record it in
-                    job.state = "uploading"
-                    return job
-                job.state = "uploading"
-                # Same bytes saved twice: the second waits for the first, then dedupe finds it stored.
-                while job.content.sha256 in self._uploading:
-                    self._wakeup["upload"].wait()
-                self._uploading[job.content.sha256] = job
-                return job
-
     # -- the steps ------------------------------------------------------------------------
     def _write_rows(self, batch: list[SnapshotJob]) -> None:
         """The recorder's round: pending rows for the saves taken, then the outcomes that are ready."""
@@ -412,12 +306,6 @@ class SnapshotPipeline:
             self._count_backlog(job, False)
             self._wake("upload")
 
-    def _count_backlog(self, job: SnapshotJob, staged: bool) -> None:
-        """Called holding the lock; each job counts once, from its staging to its publication."""
-        if job.in_backlog != staged:
-            job.in_backlog = staged
-            self._backlog += job.size if staged else -job.size
-
     def _to_recorder(self, job: SnapshotJob) -> None:
         with self._cond:
             self._record_queue.append(job)
@@ -448,17 +336,6 @@ class SnapshotPipeline:
                 attempt(f"after storing {job.label}", lambda job=job: self._after_stored(job))
             self._complete(job)
 
-    def _after_stored(self, job: SnapshotJob) -> None:
-        """on_stored (retention): the row says stored whatever happens here; a failure is one warning
-        per kind (raised at flush when strict), as any logging failure."""
-        try:
-            job.on_stored(job)
-        except Exception as exc:  # noqa: BLE001
-            report_failure(f"the work after storing model snapshot {job.label}", exc, kind="after a stored snapshot")
-            if strict():
-                with self._cond:
-                    self._errors.append(exc)
-
     def _link(self, job: CallJob) -> None:
         """A load: hash what was loaded (releasing its fence), then link it once earlier saves are recorded."""
         content = job.content_of(job.opened)
@@ -468,198 +345,3 @@ class SnapshotPipeline:
         job.link(content)
         self._complete(job)
 
-    def _release_fence(self, job: SnapshotJob | CallJob) -> None:
-        """The job's files are read: a save may overwrite them (called once or more per job)."""
-        with self._cond:
-            if job.fence_key and self._unstaged.get(job.fence_key) is job:
-                del self._unstaged[job.fence_key]
-            if not job.staged.is_set():
-                job.staged.set()
-                if isinstance(job, SnapshotJob):
-                    self._unread -= 1
-            self._cond.notify_all()
-
-    # -- outcomes -------------------------------------------------------------------------
-    def _complete(self, job: SnapshotJob | CallJob) -> None:
-        with self._cond:
-            if job.state not in ("failed", "skipped"):
-                job.state = "done"
-            if self._jobs.pop(job.order, None) is not None and isinstance(job, SnapshotJob):
-                self._count_backlog(job, False)
-                if job.content is not None and self._uploading.get(job.content.sha256) is job:
-                    del self._uploading[job.content.sha256]
-                    self._wake("upload")
-                if job.data is not None:
-                    self._held -= job.size
-                    job.data = None
-            self._cond.notify_all()
-        self._heartbeat.beat()
-        if isinstance(job, SnapshotJob):
-            self._by_snapshot.pop(job.snapshot_id, None)
-        self._release_fence(job)
-        job.done.set()
-
-    def _fail_all(self, batch: Iterable[SnapshotJob], exc: BaseException, keep_pending: bool = False) -> None:
-        for job in batch:
-            if job.state not in ("failed", "skipped", "done"):
-                attempt(f"settling {job.label}", lambda job=job: self._fail(job, exc, keep_pending))
-
-    def _fail(self, job: SnapshotJob | CallJob, exc: BaseException, keep_pending: bool = False) -> None:
-        """Settle a job whose step raised: its row says why (the real cause), then it is complete."""
-        try:
-            job.error = exc
-            reason = _reason(job, exc)
-            kept = False
-            if isinstance(job, SnapshotJob):
-                self._release_fence(job)  # its file is not needed any more: the next save may go on
-                # A copy may fail before the journal writer wrote the row: the row must say why.
-                self.wait_until(lambda: job.journal_settled, f"the row of {job.label}")
-                kept = bool(keep_pending and job.staging and _exists(job.staging))
-                if not job.journaled:
-                    self.not_recorded(f"{job.label}: {_reason(job, job.journal_error or exc)}")
-                    attempt_all(steps.discard_staging(job))
-                elif kept:
-                    reason = f"not stored yet ({reason}); staged copy kept at {job.staging}: run `autolog sync`"
-                    # What sync needs to trust the kept copy (a local store's copy has no copied marker).
-                    content = {"sha256": job.content.sha256, "size": job.content.size,
-                               "files": job.content.manifest} if job.content is not None else {}
-                    self._write_status(job, patient=True, reason=reason, **content)
-                else:
-                    written = self._write_status(job, patient=keep_pending, status="failed", reason=reason)
-                    published = job.published
-                    if written and published is not None and not published.deduplicated:
-                        # Published, then recording it failed: a failed snapshot owns no object in the store.
-                        attempt(f"removing the object of {job.label}", lambda: job.store.delete(published.uri))
-                    attempt_all(steps.discard_staging(job))
-            with self._cond:
-                job.state = "failed"
-                if isinstance(job, SnapshotJob) and job.journaled:
-                    (self._kept if kept else self._failed).append((job.label, _reason(job, exc) if kept else reason))
-                if strict():
-                    self._errors.append(exc)
-            _report(job, exc, kept)
-        finally:
-            self._complete(job)
-
-    def _write_status(self, job: SnapshotJob, patient: bool = False, **values: object) -> bool:
-        """Record a snapshot's outcome; if the database cannot take it, the row stays pending for sync
-        (False)."""
-        try:
-            def write() -> None:
-                self.ctx.store.update_snapshot(job.snapshot_id, **values)
-            retry_while_unreachable(write, self.options.db_retry_seconds) if patient else write()
-            return True
-        except Exception as exc:  # noqa: BLE001
-            report_failure(f"model snapshot {job.label} status", exc, kind="model snapshot status")
-            return False
-
-    # -- waiting --------------------------------------------------------------------------
-    def pending(self) -> list[SnapshotJob | CallJob]:
-        with self._cond:
-            return list(self._jobs.values())
-
-    def wait_for(self, job: SnapshotJob | CallJob, what: str) -> bool:
-        """Wait until the job is staged or done; False when the work stalled first (nothing is left
-        waiting on a stuck worker)."""
-        event = job.staged if what == "staged" else job.done
-        if event.is_set():
-            return True
-        # Waiting for a copy (the fence) needs nothing of the recorder: let it go on gathering.
-        with self._someone_waits() if what == "done" else contextlib.nullcontext():
-            while not event.wait(0.25):
-                if self._stall_reason() is not None:
-                    return event.is_set()
-        return True
-
-    @contextlib.contextmanager
-    def _someone_waits(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            self._wake("recorder")
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._waiting -= 1
-
-    def wait_until(self, ready: Callable[[], bool], what: str) -> bool:
-        """Wait until ready() holds, while the work progresses; False when it stalled first."""
-        with self._cond, self._someone_waits():
-            while not ready():
-                self._cond.wait(timeout=0.25)
-                if not ready() and self._stall_reason() is not None:
-                    logger.debug("autolog: stopped waiting for %s: the work stalled", what)
-                    return False
-        return True
-
-    def _stall_reason(self) -> str | None:
-        """Why waiting for the background work is pointless now; None while it moves."""
-        broken = self._supervisor.check()
-        if broken is not None:
-            return broken
-        quiet = self._heartbeat.quiet_for()
-        if quiet > self.options.stall_timeout and self.pending():
-            busy = [f"{w.name}: {w.current}" for w in self._supervisor.workers if w.current]
-            at = f" (busy with {'; '.join(busy)})" if busy else ""
-            return f"autolog's background work made no progress for {quiet:.0f} s{at}"
-        return None
-
-    def flush(self, timeout: float, progress: bool = True) -> FlushOutcome:
-        """Wait for every snapshot to be stored, at most timeout seconds and only while work progresses."""
-        from .progress import FlushProgress
-
-        deadline = time.monotonic() + timeout
-        stalled = None
-        with self._someone_waits(), FlushProgress(self.pending(), enabled=progress) as bar:
-            while True:
-                remaining = self.pending()
-                bar.update(remaining)
-                left = deadline - time.monotonic()
-                if not remaining or left <= 0:
-                    break
-                stalled = self._stall_reason()
-                if stalled is not None:
-                    break
-                with self._cond:
-                    self._cond.wait(timeout=min(0.2, left))
-        if self._errors:
-            error = self._errors.pop(0)
-            self._errors.clear()
-            raise error
-        with self._cond:
-            failed, self._failed = self._failed, []
-            unrecorded, self._unrecorded = self._unrecorded, []
-            unqueued, self._unqueued = self._unqueued, []
-            kept, self._kept = self._kept, []
-        return FlushOutcome(left=self.pending(), failed=failed, unrecorded=unrecorded, stalled=stalled,
-                            timeout=timeout, unqueued=unqueued, kept=kept)
-
-    def pending_summary(self) -> str:
-        jobs = [j for j in self.pending() if isinstance(j, SnapshotJob)]
-        shown = ", ".join(j.label for j in jobs[:10]) + (" ..." if len(jobs) > 10 else "")
-        return f"{len(jobs)} snapshot(s): {shown}" if jobs else ""
-
-
-def _reason(job: SnapshotJob | CallJob, exc: BaseException) -> str:
-    reason = f"{type(exc).__name__}: {scrub(str(exc))}"
-    if isinstance(exc, SourceChangedError) and getattr(job, "overwritten_unread", False):
-        return ("overwritten by a later save of the same path before autolog could copy it (background work "
-                f"had stalled, so the save did not wait): {reason}")
-    return reason
-
-
-def _report(job: SnapshotJob | CallJob, exc: BaseException, kept: bool) -> None:
-    if isinstance(job, CallJob):
-        report_failure(job.label, exc, kind="lineage of a loaded file")
-    elif kept:
-        report_failure(f"model snapshot {job.label} (its staged copy is kept: run `autolog sync` once the "
-                       "storage works again)", exc, kind="model snapshot")
-    else:
-        report_failure(f"model snapshot {job.label}", exc, kind="model snapshot")
-
-
-def _exists(path: str) -> bool:
-    try:
-        return os.path.exists(path)
-    except (OSError, ValueError):
-        return False
