@@ -5,6 +5,7 @@ partial object at its final key; object stores (s3, gs, az, memory) publish a pu
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import uuid
@@ -115,14 +116,23 @@ class BlobStore:
             _make_parent(fs, path)
             fs.pipe_file(path, data)
             return target
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = f"{target}.incomplete-{uuid.uuid4().hex}"
+        _make_folder(os.path.dirname(target))
+        tmp = f"{target}.incomplete-{os.getpid()}-{next(_tmp_names)}"
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
             os.replace(tmp, target)
-        finally:
-            remove_quietly(tmp)
+        except BaseException:
+            try:  # never let the cleanup replace the cause (a read-only or full filesystem fails both)
+                os.remove(tmp)
+            except OSError:
+                pass
+            raise
         return target
 
     def delete(self, uri: str) -> None:
@@ -214,3 +224,17 @@ def _progress_callback(on_progress: Callable[..., None]) -> "fsspec.callbacks.Ca
             on_progress()
 
     return Reporting()
+
+
+# Temp names unique in this process (with the pid): cheaper than a uuid per snapshot.
+_tmp_names = itertools.count()
+
+
+def _make_folder(folder: str) -> None:
+    """mkdir, and its parents only when missing (a snapshot's folder is new, its parent usually not)."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
