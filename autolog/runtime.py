@@ -21,6 +21,7 @@ from .context import Context, row_being_created
 from .db import TaskRecord
 from .safety import shielded
 from .snapshots import retention
+from .snapshots.database_guard import retry_while_unreachable
 from .snapshots import sync as snapshot_sync
 from .snapshots.jobs import PipelineOptions, SnapshotJob
 from .snapshots.pipeline import SnapshotPipeline
@@ -34,6 +35,7 @@ logger = logging.getLogger("autolog")
 
 # The environment that lets a child process (multiprocessing, torchrun worker) attach to this run.
 TASK_ENV = "AUTOLOG_TASK_ID"
+INIT_RETRY_SECONDS = 60.0  # how long the task's row waits for an unreachable database
 PID_ENV = "AUTOLOG_TASK_PID"
 
 
@@ -76,7 +78,10 @@ class TaskRuntime:
     def _create_record(self) -> None:
         ctx, record = self.context, self.record
         try:
-            ctx.store.create_task(**{f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
+            # Patient, like the snapshot workers: a database that is down right after Task.init (a
+            # restart, a failover) must not leave the whole run unrecorded.
+            retry_while_unreachable(lambda: ctx.store.create_task(
+                **{f.name: getattr(record, f.name) for f in dataclasses.fields(record)}), INIT_RETRY_SECONDS)
         except BaseException as exc:  # noqa: BLE001 - surfaced by every later use of the task
             self._init_error = exc
             logger.error("autolog: this run is not being recorded: %s", exc)
