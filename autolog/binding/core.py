@@ -69,12 +69,13 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         if recorder is None or getattr(_nesting, "inside", False):
             return wrapped(*args, **kwargs)
         _nesting.inside = True
-        held = None
+        held = path = None
         try:
             if fences:
                 try:
-                    held = _path_lock(patch, args, kwargs)
-                    _fence(recorder, patch, key, args, kwargs)
+                    path = _target_path(patch, args, kwargs)
+                    held = _path_lock(path)
+                    _fence(recorder, key, path)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
@@ -85,7 +86,7 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         finally:
             _nesting.inside = False
         try:
-            _record(recorder, patch, framework, key, instance, args, kwargs, result)
+            _record(recorder, patch, framework, key, instance, args, kwargs, result, path)
         except Exception as exc:  # noqa: BLE001
             _not_logged(what, exc)
         finally:
@@ -102,11 +103,15 @@ _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
 
 
-def _path_lock(patch: Patch, args: tuple, kwargs: dict) -> threading.Lock | None:
+def _target_path(patch: Patch, args: tuple, kwargs: dict) -> str | None:
+    """The absolute path a save writes, when its target is a path (computed once per call)."""
     value = _argument(patch.path, args, kwargs)
-    if not isinstance(value, (str, bytes, os.PathLike)):
+    return os.path.abspath(os.fsdecode(value)) if isinstance(value, (str, bytes, os.PathLike)) else None
+
+
+def _path_lock(path: str | None) -> threading.Lock | None:
+    if path is None:
         return None
-    path = os.path.abspath(os.fsdecode(value))
     with _path_locks_guard:
         lock = _path_locks.setdefault(path, threading.Lock())
     lock.acquire()
@@ -128,19 +133,17 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, patch: Patch, key: str, args: tuple, kwargs: dict) -> None:
+def _fence(recorder: Recorder, key: str, path: str | None) -> None:
     """Before a save overwrites a path, the previous snapshot of it must have been read."""
-    value = _argument(patch.path, args, kwargs)
-    if isinstance(value, (str, os.PathLike)) and _should_record():
-        path = os.path.abspath(os.fspath(value))
-        if recorder.allows(key, path):
-            recorder.before_save(path)
+    if path is not None and _should_record() and recorder.allows(key, path):
+        recorder.before_save(path)
 
 
 def _record(
-    recorder: Recorder, patch: Patch, framework: str, key: str, instance: Any, args: tuple, kwargs: dict, result: Any
+    recorder: Recorder, patch: Patch, framework: str, key: str, instance: Any, args: tuple, kwargs: dict, result: Any,
+    path: str | None = None,
 ) -> None:
-    path = path_argument(patch.path, patch.label, instance, args, kwargs, result)
+    path = path or path_argument(patch.path, patch.label, instance, args, kwargs, result)
     if path is None or not _should_record():
         return
     if not recorder.allows(key, path):
