@@ -70,9 +70,12 @@ on_fork("context.rows", before=_finish_rows_before_fork)
 on_fork("context.locks", after_in_child=_new_locks_after_fork)
 
 
+_ROW_WAIT = 120.0  # seconds
+
+
 def default_context() -> Context:
     """Read config and environment now, so a changed AUTOLOG_HOME or AUTOLOG_DB_URL takes effect."""
     for ready in list(_rows_being_created):
-        ready.wait()
+        ready.wait(_ROW_WAIT)  # bounded: the row's thread itself gives up on the database before this
         _rows_being_created.discard(ready)
     return Context(load_settings())

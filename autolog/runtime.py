@@ -19,6 +19,7 @@ from .capture import CaptureRecorder
 from .config import redact_url
 from .context import Context, row_being_created
 from .db import TaskRecord
+from .errors import AutologError
 from .safety import shielded
 from .snapshots import retention
 from .snapshots.database_guard import retry_while_unreachable
@@ -36,6 +37,7 @@ logger = logging.getLogger("autolog")
 # The environment that lets a child process (multiprocessing, torchrun worker) attach to this run.
 TASK_ENV = "AUTOLOG_TASK_ID"
 INIT_RETRY_SECONDS = 60.0  # how long the task's row waits for an unreachable database
+ROW_WAIT_SECONDS = INIT_RETRY_SECONDS + 60.0  # how long anything waits for that row
 PID_ENV = "AUTOLOG_TASK_PID"
 
 
@@ -97,8 +99,12 @@ class TaskRuntime:
 
     @property
     def ctx(self) -> Context:
-        """The context, once the task's row exists."""
-        self._ready.wait()
+        """The context, once the task's row exists (its thread gives up on the database after
+        INIT_RETRY_SECONDS; this wait is bounded beyond that in case the thread itself hangs)."""
+        if not self._ready.wait(ROW_WAIT_SECONDS):
+            raise AutologError(
+                f"The row of task {self.task_id[:8]} was not written within {ROW_WAIT_SECONDS:.0f} s: the metadata "
+                "database does not answer. Check it; snapshots saved meanwhile are reported at close.")
         if self._init_error is not None:
             raise self._init_error
         return self.context
