@@ -50,7 +50,6 @@ class SnapshotJob:
     created: float = field(default_factory=time.time)  # when it was saved (its row is written later)
     seq: int = 0  # set once its pending row is written (the journal writer runs beside the stager)
     journal_error: BaseException | None = None  # the row could not be written
-    journal_counted: bool = False  # the journal writer is done with it (pipeline bookkeeping)
     key: str = ""
     state: str = "new"  # new, queued (journaled), staged, uploading, published, done, failed, skipped
     staging: str | None = None

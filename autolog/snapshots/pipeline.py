@@ -84,8 +84,9 @@ class SnapshotPipeline(Waits, Outcomes):
         workers = [
             # One thread writes the rows of saves and their outcomes: two writers would queue for
             # SQLite's write lock, whose busy handler sleeps milliseconds at a time.
+            # _write_rows settles its own batch (its finally); the worker's cleanup has nothing left to do.
             Worker("autolog-recorder", self._take_database_work, self._write_rows, self._journal_failed,
-                   self._after_journal),
+                   lambda batch: None),
             Worker("autolog-stager", lambda: self._take(self._stage_queue, "stage"), self._stage, self._fail,
                    self._after_staging),
             Worker("autolog-lineage", lambda: self._take(self._lineage_queue, "lineage"), self._link, self._fail,
@@ -265,9 +266,7 @@ class SnapshotPipeline(Waits, Outcomes):
 
     def _after_journal(self, batch: list[SnapshotJob]) -> None:
         with self._cond:
-            self._journaling -= sum(1 for job in batch if not job.journal_counted)
-            for job in batch:
-                job.journal_counted = True
+            self._journaling -= len(batch)
             self._cond.notify_all()
 
     def _stage(self, job: SnapshotJob) -> None:
