@@ -66,7 +66,7 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
     # Plain try/except rather than `shielded` (a generator context manager): this runs on every call.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         recorder = _active
-        if recorder is None or getattr(_nesting, "inside", False):
+        if recorder is None or getattr(_nesting, "inside", False) or not _records_here(what):
             return wrapped(*args, **kwargs)
         _nesting.inside = True
         held = path = None
@@ -135,7 +135,7 @@ def _not_logged(what: str, exc: Exception) -> None:
 
 def _fence(recorder: Recorder, key: str, path: str | None) -> None:
     """Before a save overwrites a path, the previous snapshot of it must have been read."""
-    if path is not None and _should_record() and recorder.allows(key, path):
+    if path is not None and recorder.allows(key, path):
         recorder.before_save(path)
 
 
@@ -144,7 +144,7 @@ def _record(
     path: str | None = None,
 ) -> None:
     path = path or path_argument(patch.path, patch.label, instance, args, kwargs, result)
-    if path is None or not _should_record():
+    if path is None:
         return
     if not recorder.allows(key, path):
         logger.debug("autolog: %s(%s) filtered out by auto_connect_frameworks / capture.ignore", patch.label, path)
@@ -193,6 +193,14 @@ def _argument(arg: Arg, args: tuple, kwargs: dict) -> Any:
 def object_framework(obj: Any, default: str) -> str:
     root = type(obj).__module__.split(".", 1)[0]
     return OBJECT_FRAMEWORKS.get(root, default)
+
+
+def _records_here(what: str) -> bool:
+    try:
+        return _should_record()
+    except Exception as exc:  # noqa: BLE001 - e.g. a torch.distributed that cannot say its rank
+        _not_logged(what, exc)
+        return False
 
 
 def _should_record() -> bool:

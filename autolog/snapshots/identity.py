@@ -16,7 +16,9 @@ from ..run_info import host_name
 from ..storage.hashing import fd_sha256, manifest_sha256
 from ..storage.objects import Content, OpenedSources, Sources, open_sources
 
-_memory: dict[tuple, str] = {}
+# (device, inode) -> (stat_key, sha256): one entry per file, so a run that rewrites one path many
+# times keeps one entry, not one per save (a file's ctime never goes back, so older keys are dead).
+_memory: dict[tuple, tuple[tuple, str]] = {}
 _memory_lock = threading.Lock()
 _HOST = host_name()
 
@@ -28,7 +30,8 @@ def stat_key(st: os.stat_result) -> tuple:
 def file_identity(ctx: Context, fd: int, st: os.stat_result) -> str:
     """sha256 of an open file whose stat is st, from the cache when it has not changed."""
     key = stat_key(st)
-    sha = _memory.get(key)
+    known = _memory.get(key[:2])
+    sha = known[1] if known is not None and known[0] == key else None
     if sha is None:
         sha = ctx.store.cached_sha256(_HOST, st)
         if sha is None:
@@ -36,16 +39,23 @@ def file_identity(ctx: Context, fd: int, st: os.stat_result) -> str:
             if stat_key(os.fstat(fd)) == key:  # not rewritten while we read it
                 ctx.store.remember_sha256(_HOST, st, sha)
         with _memory_lock:
-            _memory[key] = sha
+            _memory[key[:2]] = (key, sha)
     return sha
 
 
 def remember_many(ctx: Context, known: list[tuple[os.stat_result, str]], write: Callable[[list], None]) -> None:
-    """Record the hashes of files read to store them, through write(rows) (the caller's transaction)."""
-    write([(_HOST, st, sha256) for st, sha256 in known])
+    """Record the hashes of files read to store them, through write(rows) (the caller's transaction).
+    Only the newest stat of each file is written: a batch of saves of one path is one row, not many."""
+    newest: dict[tuple, tuple] = {}
+    for st, sha256 in known:
+        key = stat_key(st)
+        held = newest.get(key[:2])
+        if held is None or (key[4], key[3]) >= (held[0][4], held[0][3]):  # ctime, then mtime; ties: later
+            newest[key[:2]] = (key, st, sha256)
+    write([(_HOST, st, sha256) for _, st, sha256 in newest.values()])
     with _memory_lock:
-        for st, sha256 in known:
-            _memory[stat_key(st)] = sha256
+        for file, (key, _, sha256) in newest.items():
+            _memory[file] = (key, sha256)
 
 
 def opened_content(ctx: Context, opened: OpenedSources) -> Content:

@@ -27,7 +27,7 @@ class PipelineOptions:
     stall_timeout: float = 30.0  # waits end once the background work made no progress for this long
     inline_bytes: int = 256 << 10  # one-file local snapshots up to this size are read on the training thread
     held_bytes: int = 64 << 20  # ...while the bytes held that way, not yet written, stay under this
-    journal_window: float = 0.01  # seconds a new save's row may wait to share a transaction
+    journal_window: float = 0.05  # seconds a new save's row may wait to share a transaction
     batch_window: float = 0.05  # seconds the recorder gathers saves into one transaction, while nobody waits
 
 

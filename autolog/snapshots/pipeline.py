@@ -221,39 +221,70 @@ class SnapshotPipeline(Waits, Outcomes):
     # -- taking work ----------------------------------------------------------------------
     # -- the steps ------------------------------------------------------------------------
     def _write_rows(self, batch: list[SnapshotJob]) -> None:
-        """The recorder's round: pending rows for the saves taken, then the outcomes that are ready."""
-        if batch:
-            try:
-                self._journal(batch)
-            except BaseException as exc:  # noqa: BLE001 - those saves get no row; recording goes on
-                self._journal_failed(batch, exc)
-            finally:
-                self._after_journal(batch)
+        """The recorder's round: the outcomes of saves journaled in earlier rounds, and pending rows for
+        the saves taken now, in one transaction (a transaction costs far more than a row, and a round
+        per journal_window is the recorder's whole load). Should that transaction fail, each half is
+        written again on its own, so a fault in one never costs the other."""
         ready = self._settled(self._record_queue, BATCH)
+        published: list[SnapshotJob] = []
         if ready:
             try:
-                self._record(ready)
+                published = self._publish(ready)
             except BaseException as exc:  # noqa: BLE001
                 self._fail_all(ready, exc, keep_pending=True)
+        try:
+            rows = self._pending_rows(batch) if batch else []
+            seqs = None
+            if rows and published:
+                try:
+                    with self.ctx.store.transaction():
+                        seqs = self.ctx.store.add_snapshots(rows)
+                        steps.record_outcomes(self.ctx, published)
+                except BaseException:  # noqa: BLE001 - written again below, one half at a time
+                    seqs = None
+                else:
+                    self._journaled(batch, seqs)
+                    self._recorded(published)
+                    return
+            if rows:
+                try:
+                    self._journaled(batch, retry_while_unreachable(lambda: self.ctx.store.add_snapshots(rows),
+                                                                   self.options.db_retry_seconds))
+                except BaseException as exc:  # noqa: BLE001 - those saves get no row; recording goes on
+                    self._journal_failed(batch, exc)
+            if published:
+                try:
+                    retry_while_unreachable(lambda: steps.record_outcomes(self.ctx, published),
+                                            self.options.db_retry_seconds)
+                    self._recorded(published)
+                except BaseException as exc:  # noqa: BLE001
+                    self._fail_all(published, exc, keep_pending=True)
+        finally:
+            if batch:
+                self._after_journal(batch)
 
-    def _journal(self, batch: list[SnapshotJob]) -> None:
-        """Pending rows for a batch of saves, in one transaction (retried while the database is down).
-        Runs beside the stager: a job may be copied before, while or after its row is written."""
+    def _pending_rows(self, batch: list[SnapshotJob]) -> list[dict]:
+        """The journal rows of a batch of saves (finding or creating a path's model on its first save).
+        Written beside the stager: a job may be copied before, while or after its row is written."""
         for job in batch:
             if job.model is None:
                 try:
                     job.model = job.model_request()
                 except BaseException as exc:  # noqa: BLE001 - this save only
                     self._journal_failed([job], exc)
-        ready = [j for j in batch if j.journal_error is None]
-        if ready:
-            rows = [steps.pending_row(j) for j in ready]
-            seqs = retry_while_unreachable(lambda: self.ctx.store.add_snapshots(rows), self.options.db_retry_seconds)
-            with self._cond:
-                for job in ready:
+        try:
+            return [steps.pending_row(j) for j in batch if j.journal_error is None]
+        except BaseException as exc:  # noqa: BLE001
+            self._journal_failed(batch, exc)
+            return []
+
+    def _journaled(self, batch: list[SnapshotJob], seqs: dict[str, int]) -> None:
+        with self._cond:
+            for job in batch:
+                if job.journal_error is None:
                     job.key = job.key_for(job.model, seqs[job.snapshot_id])
                     job.seq = seqs[job.snapshot_id]
-                self._wake("upload")
+            self._wake("upload")
         self._heartbeat.beat()
 
     def _journal_failed(self, batch: list[SnapshotJob], exc: BaseException) -> None:
@@ -311,8 +342,8 @@ class SnapshotPipeline(Waits, Outcomes):
             if not self._gathering:
                 self._wake("recorder")
 
-    def _record(self, batch: list[SnapshotJob]) -> None:
-        """Publish local snapshots and record the batch's outcomes in one transaction."""
+    def _publish(self, batch: list[SnapshotJob]) -> list[SnapshotJob]:
+        """Local snapshots into place (or found stored already); the jobs whose outcome can be recorded."""
         ready = []
         for job in [j for j in batch if not j.journaled]:
             self._fail(job, job.journal_error)
@@ -327,8 +358,9 @@ class SnapshotPipeline(Waits, Outcomes):
                 ready.append(job)
             except BaseException as exc:  # noqa: BLE001 - this snapshot only
                 self._fail(job, exc)
-        if ready:
-            retry_while_unreachable(lambda: steps.record_outcomes(self.ctx, ready), self.options.db_retry_seconds)
+        return ready
+
+    def _recorded(self, ready: list[SnapshotJob]) -> None:
         self._heartbeat.beat()
         for job in ready:
             if job.on_stored is not None and job.store is not None:

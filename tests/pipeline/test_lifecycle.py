@@ -107,8 +107,10 @@ from autolog import Task
 
 output_uri, work, where = sys.argv[1:4]
 h.install_put_control().block()  # uploads never finish: close() and the exit flush wait
+from autolog.snapshots.pipeline import wait_for_journal
 task = Task.init(project_name="lifecycle", task_name=where, output_uri=output_uri)
 torch.save(h.tensor(1), os.path.join(work, "model.pt"))
+wait_for_journal()  # the case is a journaled snapshot left unstored, whatever the load on the machine
 if where == "close":
     task.close()
 print("end of script", flush=True)
