@@ -10,7 +10,7 @@ import logging
 from ..config import redact_url
 from ..context import Context
 from ..db import SnapshotRecord
-from ..storage.blobstore import BlobStore
+from ..storage.blobstore import BlobStore, normalize_uri
 
 logger = logging.getLogger("autolog")
 
@@ -19,7 +19,8 @@ def prune(ctx: Context, model_id: str, keep_last: int, dry_run: bool = False) ->
     """Delete all but the newest keep_last stored snapshots of a model; returns those deleted."""
     if keep_last < 1:
         raise ValueError(f"keep_last must be at least 1, got {keep_last}.")
-    stored = [s for s in ctx.store.snapshots_of(model_id) if s.status == "stored"]
+    root = _output_root(ctx, model_id)
+    stored = [s for s in ctx.store.snapshots_of(model_id) if s.status == "stored" and _copied_into(root, s.uri)]
     victims = stored[:-keep_last]
     if dry_run:
         return victims
@@ -32,7 +33,19 @@ def prune(ctx: Context, model_id: str, keep_last: int, dry_run: bool = False) ->
     return victims
 
 
+def _output_root(ctx: Context, model_id: str) -> str | None:
+    task_id = ctx.store.get_model(model_id).task_id
+    output_uri = ctx.store.get_task(task_id).output_uri if task_id else None
+    return redact_url(normalize_uri(output_uri)).rstrip("/") + "/" if output_uri else None
+
+
+def _copied_into(root: str | None, uri: str | None) -> bool:
+    """Whether autolog copied this snapshot into the task's output_uri (under .../models/). Retention
+    deletes only such copies: an object registered with update_weights(register_uri=) is the user's,
+    wherever it is, and is never a retention candidate."""
+    return bool(root and uri and uri.startswith(root) and "/models/" in uri[len(root) - 1:])
+
+
 def _root_of(uri: str) -> str:
     """The model folder above the snapshot (<...>/models), so deleting also clears emptied folders."""
-    head, sep, _ = uri.rpartition("/models/")
-    return head + "/models" if sep else uri.rsplit("/", 1)[0]
+    return uri.rpartition("/models/")[0] + "/models"
