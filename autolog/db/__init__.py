@@ -9,14 +9,16 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..forking import on_fork
-from .records import ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, new_id
+from .records import (
+    ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, new_id, new_time_ordered_id,
+)
 
 if TYPE_CHECKING:
     from .store import MetadataStore
 
 __all__ = [
     "ArtifactRecord", "LoadRecord", "MetadataStore", "ModelRecord", "SnapshotRecord", "TaskRecord",
-    "new_id", "open_store",
+    "new_id", "new_time_ordered_id", "open_store",
 ]
 
 _stores: dict[str, "MetadataStore"] = {}

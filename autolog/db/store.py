@@ -31,7 +31,9 @@ from ..storage.layout import display_path, has_undecodable
 from . import schema as s
 from .migrations import migrate
 from .version import bad_url_error, corrupt_error, locked_error, sqlite_failure, sqlite_path, unreadable_error
-from .records import ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, new_id, to_record
+from .records import (
+    ArtifactRecord, LoadRecord, ModelRecord, SnapshotRecord, TaskRecord, new_id, new_time_ordered_id, to_record,
+)
 
 _open_stores: "weakref.WeakSet[MetadataStore]" = weakref.WeakSet()
 # How long checkpoint() waits for other connections' transactions: it runs at close, where a busy
@@ -335,7 +337,7 @@ class MetadataStore:
     def add_snapshot(self, model_id: str, **values: Any) -> SnapshotRecord:
         """Append a snapshot with the model's next seq, and make it the model's newest."""
         now = time.time()
-        values.setdefault("id", new_id())
+        values.setdefault("id", new_time_ordered_id())
         values.setdefault("created", now)
         values.setdefault("files", [])
         values.setdefault("entry", "")

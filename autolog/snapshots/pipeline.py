@@ -31,7 +31,7 @@ import threading
 from typing import Callable
 
 from ..context import Context
-from ..db import ModelRecord, new_id
+from ..db import ModelRecord, new_time_ordered_id
 from ..storage import objects
 from ..storage.blobstore import BlobStore
 from ..storage.objects import OpenedSources, Sources, source_path
@@ -126,7 +126,7 @@ class SnapshotPipeline(Waits, Outcomes):
                 self.not_recorded(source_path(sources))
             raise
         known = model if isinstance(model, ModelRecord) else None
-        job = SnapshotJob(new_id(), known, opened, store, fence_key, opened.size, iteration=iteration,
+        job = SnapshotJob(new_time_ordered_id(), known, opened, store, fence_key, opened.size, iteration=iteration,
                           key_for=key_for, model_request=None if known else model, on_stored=on_stored)
         job.stats = [st for _, st in opened.handles]
         self._by_snapshot[job.snapshot_id] = job
