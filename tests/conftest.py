@@ -12,6 +12,7 @@ from typing import Callable
 
 import pytest
 
+import frameworks
 import services
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,6 +174,34 @@ def memory_uri():
 def child_env() -> Callable[..., dict[str, str]]:
     """child_env(extra=None): the environment run_py gives its children, for hand-made subprocesses."""
     return subprocess_env
+
+
+# -- frameworks: required in CI (tests/frameworks.py) -----------------------------------------------
+def _fail_import_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """AUTOLOG_TEST_FRAMEWORKS=required: a skip by a bare pytest.importorskip (a framework that does not
+    import) becomes a failure, saying so; tests should call frameworks.require_framework instead."""
+    if not report.skipped:
+        return
+    longrepr = report.longrepr
+    message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    failure = frameworks.import_skip_failure(message)
+    if failure is not None:
+        report.outcome = "failed"
+        report.longrepr = failure
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report = yield
+    _fail_import_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    report = yield  # a module-level importorskip: in required mode a collection error, failing the run
+    _fail_import_skip(report)
+    return report
 
 
 # -- team mode: real PostgreSQL and S3 (tests/services.py) -------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from frameworks import require_framework
 
 MARK = "REPORT "
 SCRIPT_TIMEOUT = 240  # seconds; each script normally ends in a few
@@ -61,7 +61,13 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run(tmp_path: Path, workdir: Path, child_env):
+def torch():
+    """Every script imports torch: without it the tests skip (in CI they fail: tests/frameworks.py)."""
+    return require_framework("torch")
+
+
+@pytest.fixture
+def run(tmp_path: Path, workdir: Path, child_env, torch):
     """run(body, env=None): run PRELUDE + body as a script file in `workdir`; returns its REPORT."""
 
     def run(body: str, env: dict[str, str] | None = None) -> dict:
@@ -386,7 +392,7 @@ def test_only_rank_zero_records(run, rank, recorded):
 # -- other processes ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
-def test_dataloader_worker_loads_are_not_models(run, workdir, context):
+def test_dataloader_worker_loads_are_not_models(run, workdir, context, torch):
     samples = workdir / "samples"
     samples.mkdir()
     for i in range(8):

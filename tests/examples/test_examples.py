@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from frameworks import require_framework
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 TIMEOUT = 600  # seconds per script; TensorFlow alone takes ~10 s to import on a busy 2-core machine
@@ -28,7 +30,7 @@ TIMEOUT = 600  # seconds per script; TensorFlow alone takes ~10 s to import on a
 @dataclasses.dataclass(frozen=True)
 class Pair:
     id: str
-    requires: tuple[str, ...]  # modules the scripts import (pytest.importorskip each)
+    requires: tuple[str, ...]  # modules the scripts import (require_framework each)
     project: str
     train: tuple[str, ...]  # script and arguments
     train_task: str
@@ -159,7 +161,7 @@ def check_stored(task, model, saves: int, framework: str, home: Path) -> None:
 @pytest.mark.parametrize("pair", PAIRS, ids=[p.id for p in PAIRS])
 def test_example_pair(pair: Pair, example_env: dict[str, str], workdir: Path) -> None:
     for module in pair.requires:
-        pytest.importorskip(module)
+        require_framework(module)
     from autolog import Model, Task
 
     home = Path(example_env["AUTOLOG_HOME"])
@@ -193,8 +195,8 @@ def test_example_pair(pair: Pair, example_env: dict[str, str], workdir: Path) ->
 
 
 def test_artifacts_pair(example_env: dict[str, str], workdir: Path) -> None:
-    pytest.importorskip("pandas")
-    pytest.importorskip("PIL")
+    require_framework("pandas")
+    require_framework("PIL")
 
     run_example(("artifacts_example.py",), example_env, workdir)
     task = only_task("examples", "artifacts example")

@@ -17,19 +17,34 @@ pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 ARGV_PASSWORD = "argv-pw-5d1e"  # a user's script taking its own --db-url on the command line
 URL_SECRET = "url-secret-77ab"  # credentials written into an output_uri
 
-# Task.init with DEBUG logging of "autolog" on stderr; user-facing (not strict).
+# Task.init with DEBUG logging of "autolog" on stderr; user-facing (not strict). Each step that returns
+# prints "STEP <name> ok" on stdout; an exception prints "STEP <name> raised <type>" there (its message goes
+# to stderr, where the tests check it for secrets): the tests assert how far the run got (see _steps).
 SNIPPET = """
 import logging, sys
 logging.basicConfig(format="%(levelname)s %(name)s %(message)s")
 logging.getLogger("autolog").setLevel(logging.DEBUG)
 from autolog import Task
+step = "Task.init"
 try:
     task = Task.init(project_name="creds", task_name="t", output_uri={uri!r})
+    print("STEP Task.init ok", flush=True)
+    step = "upload_artifact"
     task.upload_artifact("params", {{"lr": 0.1}})
+    print("STEP upload_artifact ok", flush=True)
+    step = "close"
     task.close()
+    print("STEP close ok", flush=True)
 except Exception as exc:
+    print("STEP", step, "raised", type(exc).__name__, flush=True)
     print("ERROR", type(exc).__name__, exc, file=sys.stderr)
 """
+ALL_STEPS = ["Task.init ok", "upload_artifact ok", "close ok"]
+
+
+def _steps(run) -> list[str]:
+    """What SNIPPET reported, in order: e.g. ["Task.init ok", "upload_artifact raised StorageError"]."""
+    return [line[len("STEP "):] for line in run.stdout.splitlines() if line.startswith("STEP ")]
 
 
 def _secrets(pg_url: str) -> list[str]:
@@ -101,6 +116,8 @@ def test_database_errors_show_no_password(fault, pg_url, s3_uri, run_py, child_e
     env = {"AUTOLOG_DB_URL": bad_url, "AUTOLOG_STRICT": "0"}
     run = run_py(SNIPPET.format(uri=s3_uri), env=env)
     expected = "password authentication failed" if fault == "wrong password" else "Connection refused"
+    # Not strict: Task.init returns and the run goes on, unrecorded.
+    assert run.returncode == 0 and _steps(run)[:1] == ["Task.init ok"], (run.stdout, run.stderr)
     assert expected in run.stderr, run.stderr
     _assert_clean(run.stdout + run.stderr, secrets, f"a run's output ({fault})")
 
@@ -111,16 +128,22 @@ def test_database_errors_show_no_password(fault, pg_url, s3_uri, run_py, child_e
 
 @pytest.mark.parametrize("fault", ["bucket missing", "credentials in output_uri"])
 def test_storage_errors_show_no_secret(fault, pg_url, s3_uri, run_py, child_env):
+    """Task.init refuses an output_uri it cannot write to (StorageError, strict or not), naming it with
+    any password in it replaced by ***. Credentials in an s3:// URL are such a case: s3fs reads
+    "key:secret@bucket" as the bucket name, which S3 rejects - so the error message (the only place the
+    URL goes) is what must not show the secret."""
     key = services.S3_ENV["AWS_ACCESS_KEY_ID"]
     uri = "s3://autolog-no-such-bucket-3f2e/runs" if fault == "bucket missing" else \
         f"s3://{key}:{URL_SECRET}@{s3_uri[len('s3://'):]}"
     env = {"AUTOLOG_DB_URL": pg_url, "AUTOLOG_STRICT": "0"}
     run = run_py(SNIPPET.format(uri=uri), env=env)
+    assert run.returncode == 0 and _steps(run) == ["Task.init raised StorageError"], (run.stdout, run.stderr)
+    assert "ERROR StorageError" in run.stderr and "not writable" in run.stderr, run.stderr
+    if fault == "credentials in output_uri":  # the message names the URL, with its secret masked
+        assert f"'s3://{key}:***@{s3_uri[len('s3://'):]}' is not writable" in run.stderr, run.stderr
     secrets = _secrets(pg_url)
     _assert_clean(run.stdout + run.stderr, secrets, f"a run's output ({fault})")
     _assert_clean(all_tables_text(pg_url), secrets, f"the database ({fault})")
-    if fault == "bucket missing":
-        assert "ERROR StorageError" in run.stderr and "not writable" in run.stderr, run.stderr
     for args in (("task", "list", "--json"), ("model", "list", "--json"), ("sync", "--json")):
         cli = run_cli(child_env(env), *args)
         _assert_clean(cli.stdout + cli.stderr, secrets, f"`autolog {' '.join(args)}` ({fault})")
@@ -136,6 +159,7 @@ def test_password_from_pgpassword_keeps_it_out_of_the_url(pg_url, s3_uri, run_py
     proc = run_py(SNIPPET.format(uri=s3_uri), env={"AUTOLOG_DB_URL": bare, "PGPASSWORD": url.password,
                                                    "AUTOLOG_STRICT": "0"})
     assert proc.returncode == 0 and "ERROR" not in proc.stderr, proc.stderr
+    assert _steps(proc) == ALL_STEPS, (proc.stdout, proc.stderr)
     (task,) = sql_rows(pg_url, "tasks")
     assert task["status"] == "completed"
     _assert_clean(all_tables_text(pg_url) + proc.stdout + proc.stderr, _secrets(pg_url), "a PGPASSWORD run")

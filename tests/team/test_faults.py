@@ -167,7 +167,8 @@ def test_database_that_accepts_connections_and_never_answers(s3_uri, tmp_path, c
         server.close()
     print(f"run with a hung database: {elapsed:.1f} s in all")
     _assert_saves_returned(summary, max_seconds=15.0)  # the first save waits for the task's row: <= 10 s
-    assert sum(s["seconds"] for s in summary["saves"][1:]) < 1.0, "later saves must not wait again"
+    # Waiting again would cost each later save another connect_timeout (10 s).
+    assert sum(s["seconds"] for s in summary["saves"][1:]) < 5.0, "later saves must not wait again"
     warnings = autolog_warnings(err)
     assert any("timeout expired" in w for w in warnings), err
     assert len(warnings) == len(set(w.split(" was not logged")[0] for w in warnings)), err
@@ -198,7 +199,9 @@ def test_database_frozen_mid_run(private_postgres, s3_uri, tmp_path, child_env):
 
     frozen = [s["seconds"] for s in summary["saves"] if s["phase"] == "freeze"]
     print("saves while the database was frozen took", [round(t, 3) for t in frozen], "s")
-    assert max(frozen) < 1.0, frozen
+    # A save that waited for the frozen server would wait until the thaw, which comes only once all of
+    # them returned (trainer.reached("thaw") above would have timed out), or for a new connection's
+    # connect_timeout (10 s): a generous bound still tells them apart on a loaded machine.
     _assert_saves_returned(summary, max_seconds=3.0)
     rows = snapshot_rows(private_postgres.url)
     by_sha = {r["sha256"]: r for r in rows if r["sha256"]}
