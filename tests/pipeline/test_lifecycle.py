@@ -98,7 +98,12 @@ def test_each_job_of_a_pool_logs_into_its_own_task(spawn, local_store, work):
 
 STUCK_AT_CLOSE = """
 import os
+import signal
 import sys
+
+# Ctrl-C as a user's terminal delivers it: a child started from a background job (nohup, `cmd &` in a
+# script) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import torch
 
