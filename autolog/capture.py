@@ -5,19 +5,29 @@ journals a pending snapshot and hands it to the task's pipeline; a load opens ha
 the lineage lookup. A save of a path first waits for the previous snapshot of that path to be
 read (the fence), never for an upload. Repeated loads of an unchanged file are answered from
 memory: one link, no hash, no query.
+
+A save or load of a URL (`trainer.save_checkpoint("s3://bucket/last.ckpt")` through fsspec) is
+recorded where it is, never copied again: a background job reads the object to hash it, then records
+a `stored` snapshot at that URL (or links the load to the snapshot with that hash). A later save of
+the same URL waits until that read is done, as for a local path.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Callable
 
 from . import lineage
 from .binding import path_filter
+from .config import redact_url
 from .db import ModelRecord
+from .settling import SettlingFolders, SettlingSave
 from .storage import collect_sources
 from .snapshots.identity import opened_content, stat_key
-from .storage.objects import Content, OpenedSources, open_sources
+from .storage.blobstore import filesystem, is_local
+from .storage.hashing import stream_sha256
+from .storage.objects import Content, OpenedSources, Sources, open_sources
 
 if TYPE_CHECKING:
     from .runtime import TaskRuntime
@@ -31,19 +41,30 @@ class CaptureRecorder:
         self._saves: dict[str, int] = {}
         self._loaded: set[tuple] = set()
         self._lock = threading.Lock()
+        self.settling = SettlingFolders(self._settled, run.context.settings.settle_seconds)
 
-    def before_save(self, path: str) -> None:
+    def before_save(self, path: str, part: str | None = None) -> None:
+        self.settling.before_write(path, part)
         self._run.pipeline.fence(path)
 
-    def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False) -> None:
+    def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
+              iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
+              companions: tuple[str, ...] = ()) -> None:
+        """A captured save returned. part: the call is one of several that write one folder (see
+        autolog.settling): the folder is snapshotted once they are done."""
         run = self._run
-        sources = collect_sources(path)
+        if not is_local(path):
+            return self._saved_remote(path, framework, model_path, iteration)
+        if part is not None and not run.store_before_return:
+            self.settling.wrote(path, part, framework, model_path, iteration, exclude)
+            return
+        sources = collect_sources(path, exclude=exclude, companions=companions)
         model_path = model_path or path
         with self._lock:
             model = self._models.get(model_path) or self._model_request(model_path, framework)
             self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
-        job = run.pipeline.submit(model, sources, count, run.blobstore, key_for=run.snapshot_key, fence_key=path,
-                                  on_stored=run.on_snapshot_stored)
+        job = run.pipeline.submit(model, sources, count if iteration is None else iteration, run.blobstore,
+                                  key_for=run.snapshot_key, fence_key=path, on_stored=run.on_snapshot_stored)
         if run.store_before_return:
             # Child processes often end with os._exit (multiprocessing, DataLoader workers): no exit
             # flush would run, so a child stores each snapshot before its save returns.
@@ -51,8 +72,14 @@ class CaptureRecorder:
         elif wait_copied:
             run.pipeline.wait_for(job, "staged")
 
-    def loaded(self, path: str, framework: str) -> None:
-        opened = open_sources(collect_sources(path))
+    def _settled(self, path: str, save: SettlingSave) -> None:
+        self.saved(path, save.framework, save.model_path, iteration=save.iteration, exclude=save.exclude)
+
+    def loaded(self, path: str, framework: str, exclude: tuple[str, ...] = (), companions: tuple[str, ...] = ()) -> None:
+        if not is_local(path):
+            return self._loaded_remote(path, framework)
+        self.settling.take(path)
+        opened = open_sources(collect_sources(path, exclude=exclude, companions=companions))
         seen = tuple((src, *stat_key(st)) for (src, _), (_, st) in zip(opened.sources.files, opened.handles))
         with self._lock:
             if seen in self._loaded:
@@ -71,6 +98,49 @@ class CaptureRecorder:
         if run.store_before_return:
             run.pipeline.wait_for(job, "done")
 
+    def _saved_remote(self, url: str, framework: str, model_path: str | None, iteration: int | None) -> None:
+        run = self._run
+        shown, model_path = redact_url(url), redact_url(model_path or url)
+        with self._lock:
+            model = self._models.get(model_path) or self._model_request(model_path, framework)
+            self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
+        iteration = count if iteration is None else iteration
+
+        def content_of(_: None) -> Content:
+            try:
+                return remote_content(url)
+            except Exception as exc:
+                record(status="failed", reason=f"{shown} could not be read to hash it: {exc}")
+                raise
+
+        def record(**values) -> None:
+            owner = model if isinstance(model, ModelRecord) else model()
+            run.ctx.store.add_snapshot(owner.id, uri=shown, iteration=iteration, source_path=shown, **values)
+
+        def link(content: Content) -> None:
+            record(status="stored", sha256=content.sha256, size=content.size, stored_at=time.time())
+
+        job = run.pipeline.submit_load(None, link, fence_key=url, label=f"snapshot of {shown}", content_of=content_of)
+        if run.store_before_return:
+            run.pipeline.wait_for(job, "done")
+
+    def _loaded_remote(self, url: str, framework: str) -> None:
+        run = self._run
+        shown = redact_url(url)
+        with self._lock:
+            if (url,) in self._loaded:  # an object store has no cheap stat: one link per URL and task
+                return
+            self._loaded.add((url,))
+
+        def link(content: Content) -> None:
+            sources = Sources(files=((shown, os.path.basename(shown)),), name=os.path.basename(shown), single=True)
+            lineage.record_load(run.ctx, run.task_id, run.record.project, shown, framework, sources, content)
+
+        job = run.pipeline.submit_load(None, link, fence_key=url, label=f"lineage of {shown}",
+                                       content_of=lambda _: remote_content(url))
+        if run.store_before_return:
+            run.pipeline.wait_for(job, "done")
+
     def _model_request(self, path: str, framework: str) -> Callable[[], ModelRecord]:
         """The model of a path's first save, found or created by the journal writer (off this thread)."""
         run = self._run
@@ -86,3 +156,13 @@ class CaptureRecorder:
             return model
 
         return find_or_create
+
+
+def remote_content(url: str) -> Content:
+    """sha256 and size of one remote object, read through fsspec (folders are not captured yet)."""
+    fs, path = filesystem(url)
+    if fs.isdir(path):
+        raise IsADirectoryError(f"{redact_url(url)} is a folder: saves and loads of remote folders are not captured.")
+    with fs.open(path, "rb") as f:
+        sha, size = stream_sha256(f)
+    return Content(sha256=sha, size=size)

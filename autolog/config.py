@@ -22,6 +22,8 @@ The TOML file::
 
     [capture]
     ignore = ["*/data/*", "*.cache"]   # saves and loads of matching paths are not recorded
+    settle_seconds = 1.0               # a folder several calls write (save_pretrained) is one snapshot,
+                                       # taken once no call wrote it this long (or at flush)
 
     [pipeline]
     backlog_bytes = 8589934592   # staged but not yet uploaded; at the bound saves wait (or coalesce)
@@ -34,7 +36,8 @@ The TOML file::
     keep_last = 5                # per model; older stored snapshots are deleted (default: keep all)
 
 Numbers are range-checked: backlog_bytes, upload_retries and keep_last are whole numbers of at least 1
-(upload_retries at most 100), the timeouts are finite and greater than 0.
+(upload_retries at most 100), the timeouts are finite and greater than 0, settle_seconds is greater
+than 0 and at most 60.
 
 Also read from the environment by the SDK itself: ``AUTOLOG_TASK_ID`` and ``AUTOLOG_TASK_PID``, set
 by Task.init so that child processes (multiprocessing, torchrun workers) attach to the parent task.
@@ -69,6 +72,7 @@ _KEYS: dict[tuple[str, str], tuple[str, type]] = {
     ("db", "url"): ("db_url", str),
     ("storage", "cache_dir"): ("cache_dir", str),
     ("capture", "ignore"): ("capture_ignore", list),
+    ("capture", "settle_seconds"): ("settle_seconds", float),
     ("pipeline", "backlog_bytes"): ("backlog_bytes", int),
     ("pipeline", "backlog_policy"): ("backlog_policy", str),
     ("pipeline", "flush_timeout"): ("flush_timeout", float),
@@ -93,6 +97,7 @@ _RANGES: dict[str, _Range] = {
     "stall_timeout": _Range(0.0, low_allowed=False),
     "upload_retries": _Range(1, 100),
     "keep_last": _Range(1),
+    "settle_seconds": _Range(0.0, 60.0, low_allowed=False),
 }
 # Defaults of the keys whose default is a plain value (the others derive from AUTOLOG_HOME).
 _DEFAULTS: dict[str, Any] = {
@@ -102,6 +107,7 @@ _DEFAULTS: dict[str, Any] = {
     "stall_timeout": 30.0,
     "upload_retries": 5,
     "keep_last": None,
+    "settle_seconds": 1.0,
 }
 
 
@@ -119,6 +125,7 @@ class Settings:
     stall_timeout: float  # the pipeline stops waiting once its background work made no progress this long
     upload_retries: int
     keep_last: int | None
+    settle_seconds: float  # quiet time before a folder written by several calls is snapshotted
 
     @property
     def local_storage(self) -> Path:

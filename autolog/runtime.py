@@ -57,6 +57,7 @@ class TaskRuntime:
         # before it returns, since no exit flush would run.
         self.store_before_return = store_before_return or attached
         self.auto_connect = auto_connect
+        self.recorder: CaptureRecorder | None = None
         self.handle: object = None  # the Task facade that owns this runtime
         self.failure: str | None = None
         self.closed = False
@@ -176,7 +177,8 @@ class TaskRuntime:
         if self.auto_connect is False:
             return
         binding.install()
-        binding.activate(CaptureRecorder(self, self.auto_connect, self.context.settings.capture_ignore))
+        self.recorder = CaptureRecorder(self, self.auto_connect, self.context.settings.capture_ignore)
+        binding.activate(self.recorder)
 
     # -- ending --------------------------------------------------------------------------
     def close(self) -> None:
@@ -197,6 +199,8 @@ class TaskRuntime:
                                  f"{left}. Run `autolog sync` to finish them.")
             raise
         finally:
+            if self.recorder is not None:
+                self.recorder.settling.stop()
             if not self.attached:  # the parent process owns the task's status
                 with shielded(f"the end of task {self.task_id[:8]}"):
                     self.finish()
@@ -207,6 +211,8 @@ class TaskRuntime:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every snapshot is stored, while work progresses; False (and one warning naming what
         is left) when some are still pending after timeout seconds or once the work stalled."""
+        if self.recorder is not None:
+            self.recorder.settling.take_all()
         if self._pipeline is None:
             return True
         timeout = self.context.settings.flush_timeout if timeout is None else timeout

@@ -260,6 +260,9 @@ class Task:
     @property
     def models(self) -> dict[str, ModelList]:
         """{"input": models this task loaded, "output": models it saved}; each ordered oldest to newest."""
+        run = runtime.live()
+        if run is not None and run.recorder is not None:
+            run.recorder.settling.take_all()  # a save_pretrained folder still settling is a saved model too
         wait_for_journal()
         wait_for_loads()
         ctx = self._ctx

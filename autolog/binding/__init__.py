@@ -3,11 +3,19 @@
 `install()` registers one `wrapt.when_imported` hook per binding module; the hook fires at once for
 a module that is already imported, so Task.init may come before or after `import torch`. Patches
 are applied once per process and stay: with no active task they only pass calls through.
+
+Import order never matters: a module function bound under other names before it was patched
+(`from torch import save`, `torch.serialization.save`, transformers' `safe_save_file` alias of
+safetensors' `save_file`) is rebound to the patched one in every imported module (`_rebind`), and a
+module imported later finds only the patched one. What still escapes: a reference kept somewhere other
+than a module global (a default argument, a dict or list, a closure, a class attribute) taken before
+`Task.init()`.
 """
 from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import threading
 from types import ModuleType
 
@@ -22,10 +30,16 @@ __all__ = ["BINDINGS", "activate", "install", "load_bindings", "path_filter", "R
 logger = logging.getLogger("autolog")
 
 # One module per framework under autolog/binding/, each declaring FRAMEWORK, KEY and PATCHES.
-BINDINGS = ["torch", "tensorflow", "keras", "joblib", "xgboost", "lightgbm", "safetensors"]
+BINDINGS = [
+    "torch", "tensorflow", "keras", "joblib", "xgboost", "lightgbm", "safetensors", "lightning", "transformers",
+    "torch_distributed_checkpoint", "onnx", "catboost",
+]
 
 _installed = False
 _lock = threading.RLock()
+# While install() applies the hooks of already-imported modules, their rebinding is batched into one
+# pass over sys.modules (original id -> (original, patched)); None outside install().
+_batched: dict[int, tuple[object, object]] | None = None
 
 
 def load_bindings() -> list[ModuleType]:
@@ -44,14 +58,21 @@ def load_bindings() -> list[ModuleType]:
 
 def install() -> None:
     """Register the import hooks (once per process)."""
-    global _installed
+    global _installed, _batched
     with _lock:
         if _installed:
             return
         _installed = True
-    for binding in load_bindings():
-        for module_name, targets in _hook_points(binding.PATCHES).items():
-            wrapt.when_imported(module_name)(_patcher(binding, targets))
+        _batched = {}
+        try:
+            for binding in load_bindings():
+                for module_name, targets in _hook_points(binding.PATCHES).items():
+                    wrapt.when_imported(module_name)(_patcher(binding, targets))
+            replaced, _batched = _batched, None
+        finally:
+            _batched = None
+        with shielded("rebinding aliases of patched functions"):
+            _rebind(replaced)
 
 
 def _hook_points(patches: list[Patch]) -> dict[str, list[tuple[Patch, str]]]:
@@ -70,6 +91,7 @@ def _hook_points(patches: list[Patch]) -> dict[str, list[tuple[Patch, str]]]:
 def _patcher(binding: ModuleType, targets: list[tuple[Patch, str]]):
     def patch_module(module: ModuleType) -> None:
         # An exception here would break the user's `import torch`: everything is shielded.
+        replaced: dict[int, tuple[object, object]] = {}
         for patch, target in targets:
             with shielded(f"patching {patch.label}"), _lock:
                 owner_path, _, attr = target.rpartition(".")
@@ -80,11 +102,48 @@ def _patcher(binding: ModuleType, targets: list[tuple[Patch, str]]):
                     # Not in this framework version; say so at debug, the rest still works.
                     logger.debug("autolog: %s not found in %s; not captured", patch.label, module.__name__)
                     continue
-                if isinstance(vars(owner).get(attr, current), wrapt.ObjectProxy):
-                    continue  # this owner's attribute is patched already
+                if is_patched(vars(owner).get(attr, current)):
+                    continue  # this owner's attribute is patched already (reached through another hook)
                 wrapt.wrap_function_wrapper(owner, attr, make_wrapper(patch, binding.FRAMEWORK, binding.KEY))
+                if isinstance(owner, ModuleType):
+                    replaced[id(current)] = (current, getattr(owner, attr))
+        if not replaced:
+            return
+        with _lock:
+            if _batched is not None:
+                _batched.update(replaced)
+                return
+        with shielded("rebinding aliases of patched functions"):
+            _rebind(replaced)
 
     return patch_module
+
+
+def is_patched(value: object) -> bool:
+    """value is autolog's wrapper (not any wrapt proxy: wrapt 2's FunctionWrapper is no ObjectProxy, and
+    another tool's wrapper around a framework function must still get ours)."""
+    return getattr(getattr(value, "_self_wrapper", None), "autolog_wrapper", False) is True
+
+
+def _rebind(replaced: dict[int, tuple[object, object]]) -> None:
+    """Point every module global that is one of the patched originals at its patched function."""
+    if not replaced:
+        return
+    ids = replaced.keys()
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if type(namespace) is not dict or name.startswith("autolog.") or name.startswith("wrapt"):
+            continue
+        try:
+            if ids.isdisjoint(map(id, namespace.values())):  # C-speed: most modules hold none
+                continue
+            hits = [(key, value) for key, value in namespace.items() if id(value) in ids]
+        except RuntimeError:  # changed size during iteration: a module importing in another thread
+            continue
+        for key, value in hits:
+            original, patched = replaced[id(value)]
+            if value is original:
+                namespace[key] = patched
 
 
 def _resolve(module: ModuleType, path: str) -> object:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol
 
 from ..forking import on_fork
 from ..safety import report_failure, strict
-from .spec import Arg, Attr, Patch, PathSource, Returned
+from .spec import Arg, Attr, Call, Computed, Patch, PathSource, Returned
 
 logger = logging.getLogger("autolog")
 
@@ -31,9 +31,12 @@ class Recorder(Protocol):
     """What the active task provides to the wrapper (see autolog.capture.CaptureRecorder)."""
 
     def allows(self, key: str, path: str) -> bool: ...
-    def before_save(self, path: str) -> None: ...
-    def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False) -> None: ...
-    def loaded(self, path: str, framework: str) -> None: ...
+    def before_save(self, path: str, part: str | None = None) -> None: ...
+    def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
+              iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
+              companions: tuple[str, ...] = ()) -> None: ...
+    def loaded(self, path: str, framework: str, exclude: tuple[str, ...] = (),
+               companions: tuple[str, ...] = ()) -> None: ...
 
 
 _active: Recorder | None = None
@@ -61,7 +64,9 @@ def activate(recorder: Recorder | None) -> None:
 
 def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
     what = f"{patch.label}() of {framework}"
-    fences = patch.action == "save" and isinstance(patch.path, Arg)
+    # The path a save writes is known before the call when it is an argument (or computed from one):
+    # the save then waits for the previous snapshot of that path to be read, and holds its path lock.
+    fences = patch.action == "save" and isinstance(patch.path, (Arg, Computed))
 
     # Plain try/except rather than `shielded` (a generator context manager): this runs on every call.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -73,27 +78,28 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         try:
             if fences:
                 try:
-                    path = _target_path(patch, args, kwargs)
+                    path = _target_path(patch, instance, args, kwargs)
                     held = _path_lock(path)
-                    _fence(recorder, key, path)
+                    _fence(recorder, key, path, patch.label if patch.settle else None)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
         except BaseException:
+            _nesting.inside = False
             if held is not None:
                 held.release()
             raise
-        finally:
-            _nesting.inside = False
-        try:
+        try:  # still "inside": a patched call a declaration makes while recording is not recorded
             _record(recorder, patch, framework, key, instance, args, kwargs, result, path)
         except Exception as exc:  # noqa: BLE001
             _not_logged(what, exc)
         finally:
+            _nesting.inside = False
             if held is not None:
                 held.release()
         return result
 
+    wrapper.autolog_wrapper = True  # type: ignore[attr-defined]  # binding.is_patched
     return wrapper
 
 
@@ -103,17 +109,36 @@ _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
 
 
-def _target_path(patch: Patch, args: tuple, kwargs: dict) -> str | None:
+def _target_path(patch: Patch, instance: Any, args: tuple, kwargs: dict) -> str | None:
     """The absolute path a save writes, when its target is a path (computed once per call)."""
-    value = _argument(patch.path, args, kwargs)
-    return os.path.abspath(os.fsdecode(value)) if isinstance(value, (str, bytes, os.PathLike)) else None
+    source = patch.path
+    value = source.fn(Call(instance, args, kwargs)) if isinstance(source, Computed) else _argument(source, args, kwargs)
+    value = _local(value)
+    if _is_url(value):
+        return value  # a URL is its own key: its saves take turns and fence like a path's
+    if isinstance(value, (str, bytes, os.PathLike)):
+        return os.path.abspath(os.fsdecode(value))
+    return None
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and "://" in value and not value.startswith("file://")
+
+
+def _local(value: Any) -> Any:
+    return value[len("file://"):] if isinstance(value, str) and value.startswith("file://") else value
+
+
+def path_lock(path: str) -> threading.Lock:
+    """The lock a captured save of path holds from its fence until its files are opened."""
+    with _path_locks_guard:
+        return _path_locks.setdefault(path, threading.Lock())
 
 
 def _path_lock(path: str | None) -> threading.Lock | None:
     if path is None:
         return None
-    with _path_locks_guard:
-        lock = _path_locks.setdefault(path, threading.Lock())
+    lock = path_lock(path)
     lock.acquire()
     return lock
 
@@ -133,10 +158,10 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, key: str, path: str | None) -> None:
+def _fence(recorder: Recorder, key: str, path: str | None, part: str | None = None) -> None:
     """Before a save overwrites a path, the previous snapshot of it must have been read."""
     if path is not None and recorder.allows(key, path):
-        recorder.before_save(path)
+        recorder.before_save(path, part)
 
 
 def _record(
@@ -151,28 +176,30 @@ def _record(
         return
     if patch.obj is not None:
         framework = object_framework(_argument(patch.obj, args, kwargs), framework)
+    companions = tuple(os.path.abspath(os.fspath(p)) for p in (
+        patch.companions and _value(patch.companions, instance, args, kwargs, result) or ()))
     if patch.action == "save":
         model_path = patch.model_path and path_argument(patch.model_path, patch.label, instance, args, kwargs, result)
+        iteration = patch.iteration and _value(patch.iteration, instance, args, kwargs, result)
         # A file object the user opened is truncated by their next open(), before any fence could
         # run: such a snapshot is copied before the save returns.
         target = _argument(patch.path, args, kwargs) if isinstance(patch.path, Arg) else None
-        recorder.saved(path, framework, model_path, wait_copied=isinstance(target, io.IOBase))
+        recorder.saved(path, framework, model_path, wait_copied=isinstance(target, io.IOBase),
+                       iteration=None if iteration is None else int(iteration), exclude=patch.exclude,
+                       part=patch.label if patch.settle else None, companions=companions)
     else:
-        recorder.loaded(path, framework)
+        recorder.loaded(path, framework, exclude=patch.exclude, companions=companions)
 
 
 def path_argument(
     source: PathSource, label: str, instance: Any, args: tuple, kwargs: dict, result: Any
 ) -> str | None:
     """The filesystem path the call wrote or read, or None for in-memory targets (logged at debug)."""
-    if isinstance(source, Returned):
-        value = result
-    elif isinstance(source, Attr):
-        value = getattr(instance, source.name, None)
-    else:
-        value = _argument(source, args, kwargs)
+    value = _local(_value(source, instance, args, kwargs, result))
     if isinstance(value, bytes):
         value = os.fsdecode(value)
+    if _is_url(value):
+        return value  # fsspec URL: recorded where it is (capture.CaptureRecorder)
     if isinstance(value, (str, os.PathLike)):
         return os.path.abspath(os.fspath(value))
     name = getattr(value, "name", None)
@@ -182,6 +209,16 @@ def path_argument(
         return os.path.abspath(name)
     logger.debug("autolog: %s target %r is not a file path; not recorded", label, type(value).__name__)
     return None
+
+
+def _value(source: PathSource, instance: Any, args: tuple, kwargs: dict, result: Any) -> Any:
+    if isinstance(source, Returned):
+        return result
+    if isinstance(source, Attr):
+        return getattr(instance, source.name, None)
+    if isinstance(source, Computed):
+        return source.fn(Call(instance, args, kwargs, result))
+    return _argument(source, args, kwargs)
 
 
 def _argument(arg: Arg, args: tuple, kwargs: dict) -> Any:

@@ -116,10 +116,16 @@ class FlushOutcome:
     def describe(self, task: str) -> str:
         parts = []
         snapshots = [j for j in self.left if isinstance(j, SnapshotJob)]
-        if snapshots:
-            why = self.stalled or f"still going after {self.timeout:.0f} s (pipeline.flush_timeout)"
-            parts.append(f"{len(snapshots)} snapshot(s) not stored yet ({why}): {_names(j.label for j in snapshots)}. "
+        journaled = [j for j in snapshots if j.seq]
+        why = self.stalled or f"still going after {self.timeout:.0f} s (pipeline.flush_timeout)"
+        if journaled:
+            parts.append(f"{len(journaled)} snapshot(s) not stored yet ({why}): {_names(j.label for j in journaled)}. "
                          "They are journaled: run `autolog sync` to finish them")
+        if len(journaled) < len(snapshots):
+            unjournaled = [j for j in snapshots if not j.seq]
+            parts.append(f"{len(unjournaled)} save(s) not even journaled yet ({why}): "
+                         f"{_names(j.label for j in unjournaled)}. No row exists for them, so `autolog sync` cannot "
+                         "finish them if this process ends now: save them again, or wait longer (flush(timeout=))")
         if self.kept:
             parts.append(f"{len(self.kept)} snapshot(s) not stored yet, their staged copies kept: "
                          + _names(f"{label} ({why})" for label, why in self.kept)

@@ -6,6 +6,7 @@ once, hashed and copied in the same pass, staged, then published under its key i
 """
 from __future__ import annotations
 
+import fnmatch
 import glob
 import logging
 import os
@@ -61,19 +62,23 @@ class Published:
     deduplicated: bool
 
 
-def collect_sources(path: str | os.PathLike) -> Sources:
+def collect_sources(path: str | os.PathLike, exclude: tuple[str, ...] = (), companions: tuple[str, ...] = ()) -> Sources:
     """The snapshot for a saved path: a file, a folder, or a checkpoint prefix.
 
     A path read back from a row (display_path text) is resolved to the real file (real_path).
+    exclude: globs of a folder's top-level names that are not part of it ("checkpoint-*").
+    companions: files that belong with a one-file path (ONNX external data), kept beside it.
     """
     path = os.path.abspath(os.fspath(path))
     if not os.path.lexists(path):
         path = real_path(path)
+    if companions and os.path.isfile(path):
+        return _with_companions(path, companions)
     if os.path.isfile(path):
         name = display_path(os.path.basename(path))
         return Sources(files=((path, name),), name=name, single=True)
     if os.path.isdir(path):
-        files = tuple(_walk_folder(path))
+        files = tuple(_walk_folder(path, exclude))
         if not files:
             raise ValueError(f"Folder {path} holds no files: there is nothing to store.")
         return Sources(files=files, name=display_path(os.path.basename(path.rstrip(os.sep))) or "root")
@@ -84,6 +89,19 @@ def collect_sources(path: str | os.PathLike) -> Sources:
         return Sources(files=tuple((p, display_path(os.path.basename(p))) for p in siblings), name="",
                        entry=display_path(os.path.basename(path)))
     raise FileNotFoundError(f"Nothing to store at {path}: no such file, folder or checkpoint prefix.")
+
+
+def _with_companions(path: str, companions: tuple[str, ...]) -> Sources:
+    """path and its companion files, named relative to path's folder, which must hold them all."""
+    folder, name = os.path.split(path)
+    files = [(path, display_path(name))]
+    for companion in dict.fromkeys(os.path.abspath(c) for c in companions):
+        rel = os.path.relpath(companion, folder)
+        if rel.startswith(os.pardir + os.sep) or rel == os.pardir or os.path.isabs(rel):
+            raise ValueError(f"{companion} belongs with {path} but is outside its folder: not stored.")
+        if companion != path:
+            files.append((companion, display_path(rel.replace(os.sep, "/"))))
+    return Sources(files=tuple(files), name="", entry=display_path(name))
 
 
 def collect_file_list(paths: list[str | os.PathLike]) -> Sources:
@@ -101,9 +119,12 @@ def collect_file_list(paths: list[str | os.PathLike]) -> Sources:
     return Sources(files=tuple(files), name="")
 
 
-def _walk_folder(root: str):
+def _walk_folder(root: str, exclude: tuple[str, ...] = ()):
     real_root = os.path.realpath(root)
     for folder, dirs, names in os.walk(root):
+        if exclude and folder == root:
+            dirs[:] = [d for d in dirs if not _excluded(d, exclude)]
+            names = [n for n in names if not _excluded(n, exclude)]
         dirs.sort()
         for name in sorted(names):
             src = os.path.join(folder, name)
@@ -113,6 +134,10 @@ def _walk_folder(root: str):
                 continue
             if os.path.isfile(real):
                 yield src, display_path(os.path.relpath(src, root).replace(os.sep, "/"))
+
+
+def _excluded(name: str, globs: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
 class SourceChangedError(OSError):

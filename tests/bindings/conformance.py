@@ -67,7 +67,8 @@ def _only_output(report: dict, case: Case) -> dict:
     return model
 
 
-def _succeeded(report: dict, phase: str = "autolog") -> dict:
+def succeeded(report: dict, phase: str = "autolog") -> dict:
+    """The phase's report, once it is known that no step raised and every load matched its save."""
     out = report[phase]
     assert out["errors"] == [], [e["trace"] for e in out["errors"]]
     assert all(out["checks"]), "what was loaded differs from what was saved"
@@ -86,7 +87,7 @@ def make_tests(cases: list[Case]):
         require_framework(case.requires)
         report = run_scenario(case, tmp_path / "home", _workdir(tmp_path), ["save", "save", "save", "load"],
                               import_first=import_first)
-        _succeeded(report)
+        succeeded(report)
         model = _only_output(report, case)
         snaps = model["snapshots"]
         assert [s["seq"] for s in snaps] == [1, 2, 3]
@@ -102,7 +103,7 @@ def make_tests(cases: list[Case]):
         home, work = tmp_path / "home", _workdir(tmp_path)
         produced = _only_output(run_scenario(case, home, work, ["save"], task_name="train"), case)
         consumer = run_scenario(case, home, work, ["load", "load", "load"], task_name="eval")
-        _succeeded(consumer)
+        succeeded(consumer)
         assert consumer["models"]["output"] == []
         [link] = consumer["models"]["loads"]  # three loads of one file: one link
         assert link["snapshot_id"] == produced["snapshots"][-1]["id"]
@@ -116,7 +117,7 @@ def make_tests(cases: list[Case]):
             target = copied / item.name
             shutil.copytree(item, target) if item.is_dir() else shutil.copyfile(item, target)
         elsewhere = run_scenario(case, home, copied, ["load"], path=str(copied / case.filename), task_name="copy")
-        _succeeded(elsewhere)
+        succeeded(elsewhere)
         [link] = elsewhere["models"]["loads"]
         assert link["snapshot_id"] == produced["snapshots"][-1]["id"]
 
@@ -128,7 +129,7 @@ def make_tests(cases: list[Case]):
         for fault in FAULTS:
             steps += [f"fault:{fault}", "save", "save", "load", "load", "fault:none"]
         report = run_scenario(case, tmp_path / "home", _workdir(tmp_path), steps)
-        out = _succeeded(report)  # every save and load returned normally, and loads match the saves
+        out = succeeded(report)  # every save and load returned normally, and loads match the saves
         assert len(set(out["results"])) == 1  # same kind of return value with and without faults
         for fault in FAULTS:
             assert 1 <= len(out["warnings"][fault]) <= 2, (fault, out["warnings"][fault])  # once per kind
@@ -155,6 +156,11 @@ _TEMP_NAME = re.compile(r"\.tmp[A-Za-z0-9_]{6,}")  # safetensors names the rando
 
 def _error_key(error: dict) -> tuple[str, str]:
     return error["type"], _TEMP_NAME.sub(".tmpXXXXXX", _CLOCK.sub("", error["message"]))
+
+
+def home_and_workdir(tmp_path: Path) -> tuple[Path, Path]:
+    """(AUTOLOG_HOME, the scenario's working folder) under tmp_path."""
+    return tmp_path / "home", _workdir(tmp_path)
 
 
 def _workdir(tmp_path: Path) -> Path:

@@ -105,7 +105,9 @@ def describe_models(task) -> dict:
             entry = {"id": model.id, "name": model.name, "framework": model.framework, "task": model.task,
                      "origin": model.origin, "source_path": model.source_path,
                      "snapshots": [{"id": s.id, "seq": s.seq, "status": s.status, "sha256": s.sha256,
-                                    "iteration": s.iteration, "reason": s.reason} for s in snaps]}
+                                    "iteration": s.iteration, "reason": s.reason,
+                                    "files": [{"name": f["name"], "sha256": f["sha256"]} for f in s.files or []]}
+                                   for s in snaps]}
             usable = [s for s in snaps if s.status in ("stored", "local")]
             if usable and direction == "output":
                 local = model.get_local_copy()

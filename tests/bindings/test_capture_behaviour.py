@@ -104,7 +104,7 @@ def test_save_to_bytesio_is_skipped_silently_and_writes_the_same_bytes(run):
 
         assert os.environ["AUTOLOG_STRICT"] == "1"
         state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(3)}
-        original_save = torch.save
+        originals = {"save": torch.save}  # not a module global: Task.init rebinds those to the patched save
         plain = io.BytesIO()
         torch.save(state, plain)  # before Task.init: nothing is patched yet
 
@@ -121,7 +121,7 @@ def test_save_to_bytesio_is_skipped_silently_and_writes_the_same_bytes(run):
             buffer.seek(0)
             loaded = torch.load(buffer)
         task.close()
-        emit(patched=torch.save is not original_save, same_bytes=buffer.getvalue() == plain.getvalue(),
+        emit(patched=torch.save is not originals["save"], same_bytes=buffer.getvalue() == plain.getvalue(),
              loaded_ok=all(torch.equal(loaded[k], v) for k, v in state.items()),
              autolog_messages=autolog_messages, python_warnings=[str(w.message) for w in caught],
              **report(task.id))
@@ -307,6 +307,53 @@ def test_loading_one_file_many_times_links_once_and_hashes_once(run):
     assert out["input"] == ["weights.pt"]
     # The unknown file must be hashed to be identified, once; the 999 other loads cost no hash.
     assert len(out["calls"]) == 1, out["calls"]
+
+
+# -- import order ---------------------------------------------------------------------------------
+
+def test_save_and_load_bound_under_other_names_before_task_init_are_captured(run, workdir):
+    """`from torch import save`, the defining module's own name, a module fetched by name: all one function."""
+    (workdir / "early.py").write_text("from torch.serialization import save as early_save\n")
+    out = run('''
+        import importlib
+        from torch import save, load
+        import torch.serialization
+        sys.path.insert(0, os.getcwd())
+        import early
+        import torch
+        task = init()
+        late = {}
+        exec("from torch.serialization import save as late_save", late)  # imported after init
+        save({"w": torch.zeros(2)}, "from_import.pt")
+        torch.serialization.save({"w": torch.ones(2)}, "serialization.pt")
+        importlib.import_module("torch.serialization").save({"w": torch.full((2,), 2.0)}, "import_module.pt")
+        early.early_save({"w": torch.full((2,), 3.0)}, "early.pt")
+        late["late_save"]({"w": torch.full((2,), 4.0)}, "late.pt")
+        loaded = load("early.pt")["w"][0].item()
+        same = save is torch.save and torch.serialization.save is torch.save and early.early_save is torch.save
+        task.close()
+        emit(loaded=loaded, same=same, wrapped=hasattr(torch.save, "__wrapped__"), **report(task.id))
+    ''')
+    assert out["loaded"] == 3.0
+    assert out["same"] and out["wrapped"]
+    assert out["output"] == {name: ["stored"] for name in
+                             ("from_import.pt", "serialization.pt", "import_module.pt", "early.pt", "late.pt")}
+    assert out["loads"] == ["early.pt"]
+
+
+def test_joblib_dump_imported_by_name_before_task_init_is_captured(run):
+    require_framework("joblib")
+    out = run('''
+        from joblib import dump, load
+        task = init()
+        dump({"weights": [1, 2, 3]}, "model.joblib")
+        loaded = load("model.joblib")
+        task.close()
+        emit(loaded=loaded["weights"], **report(task.id))
+    ''')
+    assert out["loaded"] == [1, 2, 3]
+    assert out["output"] == {"model.joblib": ["stored"]}
+    assert out["loads"] == ["model.joblib"]
 
 
 # -- nesting --------------------------------------------------------------------------------------

@@ -8,21 +8,15 @@ line: what the store holds about its own task once it is closed.
 """
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-import pytest
+from frameworks import require_framework
+from ranks import run_two_ranks
 
-torch = pytest.importorskip("torch")
-dist = pytest.importorskip("torch.distributed")
+torch = require_framework("torch")
+dist = require_framework("torch.distributed")
 
-MARK = "REPORT "
-SCRIPT_TIMEOUT = 240  # seconds; each worker normally ends in a few
 # What launchers set to tell a process its rank: none of it reaches the workers.
 LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
                       "MASTER_PORT", "TORCHELASTIC_RUN_ID")
@@ -56,32 +50,10 @@ dist.destroy_process_group()
 
 
 def run_group(tmp_path: Path, env: dict[str, str]) -> dict[int, dict]:
-    """Both ranks, started together (they rendezvous); {rank: REPORT}."""
+    """Both ranks, started together (they rendezvous) in tmp_path/work; {rank: REPORT}."""
     work = tmp_path / "work"
     work.mkdir()
-    script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent(WORKER))
-    init_file = tmp_path / "rendezvous"  # must not exist yet: gloo's FileStore creates it
-    # Own process groups: a hung worker is killed together with anything it started.
-    procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(init_file)], env=env, cwd=work,
-                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-             for rank in (0, 1)]
-    reports = {}
-    try:
-        for rank, proc in enumerate(procs):
-            try:
-                stdout, stderr = proc.communicate(timeout=SCRIPT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"rank {rank} hung (> {SCRIPT_TIMEOUT} s)")
-            assert proc.returncode == 0, f"rank {rank} failed:\n{stdout[-3000:]}\n{stderr[-6000:]}"
-            [line] = [ln for ln in stdout.splitlines() if ln.startswith(MARK)]
-            reports[rank] = json.loads(line[len(MARK):])
-    finally:
-        for proc in procs:  # only the workers this test started
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
-    return reports
+    return run_two_ranks(WORKER, tmp_path, work, env)
 
 
 def test_only_torch_distributed_rank_zero_records_without_the_rank_variable(tmp_path, child_env):

@@ -53,9 +53,12 @@ from autolog import Task
 
 output_uri, work = sys.argv[1:3]
 h.install_put_control().block()  # every upload hangs forever
-Task.init(project_name="pipeline", task_name="hung store", output_uri=output_uri)
+task = Task.init(project_name="pipeline", task_name="hung store", output_uri=output_uri)
 torch.save(h.tensor(0), os.path.join(work, "a.pt"))
 torch.save(h.tensor(1), os.path.join(work, "b.pt"))
+# Journaled before the flush starts (on a loaded machine opening the database can take over the 1 s
+# flush_timeout): this test is about the uploads that never end, named as journaled.
+h.wait_until(lambda: sum(len(m.snapshots) for m in task.models["output"]) == 2, "both saves journaled")
 print("saved", flush=True)
 """
 

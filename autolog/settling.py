@@ -1,0 +1,118 @@
+"""Folders that several calls write, snapshotted once as a whole.
+
+`model.save_pretrained(d)` then `tokenizer.save_pretrained(d)` is one user action in two calls: the
+folder is complete only after the second. Such saves (declared `settle=True`) are not snapshotted
+when they return; the folder waits here and is snapshotted once, whole:
+- when no such call wrote it for `settle_seconds` (a timer thread, holding the folder's path lock so
+  a save into it cannot run while its files are opened);
+- before the folder is written again by a call that already wrote it (the second model save of a
+  folder must not overwrite the first one's weights before they were read), or by any other save;
+- before it is loaded, and at every flush (so close() and exit store it).
+A process killed (SIGKILL) within `settle_seconds` of such a save loses that snapshot; ARCHITECTURE
+and the README say so.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .binding.core import path_lock
+from .safety import shielded
+
+
+@dataclass
+class SettlingSave:
+    """What the calls that wrote one folder asked for; the snapshot takes the latest of each."""
+
+    framework: str
+    model_path: str | None
+    iteration: int | None
+    exclude: tuple[str, ...]
+    parts: set[str] = field(default_factory=set)
+    due: float = 0.0
+
+
+class SettlingFolders:
+    def __init__(self, take: Callable[[str, SettlingSave], None], settle_seconds: float):
+        self._take = take  # snapshots the folder now (opens its files, queues the snapshot)
+        self._seconds = settle_seconds
+        self._pending: dict[str, SettlingSave] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def wrote(self, path: str, part: str, framework: str, model_path: str | None, iteration: int | None,
+              exclude: tuple[str, ...]) -> None:
+        """A settle save of path returned (its path lock is still held by the caller)."""
+        with self._cond:
+            save = self._pending.get(path)
+            if save is None:
+                save = self._pending[path] = SettlingSave(framework, model_path, iteration, exclude)
+            else:
+                save.model_path = model_path or save.model_path
+                save.iteration = save.iteration if iteration is None else iteration
+                save.exclude = tuple(sorted(set(save.exclude) | set(exclude)))
+            save.parts.add(part)
+            save.due = time.monotonic() + self._seconds
+            self._ensure_thread()
+            self._cond.notify()
+
+    def before_write(self, path: str, part: str | None) -> None:
+        """A save of path is about to run (holding its path lock): a pending snapshot the save would
+        overwrite is taken first. part: the settle call about to write, None for any other save."""
+        with self._cond:
+            save = self._pending.get(path)
+            if save is None or (part is not None and part not in save.parts):
+                return
+            del self._pending[path]
+        self._take(path, save)
+
+    def take(self, path: str) -> None:
+        """Snapshot path now if it is waiting (before a load of it)."""
+        if path not in self._pending:  # the common case, without a lock
+            return
+        self._take_locked(path, only_if_due=False)
+
+    def take_all(self) -> None:
+        """Snapshot every waiting folder now (flush, close)."""
+        with self._cond:
+            paths = list(self._pending)
+        for path in paths:
+            self._take_locked(path, only_if_due=False)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _take_locked(self, path: str, only_if_due: bool) -> None:
+        with path_lock(path):
+            with self._cond:
+                save = self._pending.get(path)
+                if save is None or (only_if_due and save.due > time.monotonic()):
+                    return  # taken meanwhile, or written again while this waited for the lock
+                del self._pending[path]
+            self._take(path, save)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="autolog-settle", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                due: list[str] = []
+                while not self._stopped and not due:
+                    now = time.monotonic()
+                    due = [p for p, s in self._pending.items() if s.due <= now]
+                    if not due:
+                        wait = min((s.due for s in self._pending.values()), default=now + 3600) - now
+                        self._cond.wait(max(wait, 0.001))
+                if self._stopped:
+                    return
+            for path in due:
+                with shielded(f"the snapshot of folder {path}"):
+                    self._take_locked(path, only_if_due=True)

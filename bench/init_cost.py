@@ -1,0 +1,83 @@
+"""Cost of `import autolog` + `Task.init()` with the big training stacks already imported.
+
+    python bench/init_cost.py                 # torch + transformers + lightning imported first, 5 rounds
+    python bench/init_cost.py --rounds 9 --stack torch
+
+Each round is a fresh interpreter: it imports the stack (not timed), then times `import autolog` and
+`Task.init()`, and separately one pass of the alias rebinding over every imported module (the part
+of Task.init that makes import order not matter; it runs once for the modules imported before
+Task.init). Target (issue 10): Task.init within 0.15 s with torch, transformers and lightning imported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+STACKS = {
+    "none": "",
+    "torch": "import torch",
+    "all": "import torch, transformers, lightning\n"
+           "from transformers import Trainer, PreTrainedModel, PreTrainedTokenizerFast\n"
+           "import lightning.pytorch",
+}
+
+WORKLOAD = r"""
+import json, os, sys, time
+{stack}
+modules = len(sys.modules)
+start = time.perf_counter()
+import autolog
+from autolog import Task
+imported = time.perf_counter()
+task = Task.init(project_name="bench", task_name="init-cost", output_uri=os.path.join(sys.argv[1], "store"))
+init = time.perf_counter()
+
+from autolog.binding import _rebind
+torch = sys.modules.get("torch")
+target = {{id(object()): (None, None)}}  # an id no module holds: the full scan, no rebinding
+scan_start = time.perf_counter()
+_rebind(target)
+scan = time.perf_counter() - scan_start
+task.close()
+print(json.dumps({{"modules": modules, "import": imported - start, "init": init - imported,
+                   "total": init - start, "scan": scan}}))
+"""
+
+
+def run(stack: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="autolog-init-cost-") as work:
+        env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(HERE.parent))
+        # As installed packages run: from cached bytecode (pip compiles it), not from compiling sources.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        proc = subprocess.run([sys.executable, "-c", WORKLOAD.format(stack=STACKS[stack]), work], env=env,
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench failed:\n{proc.stderr[-4000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--stack", choices=sorted(STACKS), default="all")
+    args = parser.parse_args()
+    run(args.stack)  # warm-up: writes the bytecode caches and fills the page cache
+    results = [run(args.stack) for _ in range(args.rounds)]
+    med = {key: statistics.median(r[key] for r in results) for key in ("import", "init", "total", "scan")}
+    print(f"stack {args.stack!r} imported first ({results[0]['modules']} modules), {args.rounds} rounds, medians:")
+    print(f"  import autolog           {med['import'] * 1000:7.1f} ms")
+    print(f"  Task.init()              {med['init'] * 1000:7.1f} ms")
+    print(f"  both                     {med['total'] * 1000:7.1f} ms   (target <= 150 ms)")
+    print(f"  one alias-rebinding pass {med['scan'] * 1000:7.1f} ms   (included in Task.init above)")
+
+
+if __name__ == "__main__":
+    main()

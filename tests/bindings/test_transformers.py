@@ -1,0 +1,317 @@
+"""Hugging Face Transformers binding: save_pretrained folders, Trainer checkpoints, from_pretrained loads.
+
+Everything runs on tiny models built from configs in code, with a word-level tokenizer defined in code,
+offline (HF_HUB_OFFLINE=1): nothing is downloaded. Each scenario is a fresh interpreter, with
+transformers imported before and after Task.init().
+
+One training run per import order (the `trained` fixture) is shared by the tests that read it and by
+the ones that load what it saved, in other processes, into the same store.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conformance import Case, make_tests
+
+from frameworks import require_framework
+
+REPO = Path(__file__).resolve().parents[2]
+FRAMEWORK = "Hugging Face Transformers"
+
+# A BERT classifier of a few hundred weights and a word-level tokenizer over a dozen words.
+TINY = '''
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig,
+                          BertForSequenceClassification, GenerationConfig, PreTrainedTokenizerFast, Trainer,
+                          TrainingArguments, Wav2Vec2FeatureExtractor)
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "movie", "film", "great", "awful", "not", "very"]
+
+def tiny_tokenizer():
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]")
+
+def tiny_model():
+    torch.manual_seed(0)
+    return BertForSequenceClassification(BertConfig(
+        vocab_size=len(WORDS), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+        max_position_embeddings=16, num_labels=2))
+
+def tiny_data(tok):
+    texts = ["good movie", "bad film", "great film", "awful movie", "very good", "not good"] * 2
+    enc = tok(texts, padding="max_length", max_length=6)
+    return [{"input_ids": ids, "attention_mask": mask, "labels": int(i % 2 == 0)}
+            for i, (ids, mask) in enumerate(zip(enc["input_ids"], enc["attention_mask"]))]
+
+def training_args(output_dir, **kw):
+    return TrainingArguments(output_dir=output_dir, report_to=[], use_cpu=True, per_device_train_batch_size=4,
+                             logging_strategy="no", disable_tqdm=True, seed=0, **kw)
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+'''
+
+INIT = '''
+import json, os
+from autolog import Task
+task = Task.init(project_name="hf", task_name=TASK_NAME, output_uri=True)
+report = {"task": task.id}
+'''
+
+DONE = '''
+task.close()
+print(json.dumps(report))
+'''
+
+# -- the conformance suite: model.save_pretrained(folder), from_pretrained(folder) ------------------
+# (a folder written by several calls, tokenizers and Auto classes: the scenarios below)
+
+CASES = [
+    Case(
+        id="transformers.save_pretrained", requires="transformers", imports=TINY,
+        setup="model = tiny_model()\n"
+              "def step():\n"
+              "    with torch.no_grad():\n"
+              "        for p in model.parameters():\n"
+              "            p.add_(0.1)\n",
+        framework=FRAMEWORK, filename="tiny-bert",
+        save="step(); saved = model.save_pretrained(path)",
+        load="loaded = AutoModelForSequenceClassification.from_pretrained(path)",
+        check="same_weights(loaded, model)",
+    ),
+]
+
+(test_saves_are_snapshots, test_load_in_another_process_links_to_the_producer,
+ test_logging_failures_never_reach_the_user, test_exceptions_pass_through_and_closed_task_records_nothing) = make_tests(CASES)
+
+
+# -- scenarios in fresh interpreters --------------------------------------------------------------
+
+IMPORT_ORDERS = ["imported-before-init", "imported-after-init"]
+
+
+def run_scenario(body: str, task_name: str, import_first: bool, home: Path, cwd: Path) -> dict:
+    """body runs after Task.init with the tiny model's helpers, transformers imported before or after init."""
+    script = "\n".join([f"TASK_NAME = {task_name!r}", TINY if import_first else "", INIT,
+                        "" if import_first else TINY, body, DONE])
+    env = dict(os.environ)
+    env.update(AUTOLOG_HOME=str(home), AUTOLOG_STRICT="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    for name in ("AUTOLOG_TASK_ID", "AUTOLOG_TASK_PID", "AUTOLOG_CONFIG", "AUTOLOG_DB_URL"):
+        env.pop(name, None)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f"{task_name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    # a recording error in a background thread (a settled folder, strict mode) does not fail the script
+    assert "Traceback" not in proc.stderr and "was not logged" not in proc.stderr, proc.stderr[-6000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# A model and tokenizer pushed to a (fake) Hub, then saved into one folder before training; then a
+# Trainer run: checkpoints every 2 steps (save_total_limit=1 deletes the older ones), the best one
+# loaded at the end, the final save_model() into output_dir.
+TRAIN = '''
+import types
+import safetensors.torch, transformers.modeling_utils, transformers.utils.hub as hub
+report["alias_rebound"] = transformers.modeling_utils.safe_save_file is safetensors.torch.save_file
+tok, model = tiny_tokenizer(), tiny_model()
+
+class FakeHub:  # push_to_hub's Hub calls; its temporary folder is real
+    def create_repo(self, repo_id, **kwargs):
+        return types.SimpleNamespace(repo_id=repo_id)
+    def create_commit(self, repo_id, operations, **kwargs):
+        report.setdefault("pushed", []).extend(sorted(op.path_in_repo for op in operations))
+hub.hf_api = FakeHub
+hub.create_and_tag_model_card = lambda *args, **kwargs: types.SimpleNamespace(save=lambda path: open(path, "w").close())
+model.push_to_hub("me/tiny-bert")
+tok.push_to_hub("me/tiny-bert")
+
+model.save_pretrained("pretrained")  # one folder, four calls: one snapshot once they are all done
+tok.save_pretrained("pretrained")
+GenerationConfig(max_length=5).save_pretrained("pretrained")
+Wav2Vec2FeatureExtractor().save_pretrained("pretrained")
+trainer = Trainer(model=model, args=training_args("run", max_steps=6, save_steps=2, save_total_limit=1,
+                                                  eval_strategy="steps", eval_steps=2, load_best_model_at_end=True,
+                                                  metric_for_best_model="loss"),
+                  train_dataset=tiny_data(tok), eval_dataset=tiny_data(tok), processing_class=tok)
+trainer.train()
+report["best"] = os.path.basename(trainer.state.best_model_checkpoint)
+trainer.save_model()
+'''
+
+CHECKPOINT_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                    "training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"}
+FINAL_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "training_args.bin"}
+PRETRAINED_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                    "generation_config.json", "preprocessor_config.json"}
+
+
+@pytest.fixture(scope="module", params=IMPORT_ORDERS)
+def trained(request, tmp_path_factory) -> dict:
+    require_framework("transformers")
+    require_framework("accelerate")
+    root = tmp_path_factory.mktemp(request.param)
+    home, work = root / "home", root / "work"
+    work.mkdir()
+    report = run_scenario(TRAIN, "train", request.param == "imported-before-init", home, work)
+    return {"home": home, "work": work, "report": report, "import_first": request.param == "imported-before-init"}
+
+
+@pytest.fixture
+def store(trained, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """This test reads (and its scenarios write) the training run's store."""
+    monkeypatch.setenv("AUTOLOG_HOME", str(trained["home"]))
+    return trained
+
+
+def _task(name: str):
+    from autolog import Task
+
+    [task] = Task.get_tasks(project_name="hf", task_name=name)
+    return task
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _files(snap) -> dict[str, str]:
+    return {f["name"]: f["sha256"] for f in snap.files}
+
+
+def _on_disk(folder: Path) -> dict[str, str]:
+    return {p.name: _sha256(p) for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_save_pretrained_folder_written_by_several_calls_is_one_snapshot(store):
+    train = _task("train")
+    assert train.status == "completed"
+    outputs = train.models["output"]
+    # nothing else: no single-file model of a weights file, optimizer.pt, training_args.bin..., nor
+    # push_to_hub's temporary folders (deleted once uploaded)
+    assert set(outputs.keys()) == {"pretrained", "run"}, outputs.keys()
+    assert {"model.safetensors", "tokenizer.json"} <= set(store["report"]["pushed"]), store["report"]
+    pretrained = outputs["pretrained"]
+    assert pretrained.framework == FRAMEWORK
+    [snap] = pretrained.snapshots
+    assert snap.status == "stored", snap
+    assert _files(snap) == _on_disk(store["work"] / "pretrained")
+    assert set(_files(snap)) == PRETRAINED_FILES
+    local = Path(pretrained.get_local_copy())
+    assert _on_disk(local) == _on_disk(store["work"] / "pretrained")
+    if store["import_first"]:  # transformers' own alias of safetensors' save_file now calls the patched one
+        assert store["report"]["alias_rebound"] is True
+
+
+def test_trainer_checkpoints_are_snapshots_of_one_model_with_the_global_step(store):
+    work = store["work"]
+    run = _task("train").models["output"]["run"]
+    assert run.framework == FRAMEWORK and run.source_path == str(work / "run")
+    snaps = run.snapshots
+    assert [s.status for s in snaps] == ["stored"] * 4, [(s.seq, s.status, s.reason) for s in snaps]
+    # three checkpoints, then the final save_model() at the last step
+    assert [s.iteration for s in snaps] == [2, 4, 6, 6]
+    for snap in snaps[:3]:
+        assert set(_files(snap)) == CHECKPOINT_FILES, (snap.seq, sorted(_files(snap)))
+    # the final save is the model's files only: no checkpoint-* folder, no optimizer state
+    assert set(_files(snaps[3])) == FINAL_FILES, sorted(_files(snaps[3]))
+    assert _files(snaps[3]) == _on_disk(work / "run")
+    assert _files(snaps[2]) == _on_disk(work / "run" / "checkpoint-6")
+
+    # save_total_limit=1 deleted the older folders (the best one is kept): their snapshots are stored
+    kept = {p.name for p in (work / "run").glob("checkpoint-*")}
+    assert kept == {"checkpoint-6", store["report"]["best"]}, kept
+    for seq, step in ((1, 2), (2, 4)):
+        local = Path(run.get_local_copy(version=seq))
+        assert local.name == f"checkpoint-{step}" and not str(local).startswith(str(work))
+        assert json.loads((local / "trainer_state.json").read_text())["global_step"] == step
+        assert _on_disk(local) == _files(snaps[seq - 1])
+
+
+def test_load_best_model_at_end_is_an_input_of_the_best_checkpoint(store):
+    train = _task("train")
+    run = train.models["output"]["run"]
+    best_step = int(store["report"]["best"].split("-")[1])
+    [link] = train._ctx.store.loads_by_task(train.id)
+    [best] = [s for s in run.snapshots if s.iteration == best_step and set(_files(s)) == CHECKPOINT_FILES]
+    assert link.snapshot_id == best.id
+    assert link.path == str(store["work"] / "run" / store["report"]["best"])
+
+
+EVALUATE = '''
+model = AutoModelForSequenceClassification.from_pretrained("run/checkpoint-6")
+tok = AutoTokenizer.from_pretrained("run/checkpoint-6")
+again = BertForSequenceClassification.from_pretrained("run/checkpoint-6")
+report["same_weights"] = same_weights(model, again)
+BertForSequenceClassification.from_pretrained("pretrained")
+PreTrainedTokenizerFast.from_pretrained("pretrained")
+try:
+    AutoModel.from_pretrained("no-such-org/no-such-model")
+except Exception as exc:  # offline: transformers' own error, nothing recorded
+    report["hub_error"] = type(exc).__name__
+'''
+
+
+def test_from_pretrained_in_another_process_links_each_folder_once(store):
+    report = run_scenario(EVALUATE, "evaluate", store["import_first"], store["home"], store["work"])
+    assert report["same_weights"] and report["hub_error"] == "OSError", report
+    train, evaluate = _task("train"), _task("evaluate")
+    outputs = train.models["output"]
+    assert evaluate.models["output"] == []
+    links = {Path(link.path).name: link.snapshot_id for link in evaluate._ctx.store.loads_by_task(evaluate.id)}
+    # model and tokenizer of one folder: one input each folder, none for the hub id
+    assert links == {"checkpoint-6": outputs["run"].snapshots[2].id,
+                     "pretrained": outputs["pretrained"].snapshots[0].id}, links
+    inputs = evaluate.models["input"]
+    assert {m.id for m in inputs} == {outputs["run"].id, outputs["pretrained"].id}
+    assert all(m.task == train.id for m in inputs)
+
+
+RESUME = '''
+tok, model = tiny_tokenizer(), tiny_model()
+trainer = Trainer(model=model, args=training_args("run", max_steps=8, save_steps=2, save_total_limit=1),
+                  train_dataset=tiny_data(tok), processing_class=tok)
+trainer.train(resume_from_checkpoint=RESUME_FROM)
+report["global_step"] = trainer.state.global_step
+'''
+
+
+def test_resuming_a_trainer_is_one_input_and_keeps_capturing_checkpoints(store, tmp_path: Path):
+    # A copy of the run elsewhere (lineage is by content); the training run's own folder stays as it is.
+    work = tmp_path / "work"
+    shutil.copytree(store["work"] / "run", work / "run")
+    # resume_from_checkpoint=True finds the newest checkpoint; a path names one
+    resume_from = "True" if store["import_first"] else "'run/checkpoint-6'"
+    report = run_scenario(f"RESUME_FROM = {resume_from}\n{RESUME}", "resume", store["import_first"], store["home"],
+                          work)
+    assert report["global_step"] == 8
+    train, resume = _task("train"), _task("resume")
+    run = train.models["output"]["run"]
+    # weights, optimizer and scheduler, grad scaler, rng state: read by separate calls, one input
+    [link] = resume._ctx.store.loads_by_task(resume.id)
+    assert link.snapshot_id == run.snapshots[2].id and link.path == str(work / "run" / "checkpoint-6")
+    assert [m.id for m in resume.models["input"]] == [run.id]
+    # the checkpoint saved inside the resumed loop is captured: no load silences it
+    resumed = resume.models["output"]["run"]
+    assert [(s.iteration, s.status) for s in resumed.snapshots] == [(8, "stored")]
+    assert set(_files(resumed.snapshots[0])) == CHECKPOINT_FILES
+
+
+@pytest.mark.parametrize("trained", ["imported-after-init"], indirect=True)
+def test_from_pretrained_of_the_output_dir_links_to_the_final_save(store):
+    run_scenario('AutoModelForSequenceClassification.from_pretrained("run")', "load-output-dir", False,
+                 store["home"], store["work"])
+    run, loader = _task("train").models["output"]["run"], _task("load-output-dir")
+    [link] = loader._ctx.store.loads_by_task(loader.id)
+    assert link.snapshot_id == run.snapshots[3].id

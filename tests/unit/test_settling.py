@@ -1,0 +1,141 @@
+"""SettlingFolders: a folder that several calls write is snapshotted once, whole, when they are done."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from autolog.binding.core import path_lock
+from autolog.settling import SettlingFolders, SettlingSave
+
+QUIET = 0.3  # seconds; the tests wait on events, this only sets when the timer may fire
+
+
+class Taken:
+    """The take callback: records each snapshot and wakes a waiting test."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, SettlingSave, float]] = []
+        self.event = threading.Event()
+
+    def __call__(self, path: str, save: SettlingSave) -> None:
+        self.calls.append((path, save, time.monotonic()))
+        self.event.set()
+
+    def wait(self, timeout: float = 10.0) -> None:
+        assert self.event.wait(timeout), "the folder was never snapshotted"
+        self.event.clear()
+
+
+@pytest.fixture
+def taken():
+    return Taken()
+
+
+@pytest.fixture
+def folders(taken):
+    settling = SettlingFolders(taken, QUIET)
+    yield settling
+    settling.stop()
+
+
+def write(folders: SettlingFolders, path: str, part: str, iteration: int | None = None, **kwargs) -> None:
+    folders.wrote(path, part, kwargs.get("framework", "HF"), kwargs.get("model_path"), iteration,
+                  kwargs.get("exclude", ()))
+
+
+def test_calls_writing_one_folder_are_one_snapshot_once_it_is_quiet(folders, taken):
+    started = time.monotonic()
+    write(folders, "/d", "Model.save_pretrained", iteration=7)
+    write(folders, "/d", "Tokenizer.save_pretrained")
+    write(folders, "/d", "Config.save_pretrained", exclude=("checkpoint-*",))
+    last_write = time.monotonic()
+    taken.wait()
+    [(path, save, at)] = taken.calls
+    assert path == "/d"
+    assert save.parts == {"Model.save_pretrained", "Tokenizer.save_pretrained", "Config.save_pretrained"}
+    assert save.iteration == 7  # a later call without an iteration keeps the known one
+    assert save.exclude == ("checkpoint-*",)
+    assert at - last_write >= QUIET * 0.9 and at - started >= QUIET * 0.9
+    time.sleep(QUIET * 2)
+    assert len(taken.calls) == 1
+
+
+def test_each_write_restarts_the_quiet_time(folders, taken):
+    first = time.monotonic()
+    for _ in range(4):
+        write(folders, "/d", "Model.save_pretrained" if _ == 0 else "Tokenizer.save_pretrained")
+        time.sleep(QUIET / 2)
+    taken.wait()
+    [(_, _, at)] = taken.calls
+    assert at - first >= QUIET * 2  # four writes half a quiet time apart, then a quiet time
+
+
+def test_the_same_call_writing_again_takes_the_pending_snapshot_first(folders, taken):
+    write(folders, "/d", "Model.save_pretrained", iteration=1)
+    write(folders, "/d", "Tokenizer.save_pretrained")
+    folders.before_write("/d", "Model.save_pretrained")  # the second model save would overwrite the first
+    [(path, save, _)] = taken.calls
+    assert save.iteration == 1 and save.parts == {"Model.save_pretrained", "Tokenizer.save_pretrained"}
+    write(folders, "/d", "Model.save_pretrained", iteration=2)
+    taken.wait()
+    taken.wait()
+    assert [c[1].iteration for c in taken.calls] == [1, 2]
+
+
+def test_another_part_joins_and_any_other_save_takes_it_first(folders, taken):
+    write(folders, "/d", "Model.save_pretrained")
+    folders.before_write("/d", "Tokenizer.save_pretrained")  # joins: nothing taken
+    assert taken.calls == []
+    folders.before_write("/other", None)  # another folder: nothing taken
+    assert taken.calls == []
+    folders.before_write("/d", None)  # a plain save (torch.save) into the folder path
+    assert [c[0] for c in taken.calls] == ["/d"]
+
+
+def test_a_load_and_a_flush_take_waiting_folders_at_once(folders, taken):
+    write(folders, "/a", "Model.save_pretrained")
+    write(folders, "/b", "Model.save_pretrained")
+    write(folders, "/c", "Model.save_pretrained")
+    folders.take("/a")
+    folders.take("/never-written")
+    assert [c[0] for c in taken.calls] == ["/a"]
+    folders.take_all()
+    assert sorted(c[0] for c in taken.calls) == ["/a", "/b", "/c"]
+    time.sleep(QUIET * 2)
+    assert len(taken.calls) == 3  # the timer finds nothing left
+
+
+def test_the_timer_waits_for_a_save_in_progress_into_the_folder(folders, taken):
+    write(folders, "/d", "Model.save_pretrained")
+    lock = path_lock("/d")
+    with lock:  # a save into /d is running (the wrapper holds the path lock from fence to open)
+        time.sleep(QUIET * 2)
+        assert taken.calls == []
+        write(folders, "/d", "Tokenizer.save_pretrained")  # that save returns: quiet time restarts
+    taken.wait()
+    assert taken.calls[0][1].parts == {"Model.save_pretrained", "Tokenizer.save_pretrained"}
+
+
+def test_a_failing_snapshot_is_reported_and_the_timer_goes_on(monkeypatch, caplog):
+    monkeypatch.delenv("AUTOLOG_STRICT", raising=False)
+    done = threading.Event()
+    calls = []
+
+    def take(path, save):
+        calls.append(path)
+        if path == "/gone":
+            raise FileNotFoundError("folder deleted before it settled")
+        done.set()
+
+    folders = SettlingFolders(take, QUIET)
+    try:
+        write(folders, "/gone", "Model.save_pretrained")
+        time.sleep(QUIET / 3)
+        write(folders, "/d", "Model.save_pretrained")
+        assert done.wait(10)
+    finally:
+        folders.stop()
+    assert calls == ["/gone", "/d"]
+    assert "folder deleted before it settled" in caplog.text
