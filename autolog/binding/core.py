@@ -80,7 +80,7 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
                 try:
                     path = _target_path(patch, instance, args, kwargs)
                     held = _path_lock(path)
-                    _fence(recorder, key, path, patch.label if patch.settle else None)
+                    _fence(recorder, path, patch.label if patch.settle else None)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
@@ -158,9 +158,11 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, key: str, path: str | None, part: str | None = None) -> None:
-    """Before a save overwrites a path, the previous snapshot of it must have been read."""
-    if path is not None and recorder.allows(key, path):
+def _fence(recorder: Recorder, path: str | None, part: str | None = None) -> None:
+    """Before a save overwrites a path, the previous snapshot of it must have been read: also when this
+    save is not recorded (auto_connect_frameworks turns one framework off, not the protection of the
+    snapshot another framework took of the same file)."""
+    if path is not None:
         recorder.before_save(path, part)
 
 

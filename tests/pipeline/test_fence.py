@@ -3,11 +3,13 @@ snapshot survives the user renaming or deleting the file right after the save re
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import torch
 
 from autolog import Task
+from frameworks import require_framework
 from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, save_in_thread, tensor
 
 
@@ -67,3 +69,29 @@ def test_fence_waits_for_the_read_of_the_previous_snapshot(local_store, work, co
     first, last = output_snapshots(task, "ckpt.pt")
     assert_stored_tensor(first, tensor(1))
     assert_stored_tensor(last, tensor(2))
+
+
+def test_a_save_autolog_does_not_record_still_waits_for_the_previous_snapshot_of_its_path(local_store, work, copier):
+    """auto_connect_frameworks turns recording off for one framework, never the protection of another's
+    snapshot: joblib (not recorded) overwriting a file torch.save just wrote waits until it was read."""
+    joblib = require_framework("joblib")
+    ckpt = work / "model.bin"
+    task = Task.init(project_name="pipeline", task_name="filtered fence", output_uri=local_store,
+                     auto_connect_frameworks={"joblib": False})
+    copier.hold()
+    torch.save(tensor(1), ckpt)
+    first_bytes = ckpt.read_bytes()
+    assert copier.wait_for_calls(1)
+    other = threading.Thread(target=joblib.dump, args=({"not": "recorded"}, ckpt))
+    other.start()
+    other.join(timeout=0.5)
+    assert other.is_alive(), "the unrecorded save overwrote the file before its previous snapshot was read"
+    assert ckpt.read_bytes() == first_bytes
+    copier.release.set()
+    other.join(timeout=WAIT)
+    assert not other.is_alive()
+    task.close()
+
+    [snap] = output_snapshots(task, "model.bin")
+    assert snap.status == "stored"
+    assert_stored_tensor(snap, tensor(1))

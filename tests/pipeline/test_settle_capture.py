@@ -1,0 +1,104 @@
+"""A folder several captured calls write (a model, then its tokenizer: `save_pretrained` twice into one
+folder) is ONE snapshot of the complete folder, through the real wrapper, recorder and pipeline.
+
+The framework calls are small functions declared like the Transformers binding's (`settle=True`) and
+wrapped by the one generic wrapper: the same path a real save_pretrained takes, without a framework.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import wrapt
+
+from autolog import Task
+from autolog.binding.core import make_wrapper
+from autolog.binding.spec import Arg, Save
+
+
+def _write_model(folder: str, step: int) -> None:
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+        f.write(b"weights %d" % step * 100)
+
+
+def _write_tokenizer(folder: str) -> None:
+    with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+        f.write('{"vocab": ["a", "b"]}')
+
+
+def _declared(fn, name: str):
+    patch = Save("tests", f"{name}.save_pretrained", path=Arg(0, "folder"), settle=True)
+    return wrapt.FunctionWrapper(fn, make_wrapper(patch, "Test", "test"))
+
+
+save_model = _declared(_write_model, "Model")
+save_tokenizer = _declared(_write_tokenizer, "Tokenizer")
+
+
+def files_of(snapshot) -> dict[str, str]:
+    return {f["name"]: f["sha256"] for f in snapshot.files}
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_a_model_and_its_tokenizer_saved_into_one_folder_are_one_snapshot(local_store, work, config):
+    config(capture={"settle_seconds": 30})  # only the flush at close() takes it: no timing involved
+    folder = str(work / "final")
+    task = Task.init(project_name="pipeline", task_name="settle", output_uri=local_store)
+    save_model(folder, 1)
+    save_tokenizer(folder)
+    task.close()
+    [model] = task.models["output"]
+    assert model.name == "final"
+    [snap] = model.snapshots
+    assert snap.status == "stored"
+    assert files_of(snap) == {"model.safetensors": sha(os.path.join(folder, "model.safetensors")),
+                              "tokenizer.json": sha(os.path.join(folder, "tokenizer.json"))}
+
+
+def test_the_same_call_again_takes_the_waiting_snapshot_before_overwriting_it(local_store, work, config):
+    config(capture={"settle_seconds": 30})
+    folder = str(work / "every-epoch")
+    task = Task.init(project_name="pipeline", task_name="settle", output_uri=local_store)
+    expected = []
+    for step in range(3):
+        save_model(folder, step)
+        save_tokenizer(folder)
+        expected.append(hashlib.sha256(b"weights %d" % step * 100).hexdigest())
+    task.close()
+    [model] = task.models["output"]
+    assert [files_of(s)["model.safetensors"] for s in model.snapshots] == expected
+    assert all(set(files_of(s)) == {"model.safetensors", "tokenizer.json"} for s in model.snapshots[1:])
+    # the first snapshot was taken when the second model save came: the tokenizer had been written too
+    assert set(files_of(model.snapshots[0])) == {"model.safetensors", "tokenizer.json"}
+
+
+def test_task_models_shows_a_folder_still_settling(local_store, work, config):
+    config(capture={"settle_seconds": 30})
+    folder = str(work / "now")
+    task = Task.init(project_name="pipeline", task_name="settle", output_uri=local_store)
+    save_model(folder, 1)
+    save_tokenizer(folder)
+    [model] = task.models["output"]  # read before close: taken now, not in 30 s
+    assert model.name == "now" and len(model.snapshots) == 1
+    task.close()
+
+
+def test_the_quiet_time_takes_the_folder_without_a_flush(local_store, work, config):
+    from autolog.runtime import live
+    from pipeline_helpers import wait_until
+
+    config(capture={"settle_seconds": 0.2})
+    folder = str(work / "quiet")
+    task = Task.init(project_name="pipeline", task_name="settle", output_uri=local_store)
+    save_model(folder, 1)
+    save_tokenizer(folder)
+    settling = live().recorder.settling
+    assert settling._pending, "taken at once: nothing waited for the folder's other files"
+    wait_until(lambda: not settling._pending, "the quiet-time timer taking the folder")
+    task.close()
+    [model] = task.models["output"]
+    assert len(model.snapshots) == 1 and model.snapshots[0].status == "stored"
