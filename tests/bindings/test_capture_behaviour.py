@@ -428,12 +428,44 @@ def test_capture_ignore_in_the_config_file(run, autolog_home):
     assert out["loads"] == ["model.pt"]
 
 
-@pytest.mark.parametrize("rank, recorded", [("1", set()), ("0", {"model.pt", "model.pth", "model.bin"})])
+@pytest.mark.parametrize("rank, recorded", [("1", set()), ("0", ALL), ("", ALL)])  # RANK="": no rank given
 def test_only_rank_zero_records(run, rank, recorded):
     out = run(SAVE_AND_LOAD_THREE.format(kwargs=""), env={"RANK": rank})
     assert out["loaded"] == [0.0, 1.0, 2.0]
     assert set(out["output"]) == recorded
     assert set(out["loads"]) == recorded
+
+
+def test_a_rank_check_that_fails_records_nothing_and_the_call_still_works(run):
+    """A torch.distributed that cannot say its rank: the save and load work, nothing is recorded (it might be
+    any rank), and the failure is one warning per captured call, naming it."""
+    out = run('''
+        import logging
+        import torch
+        import torch.distributed as dist
+        os.environ.pop("AUTOLOG_STRICT")  # what users get
+        messages = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                messages.append(record.getMessage())
+        logging.getLogger("autolog").addHandler(Keep(logging.WARNING))
+        task = init()
+        def broken():
+            raise RuntimeError("no rank here")
+        dist.is_initialized = lambda: True
+        dist.get_rank = broken
+        for _ in range(3):
+            torch.save({"w": torch.ones(2)}, "model.pt")
+            loaded = torch.load("model.pt")["w"].sum().item()
+        task.close()
+        emit(loaded=loaded, messages=messages, **report(task.id))
+    ''')
+    assert out["loaded"] == 2.0
+    assert out["output"] == {} and out["loads"] == []
+    failures = [m for m in out["messages"] if "no rank here" in m]
+    assert len(failures) == 2, out["messages"]  # one per captured call, not one per call made
+    assert any(m.startswith("autolog: torch.save() of PyTorch was not logged") for m in failures), failures
+    assert any(m.startswith("autolog: torch.load() of PyTorch was not logged") for m in failures), failures
 
 
 # -- other processes ------------------------------------------------------------------------------
