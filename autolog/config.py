@@ -70,6 +70,7 @@ else:  # pragma: no cover
 _KEYS: dict[tuple[str, str], tuple[str, type]] = {
     ("sdk.development", "default_output_uri"): ("default_output_uri", str),
     ("db", "url"): ("db_url", str),
+    ("db", "retry_seconds"): ("db_retry_seconds", float),
     ("storage", "cache_dir"): ("cache_dir", str),
     ("capture", "ignore"): ("capture_ignore", list),
     ("capture", "settle_seconds"): ("settle_seconds", float),
@@ -98,6 +99,7 @@ _RANGES: dict[str, _Range] = {
     "upload_retries": _Range(1, 100),
     "keep_last": _Range(1),
     "settle_seconds": _Range(0.0, 60.0, low_allowed=False),
+    "db_retry_seconds": _Range(0.0, 3600.0),
 }
 # Defaults of the keys whose default is a plain value (the others derive from AUTOLOG_HOME).
 _DEFAULTS: dict[str, Any] = {
@@ -108,6 +110,7 @@ _DEFAULTS: dict[str, Any] = {
     "upload_retries": 5,
     "keep_last": None,
     "settle_seconds": 1.0,
+    "db_retry_seconds": 60.0,
 }
 
 
@@ -126,6 +129,7 @@ class Settings:
     upload_retries: int
     keep_last: int | None
     settle_seconds: float  # quiet time before a folder written by several calls is snapshotted
+    db_retry_seconds: float  # how long the task's row and the snapshot rows wait for an unreachable database
 
     @property
     def local_storage(self) -> Path:

@@ -14,6 +14,11 @@ class StorageError(AutologError, OSError):
     """An output_uri cannot be reached, written or read."""
 
 
+class DatabaseUnreachableError(AutologError, ConnectionError):
+    """The metadata database server refused, dropped or timed out the connection. The snapshot workers
+    and the task's row retry on it for a while (snapshots/database_guard.py)."""
+
+
 class SchemaVersionError(AutologError, RuntimeError):
     """The metadata database was written by a newer autolog than this one."""
 

@@ -36,8 +36,7 @@ logger = logging.getLogger("autolog")
 
 # The environment that lets a child process (multiprocessing, torchrun worker) attach to this run.
 TASK_ENV = "AUTOLOG_TASK_ID"
-INIT_RETRY_SECONDS = 60.0  # how long the task's row waits for an unreachable database
-ROW_WAIT_SECONDS = INIT_RETRY_SECONDS + 60.0  # how long anything waits for that row
+ROW_WAIT_MARGIN_SECONDS = 60.0  # how long anything waits for the task's row beyond the retries of its thread
 PID_ENV = "AUTOLOG_TASK_PID"
 
 
@@ -84,7 +83,8 @@ class TaskRuntime:
             # Patient, like the snapshot workers: a database that is down right after Task.init (a
             # restart, a failover) must not leave the whole run unrecorded.
             retry_while_unreachable(lambda: ctx.store.create_task(
-                **{f.name: getattr(record, f.name) for f in dataclasses.fields(record)}), INIT_RETRY_SECONDS)
+                **{f.name: getattr(record, f.name) for f in dataclasses.fields(record)}),
+                ctx.settings.db_retry_seconds)
         except BaseException as exc:  # noqa: BLE001 - surfaced by every later use of the task
             self._init_error = exc
             logger.error("autolog: this run is not being recorded: %s", exc)
@@ -101,10 +101,11 @@ class TaskRuntime:
     @property
     def ctx(self) -> Context:
         """The context, once the task's row exists (its thread gives up on the database after
-        INIT_RETRY_SECONDS; this wait is bounded beyond that in case the thread itself hangs)."""
-        if not self._ready.wait(ROW_WAIT_SECONDS):
+        [db] retry_seconds; this wait is bounded beyond that in case the thread itself hangs)."""
+        row_wait = self.context.settings.db_retry_seconds + ROW_WAIT_MARGIN_SECONDS
+        if not self._ready.wait(row_wait):
             raise AutologError(
-                f"The row of task {self.task_id[:8]} was not written within {ROW_WAIT_SECONDS:.0f} s: the metadata "
+                f"The row of task {self.task_id[:8]} was not written within {row_wait:.0f} s: the metadata "
                 "database does not answer. Check it; snapshots saved meanwhile are reported at close.")
         if self._init_error is not None:
             raise self._init_error
@@ -141,6 +142,7 @@ class TaskRuntime:
             self._pipeline = SnapshotPipeline(self.context, PipelineOptions(
                 backlog_bytes=settings.backlog_bytes, backlog_policy=settings.backlog_policy,
                 upload_retries=settings.upload_retries, stall_timeout=settings.stall_timeout,
+                db_retry_seconds=settings.db_retry_seconds,
             ))
         return self._pipeline
 

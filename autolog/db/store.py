@@ -76,9 +76,9 @@ class MetadataStore:
             self._configure_sqlite(engine)
         try:
             self._migrate(engine)
-        except sa.exc.DatabaseError as exc:  # OperationalError included: "database is locked"
+        except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:  # OperationalError: "database is locked"
             engine.dispose()
-            raise unreadable_error(self.url, exc.orig) from None
+            raise unreadable_error(self.url, exc.orig, unreachable=not is_sqlite and _unreachable(exc)) from None
         except BaseException:
             engine.dispose()
             raise
@@ -612,6 +612,23 @@ def _connect_args(url: sa.engine.URL) -> dict[str, Any]:
         defaults = {"connect_timeout": 10, "tcp_user_timeout": 30_000}
         return {k: v for k, v in defaults.items() if k not in url.query}
     return {}
+
+
+# libpq's and the server's words for a login that fails the same way on every try (a failed connection
+# carries no SQLSTATE in psycopg, only the message).
+_REFUSED_LOGIN = ("authentication failed", "no pg_hba.conf entry", "does not exist", "no password supplied",
+                  "permission denied")
+
+
+def _unreachable(exc: sa.exc.DBAPIError) -> bool:
+    """The server refused, dropped or timed out the connection, or is starting or shutting down: worth
+    retrying. A refused login or a missing database is not: every retry would fail the same way."""
+    if not isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)  # psycopg 3 / psycopg2
+    if sqlstate:
+        return sqlstate.startswith(("08", "57P"))  # connection exception; server starting or shutting down
+    return not any(words in str(exc.orig) for words in _REFUSED_LOGIN)
 
 
 def _reset_all_after_fork() -> None:

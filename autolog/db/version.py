@@ -14,7 +14,8 @@ import shlex
 from urllib.parse import quote, unquote
 
 from ..config import redact_url
-from ..errors import AutologError, DatabaseCorruptError, DatabaseLockedError, SchemaVersionError
+from ..errors import (AutologError, DatabaseCorruptError, DatabaseLockedError, DatabaseUnreachableError,
+                      SchemaVersionError)
 
 SCHEMA_VERSION = 2  # one more than the steps in migrations.py
 SCHEMA_TABLE = "autolog_schema"
@@ -36,9 +37,10 @@ def newer_schema_error(url: str, version: int) -> SchemaVersionError:
     )
 
 
-def unreadable_error(url: str, detail: object) -> AutologError:
+def unreadable_error(url: str, detail: object, unreachable: bool = False) -> AutologError:
     """The database cannot be opened. For SQLite, a damaged file and a locked one get their own errors
-    (corrupt_error, locked_error): only the first may be moved aside."""
+    (corrupt_error, locked_error): only the first may be moved aside. A server that cannot be reached
+    (unreachable) gets DatabaseUnreachableError, which callers retry while it lasts."""
     if url.startswith("sqlite"):
         kind = sqlite_failure(detail)
         path = sqlite_path(url) or redact_url(url)
@@ -49,6 +51,8 @@ def unreadable_error(url: str, detail: object) -> AutologError:
         advice = "Check that the file and its folder are readable and writable by this user."
     else:
         advice = "Check that the server is up and reachable, and the URL's user and database."
+        if unreachable:
+            return DatabaseUnreachableError(f"Cannot reach metadata database {redact_url(url)}: {detail}. {advice}")
     return AutologError(f"Cannot open metadata database {redact_url(url)}: {detail}. {advice}")
 
 

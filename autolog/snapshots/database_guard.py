@@ -11,13 +11,19 @@ import logging
 import time
 from typing import Callable, TypeVar
 
+from ..errors import DatabaseUnreachableError
+
 logger = logging.getLogger("autolog")
 T = TypeVar("T")
 
 
 def database_unreachable(exc: BaseException) -> bool:
     """SQLAlchemy's OperationalError or InterfaceError: the server refused, dropped or timed out the
-    connection (checked by name: importing SQLAlchemy here would slow down `import autolog`)."""
+    connection (checked by name: importing SQLAlchemy here would slow down `import autolog`); or the
+    store could not open the database at all for that reason (its first connection, which sets up the
+    schema, may be the one that meets the outage)."""
+    if isinstance(exc, DatabaseUnreachableError):
+        return True
     return type(exc).__module__.startswith("sqlalchemy") and type(exc).__name__ in ("OperationalError",
                                                                                      "InterfaceError")
 

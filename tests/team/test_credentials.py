@@ -4,13 +4,14 @@ environment) appear in no database row, no output of a run or of the CLI, no DEB
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 import services
-from fault_helpers import Trainer, all_tables_text, run_cli, sql_rows
+from fault_helpers import Trainer, all_tables_text, run_cli, sql_rows, write_config
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
@@ -108,14 +109,21 @@ def _with_password(url: str, password: str, port: int | None = None) -> str:
 
 
 @pytest.mark.parametrize("fault", ["wrong password", "database down"])
-def test_database_errors_show_no_password(fault, pg_url, s3_uri, run_py, child_env):
-    """The error of a run and of the CLI says what failed, without the password of the URL."""
+def test_database_errors_show_no_password(fault, pg_url, s3_uri, run_py, child_env, autolog_home):
+    """The error of a run and of the CLI says what failed, without the password of the URL. A server that
+    is down is retried for [db] retry_seconds (3 s here); a refused password is not retried (the default
+    60 s of retries would show)."""
+    if fault == "database down":
+        write_config(autolog_home, db={"retry_seconds": 3})
     bad_url = _with_password(pg_url, "wrong-pw-91c3") if fault == "wrong password" else \
         _with_password(pg_url, sa.engine.make_url(pg_url).password, port=_free_port())
     secrets = _secrets(pg_url) + ["wrong-pw-91c3"]
     env = {"AUTOLOG_DB_URL": bad_url, "AUTOLOG_STRICT": "0"}
+    start = time.monotonic()
     run = run_py(SNIPPET.format(uri=s3_uri), env=env)
+    seconds = time.monotonic() - start
     expected = "password authentication failed" if fault == "wrong password" else "Connection refused"
+    assert (seconds > 3) if fault == "database down" else (seconds < 30), seconds
     # Not strict: Task.init returns and the run goes on, unrecorded.
     assert run.returncode == 0 and _steps(run)[:1] == ["Task.init ok"], (run.stdout, run.stderr)
     assert expected in run.stderr, run.stderr

@@ -61,6 +61,27 @@ def test_database_outage_mid_run(private_postgres, s3_uri, tmp_path, child_env):
     assert task["status"] == "completed"
 
 
+def test_database_down_when_the_run_starts(private_postgres, s3_uri, tmp_path, child_env):
+    """The database is down at Task.init and comes back after 3 saves: the first connection (which also
+    sets up the schema) is retried like any other, so the whole run is recorded. Before, the error of
+    opening the database was not seen as "unreachable" and the run went unrecorded."""
+    private_postgres.stop()
+    env = child_env({"AUTOLOG_DB_URL": private_postgres.url, "AUTOLOG_STRICT": "0"})
+    trainer = Trainer(tmp_path / "work", env, output_uri=s3_uri, floats=1000, file="ckpt.pt",
+                      phases=[{"saves": 3}, {"gate": "up", "saves": 2}])
+    trainer.reached("up")
+    time.sleep(1.0)  # meanwhile the init thread meets the refused connection (it starts at Task.init)
+    private_postgres.start()
+    trainer.go("up")
+    summary, _, err = trainer.finish()
+
+    _assert_saves_returned(summary, max_seconds=3.0)
+    assert autolog_warnings(err) == [], err
+    rows = snapshot_rows(private_postgres.url)
+    assert [r["sha256"] for r in rows] == [s["sha256"] for s in summary["saves"]], "every save, in order, once"
+    _assert_stored_and_verified(rows, s3_uri)
+
+
 def _rows(url: str, table: str) -> list[dict]:
     from fault_helpers import sql_rows
 
@@ -148,12 +169,13 @@ def test_s3_endpoint_that_never_answers(pg_url, s3_endpoint, s3_uri, tmp_path, a
     _assert_stored_and_verified(rows, s3_uri)
 
 
-def test_database_that_accepts_connections_and_never_answers(s3_uri, tmp_path, child_env):
+def test_database_that_accepts_connections_and_never_answers(s3_uri, tmp_path, child_env, autolog_home):
     """A hung database (a proxy that accepts TCP and never replies): without a connect timeout libpq waits
-    as long as the OS does. autolog's default connect_timeout (10 s) bounds the wait: the run goes on,
-    unrecorded, with one warning per kind."""
+    as long as the OS does. autolog's default connect_timeout (10 s) bounds each wait: the run goes on,
+    unrecorded once the retries end ([db] retry_seconds, short here), with one warning per kind."""
     from fault_helpers import SilentServer
 
+    write_config(autolog_home, db={"retry_seconds": 5})
     server = SilentServer()
     try:
         env = child_env({"AUTOLOG_DB_URL": f"postgresql+psycopg://autolog:pw-hung-db@127.0.0.1:{server.port}/x",
