@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import lineage
 from .binding import path_filter
@@ -25,9 +25,9 @@ from .db import ModelRecord
 from .settling import SettlingFolders, SettlingSave
 from .storage import collect_sources
 from .snapshots.identity import opened_content, stat_key
-from .storage.blobstore import filesystem, is_local
-from .storage.hashing import stream_sha256
+from .storage.blobstore import is_local
 from .storage.objects import Content, OpenedSources, Sources, open_sources
+from .storage.objects import object_content as remote_content
 
 if TYPE_CHECKING:
     from .runtime import TaskRuntime
@@ -59,10 +59,7 @@ class CaptureRecorder:
             self.settling.wrote(path, part, framework, model_path, iteration, exclude)
             return
         sources = collect_sources(path, exclude=exclude, companions=companions)
-        model_path = model_path or path
-        with self._lock:
-            model = self._models.get(model_path) or self._model_request(model_path, framework)
-            self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
+        model, count = self._model_and_count(model_path or path, framework)
         job = run.pipeline.submit(model, sources, count if iteration is None else iteration, run.blobstore,
                                   key_for=run.snapshot_key, fence_key=path, on_stored=run.on_snapshot_stored)
         if run.store_before_return:
@@ -71,6 +68,13 @@ class CaptureRecorder:
             run.pipeline.wait_for(job, "done")
         elif wait_copied:
             run.pipeline.wait_for(job, "staged")
+
+    def _model_and_count(self, model_path: str, framework: str) -> tuple[Any, int]:
+        """The model saved at model_path (or the request that makes it) and how many saves it has had."""
+        with self._lock:
+            model = self._models.get(model_path) or self._model_request(model_path, framework)
+            self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
+        return model, count
 
     def _settled(self, path: str, save: SettlingSave) -> None:
         self.saved(path, save.framework, save.model_path, iteration=save.iteration, exclude=save.exclude)
@@ -100,10 +104,8 @@ class CaptureRecorder:
 
     def _saved_remote(self, url: str, framework: str, model_path: str | None, iteration: int | None) -> None:
         run = self._run
-        shown, model_path = redact_url(url), redact_url(model_path or url)
-        with self._lock:
-            model = self._models.get(model_path) or self._model_request(model_path, framework)
-            self._saves[model_path] = count = self._saves.get(model_path, 0) + 1
+        shown = redact_url(url)
+        model, count = self._model_and_count(redact_url(model_path or url), framework)
         iteration = count if iteration is None else iteration
 
         def content_of(_: None) -> Content:
@@ -157,12 +159,3 @@ class CaptureRecorder:
 
         return find_or_create
 
-
-def remote_content(url: str) -> Content:
-    """sha256 and size of one remote object, read through fsspec (folders are not captured yet)."""
-    fs, path = filesystem(url)
-    if fs.isdir(path):
-        raise IsADirectoryError(f"{redact_url(url)} is a folder: saves and loads of remote folders are not captured.")
-    with fs.open(path, "rb") as f:
-        sha, size = stream_sha256(f)
-    return Content(sha256=sha, size=size)

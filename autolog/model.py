@@ -14,8 +14,7 @@ from .context import Context, default_context
 from .db import ModelRecord, SnapshotRecord
 from .errors import IntegrityError, ModelNotFoundError, NotFoundError
 from .storage import Sources, collect_file_list, collect_sources, fetch
-from .storage.blobstore import open_for_read
-from .storage.hashing import stream_sha256
+from .storage.objects import object_content
 from .storage.layout import display_path, real_path
 from .snapshots.identity import identify
 from .snapshots.waiting import wait_for_journal, wait_for_snapshot
@@ -257,10 +256,9 @@ class OutputModel(Model):
         return real_uri
 
     def _register_uri(self, uri: str, iteration: int | None) -> str:
-        with open_for_read(uri) as f:
-            sha, size = stream_sha256(f)
+        content = object_content(uri)
         snap = self._ctx.store.add_snapshot(
-            self.id, status="stored", uri=redact_url(uri), sha256=sha, size=size, iteration=iteration,
+            self.id, status="stored", uri=redact_url(uri), sha256=content.sha256, size=content.size, iteration=iteration,
             stored_at=time.time(),
         )
         logger.info("autolog: model %r snapshot %d registered at %s", self._record.name, snap.seq, redact_url(uri))

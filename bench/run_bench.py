@@ -40,7 +40,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def save_rows(sizes: list[int], repeat: int, saves: int) -> list[str]:
+# Issue 13's targets: (what, bound on the ratio to plain or to the floor)
+SAVE_CALL_TARGET = 1.05  # every save call, / plain
+PERSIST_TARGET_SMALL, PERSIST_TARGET = 1.2, 1.0  # everything persisted by close(), / floor (below / from 200 MB)
+
+
+def verdict(ratio: float, bound: float) -> str:
+    return f"{'PASS' if ratio <= bound else 'MISS'} ≤{bound:.2f}"
+
+
+def save_rows(sizes: list[int], repeat: int, saves: int, device: str = "cpu") -> list[str]:
     modes = ["plain", "floor", "autolog"] + (["clearml"] if importlib.util.find_spec("clearml") else [])
     rows = []
     for mb in sizes:
@@ -49,7 +58,8 @@ def save_rows(sizes: list[int], repeat: int, saves: int) -> list[str]:
             for mode in modes:  # interleaved, so drift hits every mode alike
                 work = tempfile.mkdtemp(prefix="autolog-bench-")
                 try:
-                    results[mode].append(run("save_calls", mode=mode, megabytes=mb, saves=saves, workdir=work))
+                    results[mode].append(run("save_calls", mode=mode, megabytes=mb, saves=saves, workdir=work,
+                                             device=device))
                 except RuntimeError as exc:
                     results[mode].append({"error": str(exc).splitlines()[-1]})
                 finally:
@@ -69,12 +79,15 @@ def save_rows(sizes: list[int], repeat: int, saves: int) -> list[str]:
             persisted = median([r["persisted"] for r in ok])
             rss = median([r["peak_rss_mb"] for r in ok]) - plain_rss
             stored = min(r["stored"] for r in ok)
+            persist_bound = PERSIST_TARGET if mb >= 200 else PERSIST_TARGET_SMALL
             rows.append(
-                f"| {mb} MB | {mode} | {first * 1000:.1f} ms ({first / plain_first:.2f}×) "
-                f"| {later * 1000:.1f} ms ({later / plain_later:.2f}×) "
-                f"| {persisted:.2f} s ({persisted / floor:.2f}× floor {floor:.2f} s) | {stored} of {saves} "
-                f"| {rss:+.0f} MB |"
+                f"| {mb} MB | {mode} | {first * 1000:.1f} ms ({first / plain_first:.2f}×, "
+                f"{verdict(first / plain_first, SAVE_CALL_TARGET)}) "
+                f"| {later * 1000:.1f} ms ({later / plain_later:.2f}×, {verdict(later / plain_later, SAVE_CALL_TARGET)}) "
+                f"| {persisted:.2f} s ({persisted / floor:.2f}× floor {floor:.2f} s, "
+                f"{verdict(persisted / floor, persist_bound)}) | {stored} of {saves} | {rss:+.0f} MB |"
             )
+            print(rows[-1], file=sys.stderr, flush=True)  # a long run shows its rows as they come
     return rows
 
 
@@ -83,15 +96,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-saves", action="store_true", help="leave out the (long) torch.save table")
+    parser.add_argument("--only-saves", action="store_true", help="only the torch.save table")
+    parser.add_argument("--sizes", help="state dict sizes in MB, comma-separated (default 10,200,1024)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, or auto: cuda when a GPU is present")
+    parser.add_argument("--out", help="also write the tables to this file (default: bench/results.md on a full run)")
     args = parser.parse_args()
-    sizes = [10, 50] if args.quick else [10, 200, 1024]
+    sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [10, 50] if args.quick else [10, 200, 1024]
     tasks, per_task = (2_000, 10) if args.quick else (100_000, 10)
+    device = args.device if args.device != "auto" else _device()
 
-    out = ["## torch.save: 3 saves of one path, output_uri = local folder", "",
+    out = [f"## torch.save: 3 saves of one path, output_uri = local folder ({machine(device)})", "",
            "| state dict | tool | 1st save call | later save calls | all persisted by close() | snapshots stored "
            "| peak RSS vs plain |",
            "|---|---|---|---|---|---|---|"]
-    out += ["| (left out: --skip-saves) |"] if args.skip_saves else save_rows(sizes, args.repeat, saves=3)
+    out += ["| (left out: --skip-saves) |"] if args.skip_saves else save_rows(sizes, args.repeat, 3, device)
+    if args.only_saves:
+        return _write(args, "\n".join(out))
 
     init = [run("import_and_init", workdir=tempfile.mkdtemp())["seconds"] for _ in range(max(args.repeat, 5))]
     ready = [run("task_ready", workdir=tempfile.mkdtemp())["seconds"] for _ in range(max(args.repeat, 5))]
@@ -130,11 +150,32 @@ def main() -> None:
             f"| `Task.get_task(project_name=..., task_name=...)` | {meta['get_task_by_name_ms']:.2f} ms |",
             f"| `task.models` with snapshots | {meta['task_models_ms']:.2f} ms |",
             f"| lineage lookup by sha256 | {meta['lineage_by_hash_ms']:.2f} ms |"]
-    text = "\n".join(out)
+    _write(args, "\n".join(out))
+
+
+def _write(args: argparse.Namespace, text: str) -> None:
     print(text)
-    if not args.quick:
-        (HERE / "results.md").write_text(
-            f"<!-- written by: python bench/run_bench.py (repeat={args.repeat}) -->\n{text}\n")
+    target = Path(args.out) if args.out else None if args.quick or args.only_saves or args.sizes else HERE / "results.md"
+    if target is not None:
+        target.write_text(f"<!-- written by: python bench/run_bench.py {' '.join(sys.argv[1:])} -->\n{text}\n")
+
+
+def _device() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def machine(device: str) -> str:
+    """The machine in words, for the table's title: cores, and the GPU when the state dict is on one."""
+    words = f"{os.cpu_count()} cores"
+    if device != "cpu":
+        import torch
+
+        words += f", {torch.cuda.get_device_name()}, bf16 state dict on the GPU"
+    return words
 
 
 if __name__ == "__main__":

@@ -15,18 +15,21 @@ import tempfile
 import time
 
 
-def state_dict(megabytes: int):
+def state_dict(megabytes: int, device: str = "cpu"):
+    """float32 on the CPU; bf16 on a GPU (what a mixed-precision run saves). A CUDA save's time includes
+    the copy to the host, as a user's does."""
     import torch
 
-    n = megabytes * (1 << 20) // 4
-    return {"weight": torch.arange(n, dtype=torch.float32)}
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    n = megabytes * (1 << 20) // dtype.itemsize
+    return {"weight": torch.zeros(n, dtype=dtype, device=device)}
 
 
-def save_calls(mode: str, megabytes: int, saves: int, workdir: str) -> dict:
+def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str = "cpu") -> dict:
     """mode: plain | floor (plain save + shutil.copyfile of each snapshot) | autolog | clearml."""
     import torch
 
-    sd = state_dict(megabytes)
+    sd = state_dict(megabytes, device)
     path = os.path.join(workdir, "model.pt")
     store = os.path.join(workdir, "store")
     os.makedirs(store, exist_ok=True)
@@ -44,7 +47,9 @@ def save_calls(mode: str, megabytes: int, saves: int, workdir: str) -> dict:
     sampler = PeakRSS()
     start = time.perf_counter()
     for i in range(saves):
-        sd["weight"][0] = i  # new bytes each save
+        sd["weight"][0] = i + 1  # new bytes each save
+        if device != "cpu":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         torch.save(sd, path)
         calls.append(time.perf_counter() - t0)

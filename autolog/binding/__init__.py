@@ -68,7 +68,7 @@ def install() -> None:
             for binding in load_bindings():
                 for module_name, targets in _hook_points(binding.PATCHES).items():
                     wrapt.when_imported(module_name)(_patcher(binding, targets))
-            replaced, _batched = _batched, None
+            replaced = _batched
         finally:
             _batched = None
         with shielded("rebinding aliases of patched functions"):

@@ -22,6 +22,7 @@ from typing import Any, Callable, Protocol
 
 from ..forking import on_fork
 from ..safety import report_failure, strict
+from ..storage.blobstore import is_local
 from .spec import Arg, Attr, Call, Computed, Patch, PathSource, Returned
 
 logger = logging.getLogger("autolog")
@@ -122,7 +123,7 @@ def _target_path(patch: Patch, instance: Any, args: tuple, kwargs: dict) -> str 
 
 
 def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and "://" in value and not value.startswith("file://")
+    return isinstance(value, str) and not is_local(value)
 
 
 def _local(value: Any) -> Any:

@@ -53,6 +53,7 @@ class SnapshotJob:
     key: str = ""
     state: str = "new"  # new, queued (journaled), staged, uploading, published, done, failed, skipped
     staging: str | None = None
+    staged_files: list = field(default_factory=list)  # (name, staged path, size) of each copied file
     data: bytes | None = None  # a small snapshot's bytes, read on the training thread (read_inline)
     stats: list = field(default_factory=list)  # the source files' stat when they were opened
     content: objects.Content | None = None

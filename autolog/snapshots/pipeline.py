@@ -8,7 +8,9 @@ save in a tight loop costs little more than the save itself:
 
     journal writer  pending rows (model, seq) for every queued save, one transaction per batch
     stager          copies each snapshot out of the user's file (kernel copy, checked against
-                    in-place changes) and hashes the copy; releases the path's fence
+                    in-place changes); releases the path's fence
+    hasher          hashes the staged copy: the next save's copy never waits for a hash (a hash
+                    holding the GIL now and then, slowed by the training thread, is the slower half)
     uploaders       remote stores: dedupe, upload with retries
     recorder        local stores: dedupe, rename into place; then the stored rows (and the stat
                     cache), one transaction per batch; retention
@@ -56,9 +58,10 @@ class SnapshotPipeline(Waits, Outcomes):
         # that has work, not every thread (on two cores, needless wake-ups cost the training thread).
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # state changes: flush, fences, room, earlier saves
-        self._wakeup = {name: threading.Condition(lock) for name in ("recorder", "stage", "upload", "lineage")}
+        self._wakeup = {name: threading.Condition(lock) for name in ("recorder", "stage", "hash", "upload", "lineage")}
         self._journal_queue: collections.deque = collections.deque()
         self._stage_queue: collections.deque = collections.deque()
+        self._hash_queue: collections.deque = collections.deque()
         self._upload_queue: collections.deque = collections.deque()
         self._record_queue: collections.deque = collections.deque()
         self._lineage_queue: collections.deque = collections.deque()
@@ -89,6 +92,8 @@ class SnapshotPipeline(Waits, Outcomes):
                    lambda batch: None),
             Worker("autolog-stager", lambda: self._take(self._stage_queue, "stage"), self._stage, self._fail,
                    self._after_staging),
+            Worker("autolog-hasher", lambda: self._take(self._hash_queue, "hash"), self._hash, self._fail,
+                   lambda job: None),
             Worker("autolog-lineage", lambda: self._take(self._lineage_queue, "lineage"), self._link, self._fail,
                    self._after_staging),
         ] + [
@@ -305,7 +310,17 @@ class SnapshotPipeline(Waits, Outcomes):
             job.content = steps.content_in_place(self.ctx, job)
             return self._to_recorder(job)
         try:
-            steps.stage(self.ctx, job, on_copied=lambda: self._release_fence(job), beat=self._heartbeat.beat)
+            steps.copy(job, on_copied=lambda: self._release_fence(job), beat=self._heartbeat.beat)
+        except BaseException:
+            attempt_all(steps.discard_staging(job))
+            raise
+        with self._cond:
+            self._hash_queue.append(job)
+            self._wake("hash")
+
+    def _hash(self, job: SnapshotJob) -> None:
+        try:
+            steps.hash_staged(job, beat=self._heartbeat.beat)
         except BaseException:
             attempt_all(steps.discard_staging(job))
             raise

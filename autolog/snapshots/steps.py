@@ -61,14 +61,20 @@ def read_inline(job: SnapshotJob, limit: int) -> bool:
     return True
 
 
-def stage(ctx: Context, job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., None]) -> None:
-    """Copy the user's files into the staging folder and hash the copies (job.content)."""
-    def copied() -> None:
-        if not job.store.local:  # before the source may be overwritten: the copy is complete and checked
-            open(copied_marker(job.staging), "wb").close()
-        on_copied()
+def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., None]) -> None:
+    """Copy the user's files into the staging folder (job.staged_files); then they may be overwritten."""
+    try:
+        job.staged_files = objects.copy_out(job.opened, job.staging, on_progress=beat)
+    finally:
+        attempt("closing the saved file", job.opened.close)
+    if not job.store.local:  # before the source may be overwritten: the copy is complete and checked
+        open(copied_marker(job.staging), "wb").close()
+    on_copied()
 
-    job.content = objects.stage(job.opened, job.staging, on_copied=copied, on_progress=beat)
+
+def hash_staged(job: SnapshotJob, beat: Callable[..., None]) -> None:
+    """Hash the staged copies (nobody else writes them): job.content."""
+    job.content = objects.hash_copies(job.sources, job.staged_files, on_progress=beat)
 
 
 def discard_staging(job: SnapshotJob) -> list[tuple[str, Callable[[], object]]]:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import IntegrityError
-from .blobstore import BlobStore, download, is_local, normalize_uri
-from .hashing import CHUNK, fd_sha256, manifest_sha256, sha256_bytes, sha256_file
+from ..config import redact_url
+from .blobstore import BlobStore, download, filesystem, is_local, normalize_uri, open_for_read
+from .hashing import CHUNK, fd_sha256, manifest_sha256, sha256_bytes, sha256_file, stream_sha256
 from .layout import display_path, real_path
 
 logger = logging.getLogger("autolog")
@@ -227,14 +228,11 @@ def staging_dir(store: BlobStore, cache_dir: str) -> str:
 LOCAL_STAGING = ".autolog-staging"  # in a local output_uri: copies not yet renamed to their key
 
 
-def stage(opened: OpenedSources, staging: str, on_copied: Callable[[], None] | None = None,
-          on_progress: Callable[[int], None] | None = None) -> Content:
+def stage(opened: OpenedSources, staging: str, on_progress: Callable[[int], None] | None = None) -> Content:
     """Copy every file into staging/<name>/ (kernel copy, no file contents in Python memory), checking
     that the source did not change meanwhile, then hash the copies (which nobody else writes).
-
-    on_copied runs once the user's files are no longer needed: a save waiting to overwrite them
-    may go on while the copies are hashed. on_progress(bytes) is called as the copy and the hash move.
-    """
+    on_progress(bytes) is called as the copy and the hash move. (The pipeline runs the two halves on
+    two threads: copy_out, then hash_copies.)"""
     sources = opened.sources
     try:
         targets = copy_out(opened, staging, on_progress)
@@ -243,9 +241,19 @@ def stage(opened: OpenedSources, staging: str, on_copied: Callable[[], None] | N
             opened.close()
         except Exception as exc:  # noqa: BLE001 - closing read handles never replaces the copy's outcome
             logger.debug("autolog: closing %s failed: %s: %s", sources.name, type(exc).__name__, exc)
-    if on_copied is not None:
-        on_copied()
     return hash_copies(sources, targets, on_progress)
+
+
+def object_content(uri: str) -> Content:
+    """sha256 and size of one object at uri (a path or an fsspec URL), read in chunks; a remote folder
+    is refused (saves and loads of remote folders are not captured)."""
+    if not is_local(uri):
+        fs, path = filesystem(uri)
+        if fs.isdir(path):
+            raise IsADirectoryError(f"{redact_url(uri)} is a folder: saves and loads of remote folders are not captured.")
+    with open_for_read(uri) as f:
+        sha, size = stream_sha256(f)
+    return Content(sha256=sha, size=size)
 
 
 def read_small(opened: OpenedSources) -> tuple[bytes, Content]:

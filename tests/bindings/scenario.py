@@ -138,7 +138,7 @@ def inject_fault(kind: str):
                for name in ("add_snapshot", "add_snapshots", "create_model", "link_load", "producer_of",
                             "cached_sha256")],
         # Small files are read on the training thread and written by publish_bytes, others staged.
-        "storage": [(objects, name, OSError(28, "No space left on device")) for name in ("stage", "publish_bytes")],
+        "storage": [(objects, name, OSError(28, "No space left on device")) for name in ("copy_out", "publish_bytes")],
         "hash": [(objects, "sha256_file", OSError(5, "Input/output error")),
                  (objects, "sha256_bytes", OSError(5, "Input/output error")),
                  (identity, "fd_sha256", OSError(5, "Input/output error"))],

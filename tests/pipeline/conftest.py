@@ -95,6 +95,18 @@ def copier(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
+def hasher(monkeypatch: pytest.MonkeyPatch):
+    """Control over the hasher's hash of a staged copy (see CopyControl); released at teardown."""
+    from autolog.storage import objects
+
+    through_the_stager(monkeypatch)
+    control = CopyControl(objects.hash_copies)
+    monkeypatch.setattr(objects, "hash_copies", control)
+    yield control
+    control.release.set()
+
+
+@pytest.fixture
 def stager(monkeypatch: pytest.MonkeyPatch):
     """Holds the stager before it touches a snapshot at all: stager.hold(), stager.wait_for_calls(n),
     stager.release.set(). Released at teardown."""

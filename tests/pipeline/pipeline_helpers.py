@@ -202,7 +202,7 @@ class CopyControl:
         with self._cond:
             return self._cond.wait_for(lambda: self.calls >= n, timeout)
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with self._cond:
             self.calls += 1
             count = self.calls
@@ -210,7 +210,7 @@ class CopyControl:
         self.release.wait()
         if self.before_copy is not None:
             self.before_copy(count)
-        return self.original(*args)
+        return self.original(*args, **kwargs)
 
 
 def install_copy_control() -> CopyControl:

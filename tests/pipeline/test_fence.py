@@ -71,6 +71,25 @@ def test_fence_waits_for_the_read_of_the_previous_snapshot(local_store, work, co
     assert_stored_tensor(last, tensor(2))
 
 
+def test_the_fence_waits_for_the_copy_of_the_previous_snapshot_never_its_hash(any_store, work, hasher):
+    """Hashing runs on a thread of its own: while the first snapshot's hash is held, the second snapshot
+    is copied and a third save of the path goes on (with one thread for both, it waited for the hash)."""
+    ckpt = work / "ckpt.pt"
+    task = Task.init(project_name="pipeline", task_name="hash off the fence", output_uri=any_store)
+    hasher.hold()
+    torch.save(tensor(1), ckpt)
+    assert hasher.wait_for_calls(1), "the first snapshot was never hashed"
+    torch.save(tensor(2), ckpt)
+    third = save_in_thread(tensor(3), ckpt)
+    third.join(timeout=WAIT)
+    assert not third.is_alive(), "a save waited for the hash of an earlier snapshot of its path"
+    hasher.release.set()
+    task.close()
+
+    for snap, step in zip(output_snapshots(task, "ckpt.pt"), (1, 2, 3), strict=True):
+        assert_stored_tensor(snap, tensor(step))
+
+
 def test_a_save_autolog_does_not_record_still_waits_for_the_previous_snapshot_of_its_path(local_store, work, copier):
     """auto_connect_frameworks turns recording off for one framework, never the protection of another's
     snapshot: joblib (not recorded) overwriting a file torch.save just wrote waits until it was read."""

@@ -149,9 +149,11 @@ def _close(failing: str | None) -> Callable[..., list[Injection]]:
 BOTH = ("local", "remote")
 ALL = ("local", "remote", "none")
 CASES = [
-    # Staging: the copy out of the user's file and its hash (the stager).
-    Case("steps.stage", _function("steps", "stage"), BOTH, "failed"),
-    Case("objects.stage", _function("objects", "stage"), BOTH, "failed"),
+    # Staging: the copy out of the user's file (the stager), and its hash (the hasher).
+    Case("steps.copy", _function("steps", "copy"), BOTH, "failed"),
+    Case("objects.copy_out", _function("objects", "copy_out"), BOTH, "failed"),
+    Case("steps.hash_staged", _function("steps", "hash_staged"), BOTH, "failed"),
+    Case("objects.hash_copies", _function("objects", "hash_copies"), BOTH, "failed"),
     Case("objects.kernel_copy", _function("objects", "kernel_copy"), BOTH, "failed"),
     Case("objects.sha256_file", _function("objects", "sha256_file"), BOTH, "failed"),
     Case("steps.content_in_place", _function("steps", "content_in_place"), ("none",), "failed"),
@@ -376,8 +378,9 @@ def _kill_worker(monkeypatch: pytest.MonkeyPatch, name: str, times: int) -> Inje
                         when=lambda self: self.name == name)
 
 
-@pytest.mark.parametrize("store_kind, name", [("local", "autolog-stager"), ("local", "autolog-recorder"),
-                                              ("remote", "autolog-stager"), ("remote", "autolog-uploader-0")])
+@pytest.mark.parametrize("store_kind, name", [("local", "autolog-stager"), ("local", "autolog-hasher"),
+                                              ("local", "autolog-recorder"), ("remote", "autolog-stager"),
+                                              ("remote", "autolog-uploader-0")])
 def test_a_dead_worker_thread_is_restarted_and_later_snapshots_are_stored(
         store_kind, name, local_store, remote_store, work, config, lenient, monkeypatch):
     caplog = lenient
