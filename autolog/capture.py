@@ -28,6 +28,7 @@ from .snapshots.identity import opened_content, stat_key
 from .storage.blobstore import is_local
 from .storage.objects import Content, OpenedSources, Sources, open_sources
 from .storage.objects import object_content as remote_content
+from .storage.set_aside import SetAside
 
 if TYPE_CHECKING:
     from .runtime import TaskRuntime
@@ -43,9 +44,9 @@ class CaptureRecorder:
         self._lock = threading.Lock()
         self.settling = SettlingFolders(self._settled, run.context.settings.settle_seconds)
 
-    def before_save(self, path: str, part: str | None = None) -> None:
+    def before_save(self, path: str, part: str | None = None) -> SetAside | None:
         self.settling.before_write(path, part)
-        self._run.pipeline.fence(path)
+        return self._run.pipeline.fence(path)
 
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,

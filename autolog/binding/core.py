@@ -28,11 +28,17 @@ from .spec import Arg, Attr, Call, Computed, Patch, PathSource, Returned
 logger = logging.getLogger("autolog")
 
 
+class Aside(Protocol):
+    """The previous file of a path, set aside while a save writes the path anew (storage/set_aside.py)."""
+
+    def settle(self, raised: bool) -> None: ...
+
+
 class Recorder(Protocol):
     """What the active task provides to the wrapper (see autolog.capture.CaptureRecorder)."""
 
     def allows(self, key: str, path: str) -> bool: ...
-    def before_save(self, path: str, part: str | None = None) -> None: ...
+    def before_save(self, path: str, part: str | None = None) -> "Aside | None": ...
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
               companions: tuple[str, ...] = ()) -> None: ...
@@ -75,22 +81,24 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         if recorder is None or getattr(_nesting, "inside", False) or not _records_here(what):
             return wrapped(*args, **kwargs)
         _nesting.inside = True
-        held = path = None
+        held = path = aside = None
         try:
             if fences:
                 try:
                     path = _target_path(patch, instance, args, kwargs)
                     held = _path_lock(path)
-                    _fence(recorder, path, patch.label if patch.settle else None)
+                    aside = _fence(recorder, path, patch.label if patch.settle else None)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
         except BaseException:
             _nesting.inside = False
+            _settle(aside, what, raised=True)
             if held is not None:
                 held.release()
             raise
         try:  # still "inside": a patched call a declaration makes while recording is not recorded
+            _settle(aside, what, raised=False)
             _record(recorder, patch, framework, key, instance, args, kwargs, result, path)
         except Exception as exc:  # noqa: BLE001
             _not_logged(what, exc)
@@ -159,12 +167,25 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, path: str | None, part: str | None = None) -> None:
-    """Before a save overwrites a path, the previous snapshot of it must have been read: also when this
-    save is not recorded (auto_connect_frameworks turns one framework off, not the protection of the
-    snapshot another framework took of the same file)."""
-    if path is not None:
-        recorder.before_save(path, part)
+def _fence(recorder: Recorder, path: str | None, part: str | None = None) -> Aside | None:
+    """Before a save overwrites a path, the previous snapshot of it must have been read or set aside:
+    also when this save is not recorded (auto_connect_frameworks turns one framework off, not the
+    protection of the snapshot another framework took of the same file)."""
+    return None if path is None else recorder.before_save(path, part)
+
+
+def _settle(aside: Aside | None, what: str, raised: bool) -> None:
+    """End a set-aside once the save is over. Never raises past a save that raised: the user's exception
+    is the one they get (strict mode included)."""
+    if aside is None:
+        return
+    try:
+        aside.settle(raised)
+    except Exception as exc:  # noqa: BLE001
+        if raised:
+            report_failure(what, exc)
+        else:
+            _not_logged(what, exc)
 
 
 def _record(

@@ -37,6 +37,7 @@ from ..db import ModelRecord, new_time_ordered_id
 from ..storage import objects
 from ..storage.blobstore import BlobStore
 from ..storage.objects import OpenedSources, Sources, source_path
+from ..storage.set_aside import SetAside, aside_path, set_aside
 from . import steps
 from .database_guard import retry_while_unreachable
 from .jobs import BATCH, CallJob, PipelineOptions, SnapshotJob
@@ -106,11 +107,19 @@ class SnapshotPipeline(Waits, Outcomes):
         track(self)
 
     # -- training thread ------------------------------------------------------------------
-    def fence(self, fence_key: str) -> None:
-        """Wait while an earlier snapshot of this path is still unread (it is about to be overwritten)."""
+    def fence(self, fence_key: str) -> SetAside | None:
+        """Before a save of this path: an earlier snapshot of it that is still unread is set aside (the
+        caller settles it once the save is over), or waited for (it is about to be overwritten)."""
         job = self._unstaged.get(fence_key)
-        if job is not None and not self.wait_for(job, "staged"):
+        if job is None:
+            return None
+        if isinstance(job, SnapshotJob) and job.sources.single and job.staging and job.stats:
+            aside = set_aside(fence_key, job.stats[0], aside_path(job.staging))
+            if aside is not None:
+                return aside
+        if not self.wait_for(job, "staged"):
             job.overwritten_unread = True
+        return None
 
     def submit(
         self, model: ModelRecord | Callable[[], ModelRecord], sources: Sources, iteration: int | None,

@@ -3,7 +3,9 @@ snapshot survives the user renaming or deleting the file right after the save re
 from __future__ import annotations
 
 import os
+import stat
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,12 +51,43 @@ def test_file_renamed_or_deleted_before_it_was_read_is_still_stored(any_store, w
     assert_stored_tensor(snap, tensor(7))
 
 
-def test_fence_waits_for_the_read_of_the_previous_snapshot(local_store, work, copier):
-    """A second save of a path does not start writing while the first snapshot of it is unread."""
+def test_a_save_of_a_path_whose_snapshot_is_unread_sets_the_old_file_aside(local_store, work, copier):
+    """The second save of a path does not wait for the copy of the first: the first file is renamed
+    aside (its copy reads through its own handle) and the save writes a new file, with the old file's
+    permission bits, as an overwrite would have kept them. Both snapshots hold their own bytes."""
     ckpt = work / "ckpt.pt"
-    task = Task.init(project_name="pipeline", task_name="fence order", output_uri=local_store)
+    task = Task.init(project_name="pipeline", task_name="set aside", output_uri=local_store)
     copier.hold()
     torch.save(tensor(1), ckpt)
+    os.chmod(ckpt, 0o640)
+    assert copier.wait_for_calls(1)
+    second = save_in_thread(tensor(2), ckpt)
+    second.join(timeout=WAIT)
+    assert not second.is_alive(), "the second save waited for the copy of the first"
+    assert torch.load(ckpt).equal(tensor(2))
+    assert stat.S_IMODE(os.stat(ckpt).st_mode) == 0o640
+    copier.release.set()
+    task.close()
+
+    first, last = output_snapshots(task, "ckpt.pt")
+    assert_stored_tensor(first, tensor(1))
+    assert_stored_tensor(last, tensor(2))
+    assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
+
+
+@pytest.mark.parametrize("kind", ["hard link", "symlink"])
+def test_fence_waits_for_the_read_of_a_file_that_cannot_be_set_aside(local_store, work, copier, kind):
+    """A file with a second name (hard link) or reached through a symlink is never renamed: that would
+    cut the other name off its bytes. Its second save waits until the previous snapshot was read."""
+    real = work / "real.pt"
+    ckpt = work / "ckpt.pt"
+    if kind == "symlink":
+        ckpt.symlink_to(real)
+    task = Task.init(project_name="pipeline", task_name=f"fence {kind}", output_uri=local_store)
+    copier.hold()
+    torch.save(tensor(1), ckpt)
+    if kind == "hard link":
+        os.link(ckpt, real)
     first_bytes = ckpt.read_bytes()
     assert copier.wait_for_calls(1)
     second = save_in_thread(tensor(2), ckpt)
@@ -66,6 +99,7 @@ def test_fence_waits_for_the_read_of_the_previous_snapshot(local_store, work, co
     assert not second.is_alive()
     task.close()
 
+    assert real.read_bytes() == ckpt.read_bytes(), "the other name no longer shows the file's bytes"
     first, last = output_snapshots(task, "ckpt.pt")
     assert_stored_tensor(first, tensor(1))
     assert_stored_tensor(last, tensor(2))
@@ -90,25 +124,25 @@ def test_the_fence_waits_for_the_copy_of_the_previous_snapshot_never_its_hash(an
         assert_stored_tensor(snap, tensor(step))
 
 
-def test_a_save_autolog_does_not_record_still_waits_for_the_previous_snapshot_of_its_path(local_store, work, copier):
+def test_a_save_autolog_does_not_record_still_protects_the_previous_snapshot_of_its_path(local_store, work, copier):
     """auto_connect_frameworks turns recording off for one framework, never the protection of another's
-    snapshot: joblib (not recorded) overwriting a file torch.save just wrote waits until it was read."""
+    snapshot: joblib (not recorded) overwriting a file torch.save just wrote, before it was read, writes
+    a new file while the old one is read from where it was set aside."""
     joblib = require_framework("joblib")
     ckpt = work / "model.bin"
     task = Task.init(project_name="pipeline", task_name="filtered fence", output_uri=local_store,
                      auto_connect_frameworks={"joblib": False})
     copier.hold()
     torch.save(tensor(1), ckpt)
-    first_bytes = ckpt.read_bytes()
+    first_inode = os.stat(ckpt).st_ino
     assert copier.wait_for_calls(1)
     other = threading.Thread(target=joblib.dump, args=({"not": "recorded"}, ckpt))
     other.start()
-    other.join(timeout=0.5)
-    assert other.is_alive(), "the unrecorded save overwrote the file before its previous snapshot was read"
-    assert ckpt.read_bytes() == first_bytes
-    copier.release.set()
     other.join(timeout=WAIT)
     assert not other.is_alive()
+    assert joblib.load(ckpt) == {"not": "recorded"}
+    assert os.stat(ckpt).st_ino != first_inode, "the unrecorded save wrote over the file being read"
+    copier.release.set()
     task.close()
 
     [snap] = output_snapshots(task, "model.bin")

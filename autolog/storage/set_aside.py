@@ -1,0 +1,82 @@
+"""Setting a file aside instead of waiting for its copy: the fence of a back-to-back save made free.
+
+A save of a path whose previous snapshot is still being copied must not overwrite the bytes being
+read. The copy reads through a handle it opened right after that save, so it needs the *inode*, not
+the path: renaming the file away (same filesystem: one metadata operation) lets the new save write a
+new file at once while the copy goes on from the old one. To the user's save, nothing differs: an
+empty file with the old file's permission bits stands at the path (their `open(path, "wb")` keeps
+those bits, as it would have kept the old file's), and if their save fails before writing anything,
+the old file is put back as it was.
+
+Only a plain file with one name qualifies (a symlink or a hard link would be cut from what it points
+to or shares); elsewhere, and when the rename fails (another filesystem), the save waits as before.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass
+
+logger = logging.getLogger("autolog")
+
+
+@dataclass
+class SetAside:
+    """A file renamed to `aside` while a save writes `path` anew; `settle` ends it after that save."""
+
+    path: str
+    aside: str
+    placeholder: tuple[int, int] | None  # (device, inode) of the empty file left at path
+
+    def settle(self, raised: bool) -> None:
+        """After the save: the old file is dropped (its copy reads through its own handle), or put back
+        when the save raised without writing a byte."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            st = None
+        untouched = st is None or ((st.st_dev, st.st_ino) == self.placeholder and st.st_size == 0)
+        if raised and untouched:
+            os.replace(self.aside, self.path)
+        else:
+            os.remove(self.aside)
+
+
+def set_aside(path: str, opened: os.stat_result, aside: str) -> SetAside | None:
+    """Rename path to aside if it is still the file `opened` describes, a plain file with one name;
+    None (nothing changed) otherwise or if the rename fails."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino):
+            return None
+        os.makedirs(os.path.dirname(aside), exist_ok=True)
+        os.rename(path, aside)
+    except OSError as exc:  # EXDEV: another filesystem; then the save waits for the copy
+        logger.debug("autolog: %s not set aside (%s); the save waits for its copy", path, exc)
+        return None
+    return SetAside(path, aside, _placeholder(path, stat.S_IMODE(st.st_mode)))
+
+
+def _placeholder(path: str, mode: int) -> tuple[int, int] | None:
+    """An empty file at path with the old file's permission bits (which an open(path, "wb") keeps)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:  # something else created it meanwhile: the save writes over that
+        logger.debug("autolog: no placeholder at %s (%s)", path, exc)
+        return None
+    try:
+        os.fchmod(fd, mode)
+    except OSError as exc:  # the placeholder keeps 0o600: stricter, never looser, than the old file
+        logger.debug("autolog: mode of the placeholder at %s not set (%s)", path, exc)
+    try:
+        st = os.fstat(fd)
+        return st.st_dev, st.st_ino
+    finally:
+        os.close(fd)
+
+
+def aside_path(staging: str) -> str:
+    """Where the file of a snapshot staged at `staging` is set aside (beside its staging folder, so on
+    the store's or the cache's filesystem)."""
+    return staging.rstrip(os.sep) + ".aside"

@@ -1,0 +1,97 @@
+"""storage/set_aside.py: which files are renamed aside, the placeholder left at the path, and how a
+set-aside ends after the save (dropped, or the old file put back when the save raised unwritten)."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+
+from autolog.storage import set_aside as sa
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A file as a save left it, and the stat its snapshot's read handle took."""
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(b"old weights")
+    os.chmod(path, 0o604)
+    return path, os.stat(path)
+
+
+def test_a_plain_file_is_renamed_aside_and_an_empty_file_with_its_mode_takes_its_place(saved, tmp_path):
+    path, opened = saved
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "staging" / "x.aside"))
+
+    assert aside is not None
+    assert (tmp_path / "staging" / "x.aside").read_bytes() == b"old weights"
+    assert os.stat(tmp_path / "staging" / "x.aside").st_ino == opened.st_ino
+    assert path.read_bytes() == b""
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o604
+
+
+def test_after_a_save_that_wrote_the_old_file_is_dropped(saved, tmp_path):
+    path, opened = saved
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"))
+    with open(path, "wb") as f:  # the save, as torch.save opens the path
+        f.write(b"new weights")
+    aside.settle(raised=False)
+
+    assert path.read_bytes() == b"new weights"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o604
+    assert not (tmp_path / "x.aside").exists()
+
+
+def test_a_save_that_raised_before_writing_gets_the_old_file_back_as_it_was(saved, tmp_path):
+    path, opened = saved
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"))
+    aside.settle(raised=True)
+
+    assert path.read_bytes() == b"old weights"
+    assert os.stat(path).st_ino == opened.st_ino
+    assert not (tmp_path / "x.aside").exists()
+
+
+@pytest.mark.parametrize("after", ["removed the path", "wrote a partial file"])
+def test_a_save_that_raised_after_touching_the_path_keeps_what_it_left(saved, tmp_path, after):
+    """A plain save that raised midway leaves a partial file (it had truncated the old one): the same."""
+    path, opened = saved
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"))
+    if after == "removed the path":
+        os.remove(path)
+        aside.settle(raised=True)
+        assert path.read_bytes() == b"old weights"  # nothing at the path: the old file is put back
+    else:
+        path.write_bytes(b"partial")
+        aside.settle(raised=True)
+        assert path.read_bytes() == b"partial"
+    assert not (tmp_path / "x.aside").exists()
+
+
+def test_files_that_do_not_qualify_are_left_alone(saved, tmp_path):
+    path, opened = saved
+    link = tmp_path / "link.pt"
+    link.symlink_to(path)
+    assert sa.set_aside(str(link), opened, str(tmp_path / "a.aside")) is None  # a symlink
+    assert link.is_symlink()
+
+    os.link(path, tmp_path / "second-name.pt")
+    assert sa.set_aside(str(path), os.stat(path), str(tmp_path / "b.aside")) is None  # two names
+
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"another file")
+    assert sa.set_aside(str(other), opened, str(tmp_path / "c.aside")) is None  # not the file read
+    assert not list(tmp_path.glob("*.aside"))
+    assert path.read_bytes() == b"old weights" and other.read_bytes() == b"another file"
+
+
+def test_a_rename_across_filesystems_fails_and_nothing_changes(saved, tmp_path, monkeypatch):
+    path, opened = saved
+
+    def cross_device(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(sa.os, "rename", cross_device)
+    assert sa.set_aside(str(path), opened, str(tmp_path / "x.aside")) is None
+    assert path.read_bytes() == b"old weights"
