@@ -15,11 +15,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Task": "autolog.task",
     "Model": "autolog.model",
-    "OutputModel": "autolog.model",
+    "OutputModel": "autolog.output_model",
     "InputModel": "autolog.model",
     "ModelList": "autolog.model",
     "Artifact": "autolog.artifacts",
     "AutologError": "autolog.errors",
+    "Logger": "autolog.logger",
+    "StorageManager": "autolog.storage_manager",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -27,7 +29,8 @@ __all__ = [*_EXPORTS, "__version__"]
 if TYPE_CHECKING:
     from .artifacts import Artifact
     from .errors import AutologError
-    from .model import InputModel, Model, ModelList, OutputModel
+    from .model import InputModel, Model, ModelList
+    from .output_model import OutputModel
     from .task import Task
 
 

@@ -22,6 +22,7 @@ from . import lineage
 from .binding import path_filter
 from .config import redact_url
 from .db import ModelRecord
+from .model_design import LABELS_KEY
 from .settling import SettlingFolders, SettlingSave
 from .storage import collect_sources
 from .snapshots.identity import opened_content, stat_key
@@ -151,9 +152,11 @@ class CaptureRecorder:
         def find_or_create() -> ModelRecord:
             model = self._models.get(path)
             if model is None:
+                # As in ClearML, a model a framework saves takes the task's label enumeration.
+                labels = run.ctx.store.get_task(run.task_id).labels
                 model, _ = run.ctx.store.find_or_create_model(
                     run.task_id, "capture", {"source_path": path}, name=os.path.basename(path.rstrip(os.sep)),
-                    project=run.record.project, framework=framework,
+                    project=run.record.project, framework=framework, meta={LABELS_KEY: labels} if labels else {},
                 )
                 self._models[path] = model
             return model

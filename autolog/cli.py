@@ -2,6 +2,7 @@
 
     autolog task list [--project P] [--name N] [--status S] [--tag T] [--limit N]
     autolog task show TASK_ID
+    autolog task scalars TASK_ID                every reported series: last, min, max (--json: all values)
     autolog model list [--project P] [--name N] [--task TASK_ID] [--framework F] [--limit N]
     autolog model show MODEL_ID
     autolog model download MODEL_ID DEST [--version SEQ]
@@ -10,6 +11,8 @@
     autolog gc --keep-last N [--project P] [--model MODEL_ID] [--dry-run]
     autolog push --to DB_URL [--storage URI] [--task ID ... | --project P] [--dry-run]
                                                 copy runs (and their objects) into a team store
+    autolog ui [--host 127.0.0.1] [--port 8080] [--db URL] [--token T]
+                                                a read-only web app over the store (pip install autolog[ui])
 
 Ids may be shortened to any unique prefix. Add --json for machine-readable output: strict JSON,
 in which a NaN or infinite number (a metric, a metadata value) is written as null.
@@ -31,6 +34,7 @@ import sys
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
+from . import cli_reports, cli_scalars
 from .config import env_flag
 from .errors import AutologError
 
@@ -50,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Every command reads the store first; opening a missing SQLite file would create an empty
         # store (and its folder) wherever a mistyped AUTOLOG_HOME points, and show "(none)".
+        if getattr(args, "db", None):  # `autolog ui --db URL`: AUTOLOG_DB_URL for this command
+            os.environ["AUTOLOG_DB_URL"] = args.db
         _require_store()
         args.run(args)
     except NoStore as exc:
@@ -65,9 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autolog", description="Look at and fetch what autolog recorded.")
-    nouns = parser.add_subparsers(title="commands", metavar="{task,model,artifact,sync,gc,push}")
+    nouns = parser.add_subparsers(title="commands", metavar="{task,model,artifact,sync,gc,push,ui}")
 
-    task = nouns.add_parser("task", help="list and show tasks").add_subparsers(metavar="{list,show}")
+    task = nouns.add_parser("task", help="list and show tasks").add_subparsers(metavar="{list,show,scalars}")
     cmd = _command(task, "list", "list tasks, newest first", task_list)
     cmd.add_argument("--project")
     cmd.add_argument("--name")
@@ -76,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--limit", type=int, default=50)
     cmd = _command(task, "show", "a task with its artifacts and input/output models", task_show)
     cmd.add_argument("task_id")
+    cli_scalars.add_command(task, _command)
 
     model = nouns.add_parser("model", help="list, show and download models").add_subparsers(
         metavar="{list,show,download}"
@@ -114,7 +121,23 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--task", action="append", dest="task_ids", metavar="ID", help="push this task (repeatable)")
     which.add_argument("--project", help="push the tasks of this project (default: every task)")
     cmd.add_argument("--dry-run", action="store_true", help="say what would be pushed; write nothing")
+    cmd = nouns.add_parser("ui", help="a read-only web app over the store", description=ui.__doc__)
+    cmd.set_defaults(run=ui)
+    _ui_arguments(cmd)
     return parser
+
+
+def _ui_arguments(cmd: argparse.ArgumentParser) -> None:
+    from .ui.server import add_arguments  # autolog/ui/server.py imports no web package at import
+
+    add_arguments(cmd)
+
+
+def ui(args: argparse.Namespace) -> None:
+    """Serve a read-only web app over the store: tasks, models, lineage, downloads (pip install autolog[ui])."""
+    from .ui.server import serve
+
+    serve(args)
 
 
 _SQLITE_URL = re.compile(r"sqlite(\+\w+)?:///")
@@ -157,9 +180,13 @@ def _command(group: Any, name: str, help: str, run: Callable[[argparse.Namespace
 def task_list(args: argparse.Namespace) -> None:
     from .task import Task
 
-    tasks = Task.get_tasks(args.project, args.name, tags=args.tags, status=args.status, limit=args.limit)
+    task_filter: dict[str, Any] = {"page": 0, "page_size": args.limit} if args.limit else {}
+    if args.status:
+        task_filter["status"] = [args.status]
+    name = f"^{re.escape(args.name)}$" if args.name else None  # --name is a name; get_tasks takes a pattern
+    tasks = Task.get_tasks(project_name=args.project, task_name=name, tags=args.tags, task_filter=task_filter)
     records = [t._record for t in tasks]
-    _emit(args, [_as_dict(r, drop=("run_info", "parameters")) for r in records], lambda: _table(
+    _emit(args, [_as_dict(r, drop=("run_info", "parameters", "configuration")) for r in records], lambda: _table(
         ["id", "project", "name", "status", "started", "duration", "tags"],
         [[r.id[:12], r.project, r.name, r.status, _time(r.created), _duration(r.created, r.ended),
           ",".join(r.tags)] for r in records],
@@ -167,6 +194,7 @@ def task_list(args: argparse.Namespace) -> None:
 
 
 def task_show(args: argparse.Namespace) -> None:
+    from . import configuration, parameters
     from .task import Task
 
     task = Task.get_task(task_id=args.task_id)
@@ -179,6 +207,8 @@ def task_show(args: argparse.Namespace) -> None:
         direction: [dict(_as_dict(m._record), snapshots=[_as_dict(s) for s in m.snapshots]) for m in models[direction]]
         for direction in ("input", "output")
     }
+    data["scalars"] = cli_scalars.summaries(task)
+    data.update(cli_reports.summary(task))  # single values, plots, debug samples, console (labels: the record's)
 
     def human() -> str:
         info = record.run_info
@@ -192,6 +222,7 @@ def task_show(args: argparse.Namespace) -> None:
             f"script    {info.get('script')}   git {info.get('git_commit', '-')}",
             f"host      {info.get('host')}   python {info.get('python')}",
         ]
+        lines += parameters.summary_lines(record.parameters) + configuration.summary_lines(record.configuration)
         lines += ["", f"artifacts ({len(artifacts)})"]
         if artifacts:
             lines.append(_table(["name", "type", "size", "sha256", "preview"], [
@@ -202,6 +233,8 @@ def task_show(args: argparse.Namespace) -> None:
             for m in models[direction]:
                 lines.append(_model_heading(m))
                 lines.append(_indent(_snapshot_table(m.snapshots)))
+        lines += cli_scalars.show_section(data["scalars"], _table)
+        lines += cli_reports.show_lines(data, record.labels, _table)
         return "\n".join(lines)
 
     _emit(args, data, human)
@@ -226,12 +259,12 @@ def model_show(args: argparse.Namespace) -> None:
     model = Model(args.model_id)
     snapshots = model.snapshots
     loads = model._ctx.store.loads_of_model(model.id)
-    data = dict(_as_dict(model._record), snapshots=[_as_dict(s) for s in snapshots],
-                loaded_by=[_as_dict(load) for load in loads])
+    data = dict(_as_dict(model._record), labels=model.labels, config_text=model.config_text,
+                snapshots=[_as_dict(s) for s in snapshots], loaded_by=[_as_dict(load) for load in loads])
 
     def human() -> str:
-        lines = [_model_heading(model), f"  source  {model.source_path}", "", "snapshots", _snapshot_table(snapshots),
-                 "", f"loaded by ({len(loads)})"]
+        lines = [_model_heading(model), f"  source  {model.source_path}", *_model_design_lines(model),
+                 "", "snapshots", _snapshot_table(snapshots), "", f"loaded by ({len(loads)})"]
         if loads:
             lines.append(_table(["task", "snapshot", "path", "when"], [
                 [load.task_id[:12], next((str(s.seq) for s in snapshots if s.id == load.snapshot_id), "?"),
@@ -254,7 +287,7 @@ def artifact_download(args: argparse.Namespace) -> None:
     artifacts = Task.get_task(task_id=args.task_id).artifacts
     if args.name not in artifacts:
         raise LookupError(f"Task {args.task_id} has no artifact {args.name!r}; it has: {sorted(artifacts)}")
-    _copy_out(artifacts[args.name].get_local_copy(), args)
+    _copy_out(artifacts[args.name].get_local_copy(raise_on_error=True), args)  # the cause, not None
 
 
 def sync(args: argparse.Namespace) -> None:
@@ -359,6 +392,19 @@ def _model_heading(model: Any) -> str:
     r = model._record
     tags = f" tags={','.join(r.tags)}" if r.tags else ""
     return f"model {r.id[:12]} {r.name!r} framework={r.framework or '-'} task={(r.task_id or '-')[:12]} ({r.origin}){tags}"
+
+
+def _model_design_lines(model: Any, most: int = 20) -> list[str]:
+    """The label enumeration on one line, the design's first `most` lines below it."""
+    lines = []
+    if model.labels:
+        lines.append("  labels  " + ", ".join(f"{label}={value}" for label, value in model.labels.items()))
+    design = model.config_text.splitlines()
+    if design:
+        lines += ["  design"] + [f"    {line}" for line in design[:most]]
+        if len(design) > most:
+            lines.append(f"    ... ({len(design) - most} more lines: --json shows all)")
+    return lines
 
 
 def _snapshot_table(snapshots: list) -> str:

@@ -8,6 +8,7 @@ Every environment variable autolog reads is listed here:
 - ``AUTOLOG_DEFAULT_OUTPUT_URI``: where ``output_uri=True`` stores weights and artifacts.
 - ``AUTOLOG_STRICT``: ``1`` makes internal logging errors raise instead of warning (tests set it).
 - ``AUTOLOG_DEBUG``: ``1`` makes the CLI print tracebacks.
+- ``AUTOLOG_UI_TOKEN``: the token ``autolog ui`` requires when ``--token`` is not given (autolog/ui/security.py).
 
 The TOML file::
 

@@ -17,6 +17,10 @@ ORDER = (
     "context.locks",     # the lazily opened store's lock, and rows being created by threads now gone
     "binding.locks",     # saves of one path take turns through a lock per path
     "snapshots.pipelines",  # pipelines copied without their threads: nobody may wait on them
+    "reporting.writers",  # Logger's buffers: the parent writes what they hold; the child gets its own
+    "snapshots.registered",  # the parent's hashes of registered objects are the parent's to finish
+    "artifacts.registered",  # the parent's registered DataFrames are the parent's to upload
+    "parameters.connected",  # the parent's connected dicts are the parent's to store
     "runtime.child",     # the child logs into its parent's task (process.py)
 )
 

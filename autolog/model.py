@@ -1,23 +1,23 @@
-"""Models and their snapshots: Model (any stored model), OutputModel (one a task writes),
-InputModel (one a task reads), and ModelList (task.models["output"], indexable by name too)."""
+"""Models and their snapshots: Model (any stored model), InputModel (one a task reads), and ModelList
+(task.models["output"], indexable by name too). OutputModel (one a task writes) is in output_model.py."""
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-import time
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from . import lineage, runtime
-from .config import redact_url
+from . import lineage
 from .context import Context, default_context
 from .db import ModelRecord, SnapshotRecord
 from .errors import IntegrityError, ModelNotFoundError, NotFoundError
-from .storage import Sources, collect_file_list, collect_sources, fetch
-from .storage.objects import object_content
-from .storage.layout import display_path, real_path
+from .model_design import RESERVED_KEYS, design_dict, design_of, labels_of, user_metadata
+from .model_reporting import ModelReporting
+from .storage import Sources, collect_sources, fetch
+from .storage.layout import real_path
 from .snapshots.identity import identify
 from .snapshots.waiting import wait_for_journal, wait_for_snapshot
+from .tag_query import parse_tag_query
 
 if TYPE_CHECKING:
     from .task import Task
@@ -28,8 +28,9 @@ Snapshot = SnapshotRecord  # public name: seq, iteration, status, uri, sha256, s
 USABLE = ("stored", "local")
 
 
-class Model:
-    """A model in the store: its identity, its snapshots, and a way to fetch any of them."""
+class Model(ModelReporting):
+    """A model in the store: its identity, its snapshots, a way to fetch any of them, and its own reports
+    (report_scalar, report_table, ... and get_reported_scalars(): model_reporting.py)."""
 
     def __init__(self, model_id: str):
         ctx = default_context()
@@ -108,8 +109,25 @@ class Model:
         return snaps[-1].uri if snaps else None
 
     @property
+    def labels(self) -> dict[str, int]:
+        """The label enumeration {label: integer id} ({} when it has none)."""
+        return labels_of(self._refresh().meta)
+
+    @property
+    def config_text(self) -> str:
+        """The design (configuration) as text ("" when it has none). A config_dict is kept as JSON text."""
+        return design_of(self._refresh().meta)
+
+    @property
+    def config_dict(self) -> dict[str, Any]:
+        """The design parsed as JSON ({} when it has none); ValueError when config_text is not a JSON object
+        (ClearML parses HOCON here: a design set as text in another syntax has no dict form)."""
+        return design_dict(self.config_text, f"{self._record.name!r} ({self.id[:8]})")
+
+    @property
     def metadata(self) -> dict[str, Any]:
-        return dict(self._refresh().meta)
+        """What set_metadata() stored (the design and labels have properties of their own)."""
+        return user_metadata(self._refresh().meta)
 
     def get_all_metadata(self) -> dict[str, Any]:
         return self.metadata
@@ -118,7 +136,11 @@ class Model:
         return self.metadata.get(key)
 
     def set_metadata(self, key: str, value: Any) -> None:
-        meta = self.metadata
+        """Store value (JSON-able) under key in the model's metadata."""
+        if key in RESERVED_KEYS:
+            raise ValueError(f"Metadata key {key!r} is where autolog keeps the model's design and labels: "
+                             "set those with update_design() and update_labels(), and pick another key.")
+        meta = dict(self._refresh().meta)
         meta[key] = value
         self._ctx.store.update_model(self.id, meta=meta)
 
@@ -150,16 +172,38 @@ class Model:
         project_name: str | None = None,
         model_name: str | None = None,
         tags: Sequence[str] | None = None,
+        only_published: bool = False,
+        include_archived: bool = False,
+        max_results: int | None = None,
+        metadata: dict[str, Any] | None = None,
         framework: str | None = None,
         task_id: str | None = None,
-        max_results: int | None = None,
     ) -> list["Model"]:
-        """Models matching every given filter, most recently saved first."""
+        """Models matching every given filter, most recently saved first (ClearML's signature).
+
+        tags: ClearML's tag query: any one of the tags by default, "__$and" first for all of them,
+        "-tag" or "__$not" to exclude one (autolog/tag_query.py). metadata: {key: value} pairs the
+        model's metadata must hold (compared as text, as ClearML stores them). Nothing is archived
+        here, so include_archived changes nothing; models have no published state, so
+        only_published=True raises instead of quietly finding none.
+        """
+        if only_published:
+            raise ValueError("query_models(only_published=True): autolog models have no published state (there is "
+                             "no server to publish to). Filter by tags instead, e.g. tag the release with "
+                             "model.set_tags([..., 'published']) and query tags=['published'].")
         ctx = default_context()
-        records = ctx.store.find_models(
-            project=project_name, name=model_name, task_id=task_id, framework=framework, tags=tags, limit=max_results
-        )
-        return [Model._from_record(ctx, r) for r in records]
+        records = ctx.store.find_models(project=project_name, name=model_name, task_id=task_id, framework=framework,
+                                        limit=None if tags or metadata else max_results)
+        if tags:
+            query = parse_tag_query(tags)
+            records = [r for r in records if query.matches(r.tags)]
+        if metadata:
+            records = [r for r in records if _has_metadata(user_metadata(r.meta), metadata)]
+        return [Model._from_record(ctx, r) for r in records[:max_results]]
+
+
+def _has_metadata(meta: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(key in meta and str(meta[key]) == str(value) for key, value in wanted.items())
 
 
 class ModelList(list):
@@ -175,94 +219,6 @@ class ModelList(list):
 
     def keys(self) -> list[str]:
         return [m.name for m in self]
-
-
-class OutputModel(Model):
-    """A model this task writes; each update_weights() call adds a snapshot.
-
-    >>> model = OutputModel(task=task, framework="PyTorch")
-    >>> model.update_weights(weights_filename="model.pt", iteration=3)
-    """
-
-    def __init__(
-        self,
-        task: "Task | None" = None,
-        name: str | None = None,
-        framework: str | None = None,
-        tags: Sequence[str] | None = None,
-        comment: str | None = None,
-        config_dict: dict | None = None,
-        label_enumeration: dict | None = None,
-    ):
-        run = task._writer("create an output model") if task is not None else runtime.live()
-        if run is None:
-            raise ValueError("OutputModel needs a task: call Task.init() first or pass task=.")
-        meta: dict[str, Any] = {}
-        if config_dict is not None:
-            meta["config"] = config_dict
-        if label_enumeration is not None:
-            meta["labels"] = label_enumeration
-        record = run.ctx.store.create_model(
-            task_id=run.task_id, origin="api", name=name or run.record.name, project=run.record.project,
-            framework=framework, tags=list(tags or []), comment=comment or "", meta=meta,
-        )
-        self._run = run
-        self._bind(run.ctx, record)
-
-    def update_weights(
-        self,
-        weights_filename: str | os.PathLike | None = None,
-        upload_uri: str | None = None,
-        target_filename: str | None = None,
-        auto_delete_file: bool = False,
-        register_uri: str | None = None,
-        iteration: int | None = None,
-    ) -> str:
-        """Add a snapshot of a weights file (or folder), copied to the task's output_uri (or upload_uri).
-
-        register_uri records an already stored object instead (read once to hash it, not copied).
-        auto_delete_file deletes the local file after it was stored. Returns the snapshot's URI.
-        """
-        if register_uri is not None:
-            return self._register_uri(register_uri, iteration)
-        if weights_filename is None:
-            raise ValueError("update_weights needs weights_filename= (a file or folder) or register_uri=.")
-        sources = collect_sources(weights_filename)
-        if target_filename and sources.single:
-            name = display_path(target_filename)  # object keys are UTF-8
-            sources = Sources(files=((sources.files[0][0], name),), name=name, single=True)
-        return self._store(sources, iteration, upload_uri, auto_delete=[os.fspath(weights_filename)] if auto_delete_file else [])
-
-    def update_weights_package(
-        self,
-        weights_filenames: Sequence[str | os.PathLike] | None = None,
-        weights_path: str | os.PathLike | None = None,
-        upload_uri: str | None = None,
-        iteration: int | None = None,
-        auto_delete_file: bool = False,
-    ) -> str:
-        """Add ONE snapshot holding several files (weights_filenames) or a whole folder (weights_path)."""
-        if (weights_filenames is None) == (weights_path is None):
-            raise ValueError("update_weights_package needs exactly one of weights_filenames= or weights_path=.")
-        sources = collect_sources(weights_path) if weights_path is not None else collect_file_list(list(weights_filenames))
-        deletions = [os.fspath(p) for p in (weights_filenames or [weights_path])] if auto_delete_file else []
-        return self._store(sources, iteration, upload_uri, auto_delete=deletions)
-
-    def _store(self, sources: Sources, iteration: int | None, upload_uri: str | None, auto_delete: list[str]) -> str:
-        snap, real_uri = self._run.store_snapshot(self._record, sources, iteration, upload_uri)
-        logger.info("autolog: model %r snapshot %d stored at %s", self._record.name, snap.seq, redact_url(real_uri))
-        for path in auto_delete:
-            delete_path(path)
-        return real_uri
-
-    def _register_uri(self, uri: str, iteration: int | None) -> str:
-        content = object_content(uri)
-        snap = self._ctx.store.add_snapshot(
-            self.id, status="stored", uri=redact_url(uri), sha256=content.sha256, size=content.size, iteration=iteration,
-            stored_at=time.time(),
-        )
-        logger.info("autolog: model %r snapshot %d registered at %s", self._record.name, snap.seq, redact_url(uri))
-        return uri
 
 
 class InputModel(Model):
@@ -295,16 +251,28 @@ class InputModel(Model):
         return cls._from_record(ctx, ctx.store.get_model(snap.model_id))
 
     def connect(self, task: "Task") -> None:
-        """Record that `task` uses this model (its newest snapshot) as input."""
+        """Record that `task` uses this model (its newest snapshot) as input. A task with no label
+        enumeration takes this model's, as in ClearML: its output models created afterwards get it."""
         store = task._writer("connect an input model").ctx.store
         snapshot = self.snapshot()
         store.link_load(task.id, snapshot, path=None, sha256=snapshot.sha256, framework=self.framework)
+        labels = self.labels
+        if labels and not store.get_task(task.id).labels:
+            store.update_task(task.id, labels=labels)
 
 
 def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
     """A snapshot recorded without a copy is only as good as the file still on disk."""
     # Rows hold display text: a name that is not UTF-8 is turned back into the real path here.
     path = real_path(os.path.join(snap.uri, snap.entry) if snap.entry else snap.uri)
+    if snap.sha256 is None:  # registered by path before the file existed: there is nothing to verify against
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} does not exist: snapshot {snap.seq} was registered by its path only "
+                                    f"({snap.reason or 'no content recorded'}). Save the file there, or set "
+                                    "output_uri to keep copies of future snapshots.")
+        logger.warning("autolog: %s is returned unverified: snapshot %d was registered before the file existed, "
+                       "so no sha256 was recorded", path, snap.seq)
+        return path
     try:
         content = identify(ctx, _recorded_sources(snap, path))
     except FileNotFoundError:

@@ -8,6 +8,7 @@ again here); an artifact re-uploaded under the same name here replaces the targe
 Objects in a local folder (stored snapshots, file artifacts) are checked against their sha256 and
 copied to the storage URI under the same key before any row naming them is written; one already
 there with the right content is not copied again. Tasks with `pending` snapshots are held back.
+What the tasks reported (scalars, single values, reports and their images) comes along: push_reports.py.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
+from . import push_reports
 from .config import Settings, redact_url
 from .context import Context
 from .db import open_store
@@ -126,14 +128,16 @@ def _select(store: MetadataStore, task_ids: Iterable[str] | None, project: str |
         rows["snapshots"] = _fetch(conn, s.snapshots, s.snapshots.c.model_id, list(rows["models"]))
         rows["artifacts"] = _fetch(conn, s.artifacts, s.artifacts.c.task_id, chosen)
         rows["loads"] = _fetch(conn, s.model_loads, s.model_loads.c.task_id, chosen)
+        rows.update(push_reports.select(conn, chosen))
         _add_load_targets(conn, rows)
     return rows, held
 
 
 def _add_load_targets(conn: sa.Connection, rows: Rows) -> None:
-    """The models and snapshots pushed loads point at, and the tasks that saved them."""
+    """The models and snapshots pushed loads point at, the models the pushed reports are of, and the tasks
+    that saved them."""
     loads = rows["loads"].values()
-    models = {ld["model_id"] for ld in loads} - rows["models"].keys()
+    models = ({ld["model_id"] for ld in loads} | push_reports.reported_models(rows)) - rows["models"].keys()
     rows["models"].update(_fetch(conn, s.models, s.models.c.id, models))
     snapshots = {ld["snapshot_id"] for ld in loads} - rows["snapshots"].keys()
     rows["snapshots"].update(_fetch(conn, s.snapshots, s.snapshots.c.id, snapshots))
@@ -178,6 +182,7 @@ def _decide(rows: Rows, target: MetadataStore | None, report: PushReport) -> tup
             if outcome != "existing":
                 (plan.updates if outcome == "updated" else plan.inserts)[kind].append(row)
             report.counts[kind]["updated" if outcome == "replaced" else outcome] += 1
+    push_reports.decide(rows, target, plan, report)
     return plan, report
 
 
@@ -225,6 +230,7 @@ def _existing(target: MetadataStore, rows: Rows) -> dict[str, dict[str, dict]]:
 def _relocate(plan: Plan, rows: Rows, settings: Settings, storage: str | None, report: PushReport) -> list[CopyJob]:
     """Point the rows to be written at the storage URI; the objects that must be copied there."""
     written = [(kind, r) for kind in ("snapshots", "artifacts") for r in plan.inserts[kind] + plan.updates[kind]]
+    written += push_reports.uploaded_images(plan)
     moving = [(kind, r) for kind, r in written if _has_local_object(kind, r)]
     root = _storage_root(storage, settings, len(moving))
     report.storage = root
@@ -283,6 +289,8 @@ def _own_key(kind: str, row: dict, rows: Rows) -> str:
     """The key autolog gives such an object, for one kept outside any known root (register_uri=, or
     a default_output_uri configured differently back then)."""
     name = os.path.basename(normalize_uri(row["uri"]))
+    if kind == "reports":
+        return push_reports.own_key(row, rows)
     if kind == "artifacts":
         task = rows["tasks"][row["task_id"]]
         return f"{artifact_key(task_prefix(task['project'], task['name'], task['id']), row['name'], row['id'])}/{name}"
@@ -354,6 +362,7 @@ def _write(target: MetadataStore, plan: Plan) -> None:
                 conn.execute(table.insert(), chunk)
             for row in plan.updates[kind]:
                 conn.execute(table.update().where(table.c.id == row["id"]).values(**row))
+        push_reports.write(conn, plan)
 
 
 def _has_schema(url: str) -> bool:

@@ -27,7 +27,19 @@ def collect_run_info() -> dict[str, Any]:
         "pid": os.getpid(),
     }
     info.update(git_info(Path(script).parent if script else Path.cwd()))
+    if _required:
+        info["requirements"] = list(_required.values())
     return info
+
+
+# Requirement lines added with Task.add_requirements() before Task.init, by package name (a later call
+# for the same package replaces the earlier one); recorded in the next task's run_info.
+_required: dict[str, str] = {}
+
+
+def require(package: str, line: str) -> None:
+    """Record a requirement line (pip syntax, "torch>=2.1") in the run_info of the next task started."""
+    _required[package.lower().replace("_", "-")] = line
 
 
 def installed_packages() -> dict[str, str]:

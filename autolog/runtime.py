@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import binding
 from .capture import CaptureRecorder
@@ -67,6 +67,8 @@ class TaskRuntime:
         self._ready.set()
         self._init_error: BaseException | None = None
         self._init_thread: threading.Thread | None = None
+        self._flushers: list[tuple[str, Callable[[bool], None]]] = []
+        self.reporter: object = None  # Logger's ReportWriter (report_writer.py), made on the first report
 
     # -- the task's row ------------------------------------------------------------------
     def create_record_in_background(self) -> None:
@@ -183,6 +185,17 @@ class TaskRuntime:
         binding.activate(self.recorder)
 
     # -- ending --------------------------------------------------------------------------
+    def add_flusher(self, what: str, flush: Callable[[bool], None]) -> None:
+        """Have flush() and close() also write out what a part of the run buffers (reported scalars,
+        registered artifacts). flush(final) is called with final=True once, at close, before the task's
+        end is recorded; a flusher that raises is reported as the failure of `what`, never passed on."""
+        self._flushers.append((what, flush))
+
+    def _run_flushers(self, final: bool) -> None:
+        for what, flush in list(self._flushers):
+            with shielded(what):
+                flush(final)
+
     def close(self) -> None:
         """Store what is pending, then record the end. Ctrl-C or SIGTERM while waiting ends the run as
         failed, naming what was not stored, and goes on as the interruption it is."""
@@ -203,6 +216,7 @@ class TaskRuntime:
         finally:
             if self.recorder is not None:
                 self.recorder.settling.stop()
+            self._run_flushers(final=True)
             if not self.attached:  # the parent process owns the task's status
                 with shielded(f"the end of task {self.task_id[:8]}"):
                     self.finish()
@@ -215,6 +229,7 @@ class TaskRuntime:
         is left) when some are still pending after timeout seconds or once the work stalled."""
         if self.recorder is not None:
             self.recorder.settling.take_all()
+        self._run_flushers(final=False)
         if self._pipeline is None:
             return True
         timeout = self.context.settings.flush_timeout if timeout is None else timeout

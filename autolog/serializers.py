@@ -97,7 +97,7 @@ def _is_image(obj: Any) -> bool:
 
 
 def _write_image(obj: Any, path: str) -> str:
-    obj.save(path, format="PNG")
+    obj.save(path)  # the format the extension names: .png unless extension_name asked for another
     return f"image {obj.size[0]}x{obj.size[1]}, mode {obj.mode}"
 
 
@@ -240,11 +240,16 @@ def _unfollowable(exc: BaseException) -> str:
     return f"it cannot be followed ({getattr(exc, 'strerror', None) or exc})"
 
 
-def serialize(obj: Any, workdir: str, basename: str) -> Serialized:
+def serialize(obj: Any, workdir: str, basename: str, extension: str | None = None,
+              auto_pickle: bool = True) -> Serialized:
     """Write obj under workdir (an existing empty dir the caller owns) as basename + extension.
 
     An existing file is returned as-is (kind "file", no copy); an existing folder is zipped.
     A str or Path that does not exist raises ValueError: URL strings are the caller's job.
+    extension (ClearML's extension_name): ".pkl" pickles any object; an image may take any extension PIL
+    writes (".jpg", ".bmp", ...); for other kinds only their own extension is available (another one is
+    warned about and the kind's own used, as ClearML does). auto_pickle=False: an object that only
+    pickle can store raises ValueError instead.
     """
     if isinstance(obj, (str, os.PathLike)):
         path = Path(obj).expanduser()
@@ -261,14 +266,41 @@ def serialize(obj: Any, workdir: str, basename: str) -> Serialized:
         raise ValueError(f"Artifact path {os.fspath(obj)!r} {reason}. Pass the path of an "
                          "existing file or folder, or pass the object itself (not a string) "
                          "to store its value.")
-    handler = next(h for h in _REGISTRY if h.predicate(obj))
-    out = os.path.join(workdir, basename + handler.extension)
+    handler = _handler_for(obj, _dotted(extension), auto_pickle)
+    suffix = _extension_for(handler, _dotted(extension))
+    out = os.path.join(workdir, basename + suffix)
     try:
         preview = handler.writer(obj, out)
     except BaseException:
         Path(out).unlink(missing_ok=True)  # a half-written file must not get uploaded
         raise
-    return Serialized(out, handler.kind, handler.extension, _truncate(preview))
+    return Serialized(out, handler.kind, suffix, _truncate(preview))
+
+
+def _dotted(extension: str | None) -> str | None:
+    if not extension:
+        return None
+    return extension if extension.startswith(".") else "." + extension
+
+
+def _handler_for(obj: Any, extension: str | None, auto_pickle: bool) -> _Handler:
+    if extension == ".pkl":
+        return _REGISTRY[-1]
+    handler = next(h for h in _REGISTRY if h.predicate(obj))
+    if handler.kind == "pickle" and not auto_pickle:
+        raise ValueError(f"A {type(obj).__name__} can only be stored pickled, and auto_pickle=False. Pass "
+                         "auto_pickle=True to pickle it, or serialization_function= to store bytes of your own.")
+    return handler
+
+
+def _extension_for(handler: _Handler, extension: str | None) -> str:
+    if extension is None or extension == handler.extension:
+        return handler.extension
+    if handler.kind == "image" and extension.lower() in importlib.import_module("PIL.Image").registered_extensions():
+        return extension
+    logger.warning("autolog: extension_name %r is not available for %s artifacts: stored as %s.",
+                   extension, handler.kind, handler.extension)
+    return handler.extension
 
 
 def deserialize(kind: str, path: str) -> Any:

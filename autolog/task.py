@@ -12,22 +12,27 @@ import time
 import traceback
 from typing import Any, Sequence
 
-from . import artifacts as _artifacts
 from . import process, runtime
 from .config import redact_url
 from .context import Context, default_context
 from .db import TaskRecord, new_id
 from .db.version import preflight_check
-from .errors import TaskNotFoundError, TaskNotRunningError
-from .model import InputModel, Model, ModelList, delete_path
+from .errors import TaskNotRunningError
+from .model import Model, ModelList, delete_path
 from .run_info import collect_run_info
 from .storage import BlobStore, collect_sources, normalize_uri
 from .snapshots.waiting import wait_for_journal, wait_for_loads
+from .task_artifacts import TaskArtifacts
+from .task_connect import TaskConnect
+from .task_execution import TaskExecution
+from .task_lookup import TaskLookup
+from .task_models import TaskModels
+from .task_reporting import TaskReporting
 
 logger = logging.getLogger("autolog")
 
 
-class Task:
+class Task(TaskLookup, TaskArtifacts, TaskExecution, TaskReporting, TaskConnect, TaskModels):
     """A run: what started it, what it uploaded, which models it saved and loaded.
 
     >>> task = Task.init(project_name="digits", task_name="train", output_uri=True)
@@ -61,6 +66,7 @@ class Task:
         task_type: str = "training",
         tags: Sequence[str] | None = None,
         output_uri: str | bool | None = None,
+        auto_connect_arg_parser: bool | dict = True,
         auto_connect_frameworks: bool | dict = True,
         keep_last: int | None = None,
     ) -> "Task":
@@ -70,6 +76,8 @@ class Task:
         fsspec URL (s3://, gs://, az://, memory://); True = the configured default
         (sdk.development.default_output_uri, else $AUTOLOG_HOME/storage); None/False = record
         local paths and content hashes only (artifacts still go to the default location).
+        auto_connect_arg_parser: store the script's argparse arguments (parsed before or after this call)
+        under "Args"; False: don't; {"name": False} leaves those out ("*": the default for the others).
         auto_connect_frameworks: False, or {"pytorch": False | "*.pt" | ["*.pt", ...], ...} per framework.
         keep_last: keep only the newest N stored snapshots of each model (default: config, else all).
 
@@ -79,6 +87,7 @@ class Task:
         """
         if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
             raise ValueError(f"keep_last must be a whole number of at least 1 (or None to keep all), got {keep_last!r}.")
+        parameters = cls._initial_parameters(auto_connect_arg_parser)
         ctx = default_context()
         uri = _resolve_output_uri(output_uri, ctx.settings.default_output_uri)
         current = runtime.live()
@@ -101,13 +110,14 @@ class Task:
             id=new_id(), project=project_name or "default", name=task_name or _default_task_name(run_info),
             task_type=task_type, status="running", status_message=None,
             output_uri=redact_url(blobstore.root) if blobstore else None, tags=list(tags or []),
-            created=time.time(), ended=None, run_info=run_info, parameters={}, comment="",
+            created=time.time(), ended=None, run_info=run_info, parameters=parameters, comment="",
         )
         run = runtime.TaskRuntime(
             ctx, record, blobstore.root if blobstore else None, blobstore=blobstore, keep_last=keep_last,
             auto_connect=auto_connect_frameworks, store_before_return=process.in_multiprocessing_child(),
         )
         task = cls._for_runtime(run)
+        task._follow_arguments(auto_connect_arg_parser)
         run.create_record_in_background()
         cls._go_live(run)
         process.export_for_children(run)
@@ -135,37 +145,6 @@ class Task:
         """The task this process is running, if any."""
         run = runtime.live()
         return run.handle if run is not None else None  # type: ignore[return-value]
-
-    @classmethod
-    def get_task(
-        cls, task_id: str | None = None, project_name: str | None = None, task_name: str | None = None
-    ) -> "Task":
-        """A task by id (or unique id prefix), or the newest one with this project and/or name."""
-        ctx = default_context()
-        if task_id is not None:
-            return cls._fetched(ctx, ctx.store.get_task(task_id))
-        if project_name is None and task_name is None:
-            raise ValueError("get_task needs task_id=, or project_name= and/or task_name=.")
-        found = ctx.store.find_tasks(project=project_name, name=task_name, limit=1)
-        if not found:
-            raise TaskNotFoundError(
-                f"No task named {task_name!r} in project {project_name!r}. List tasks with `autolog task list`."
-            )
-        return cls._fetched(ctx, found[0])
-
-    @classmethod
-    def get_tasks(
-        cls,
-        project_name: str | None = None,
-        task_name: str | None = None,
-        tags: Sequence[str] | None = None,
-        status: str | None = None,
-        limit: int | None = None,
-    ) -> list["Task"]:
-        """Every matching task, newest first."""
-        ctx = default_context()
-        records = ctx.store.find_tasks(project=project_name, name=task_name, status=status, tags=tags, limit=limit)
-        return [cls._fetched(ctx, r) for r in records]
 
     @classmethod
     def _fetched(cls, ctx: Context, record: TaskRecord) -> "Task":
@@ -238,24 +217,6 @@ class Task:
             f"written only by the process running it. {advice}."
         )
 
-    # -- artifacts -----------------------------------------------------------------------
-    def upload_artifact(
-        self, name: str, artifact_object: Any, metadata: dict | None = None, preview: str | None = None,
-    ) -> bool:
-        """Store an object under `name` (replacing an earlier one of that name). Returns True.
-
-        Files are stored as is, folders zipped, numpy arrays as .npz, DataFrames as .csv.gz, PIL
-        images as .png, JSON-able dicts/lists as .json, anything else pickled. A URL string is
-        recorded as a reference without upload; any other string must be an existing path.
-        """
-        _artifacts.upload_artifact(self._writer("upload an artifact"), name, artifact_object, metadata, preview)
-        return True
-
-    @property
-    def artifacts(self) -> dict[str, _artifacts.Artifact]:
-        """Artifacts by name, in upload order."""
-        return {r.name: _artifacts.Artifact(self._ctx, r) for r in self._ctx.store.artifacts_of(self.id)}
-
     # -- models --------------------------------------------------------------------------
     @property
     def models(self) -> dict[str, ModelList]:
@@ -293,7 +254,7 @@ class Task:
         store = run.ctx.store
         record, created = store.find_or_create_model(
             self.id, "api", {"name": model_name}, project=self.project, framework=framework,
-            tags=list(tags or []), comment=comment or "",
+            tags=list(tags or []), comment=comment or "", meta=self._new_model_meta(),
         )
         if not created:
             updates = {k: v for k, v in (("tags", list(tags) if tags else None), ("comment", comment),
@@ -302,27 +263,9 @@ class Task:
                 store.update_model(record.id, **updates)
         snap, uri = run.store_snapshot(record, collect_sources(model_path), iteration)
         logger.info("autolog: model %r snapshot %d stored at %s", model_name, snap.seq, redact_url(uri))
-        if auto_delete_file:
+        if auto_delete_file and snap.status == "stored":  # a path-only snapshot ("local") IS the file
             delete_path(os.fspath(model_path))
         return uri
-
-    def connect(self, obj: Any, name: str = "General") -> Any:
-        """Connect an InputModel (recorded as this task's input) or a dict of parameters (stored under
-        `name`, returned unchanged)."""
-        if isinstance(obj, InputModel):
-            self._writer("connect an input model")
-            obj.connect(self)
-            return obj
-        if isinstance(obj, dict):
-            store = self._writer("connect parameters").ctx.store
-            params = dict(store.get_task(self.id).parameters)
-            params[name] = {str(k): _jsonable(v) for k, v in obj.items()}
-            store.update_task(self.id, parameters=params)
-            return obj
-        raise TypeError(f"Task.connect takes an InputModel or a dict, not {type(obj).__name__}.")
-
-    def get_parameters(self) -> dict[str, Any]:
-        return dict(self._ctx.store.get_task(self.id).parameters)
 
     # -- ending --------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -377,13 +320,3 @@ def _resolve_output_uri(output_uri: str | bool | None, default: str) -> str | No
 def _default_task_name(run_info: dict[str, Any]) -> str:
     script = run_info.get("script")
     return os.path.basename(script) if script else "interactive"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return repr(value)

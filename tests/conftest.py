@@ -42,6 +42,15 @@ def _close_current_task() -> None:
         runtime.set_live(None)
 
 
+def _forget_parsed_arguments() -> None:
+    """argparse parses noted in this process (the CLI tests run `autolog` in-process) would otherwise be
+    stored as the "Args" of the next test's Task.init."""
+    capture = sys.modules.get("autolog.argparse_capture")
+    if capture is not None:
+        capture.forget()
+        capture.follow(None)
+
+
 @pytest.fixture(autouse=True)
 def autolog_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh $AUTOLOG_HOME for every test; the running task (if any) is closed afterwards."""
@@ -51,10 +60,12 @@ def autolog_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AUTOLOG_STRICT", "1")
     for name in _ISOLATING_UNSET:
         monkeypatch.delenv(name, raising=False)
+    _forget_parsed_arguments()
     yield home
     try:
         _close_current_task()
     finally:
+        _forget_parsed_arguments()
         # Task.init exports these for child processes; absent before the test, absent after.
         os.environ.pop("AUTOLOG_TASK_ID", None)
         os.environ.pop("AUTOLOG_TASK_PID", None)

@@ -35,7 +35,20 @@ def _v2_snapshot_stored_at(op: "Operations") -> None:
     op.create_index("ix_models_source_path", "models", ["source_path"], postgresql_using="hash")
 
 
-STEPS: list[Callable[["Operations"], None]] = [_v2_snapshot_stored_at]
+def _v3_reporting(op: "Operations") -> None:
+    """Logger's tables, the task's configuration objects and label enumeration, and the task list's indexes."""
+    with op.batch_alter_table("tasks") as batch:
+        batch.add_column(sa.Column("configuration", sa.JSON, nullable=True))
+        batch.add_column(sa.Column("labels", sa.JSON, nullable=True))
+    bind = op.get_bind()
+    for table in (s.scalars, s.single_values, s.reports):
+        table.create(bind)  # with its indexes
+    sqlite = s.SQLITE_TASK_INDEXES if bind.dialect.name == "sqlite" else ()
+    for index in (*s.UI_TASK_INDEXES, *sqlite):  # `autolog ui`'s task list: an index per sort, one of tags
+        index.create(bind)
+
+
+STEPS: list[Callable[["Operations"], None]] = [_v2_snapshot_stored_at, _v3_reporting]
 assert len(STEPS) == SCHEMA_VERSION - 1, "every schema version after 1 needs its step in STEPS"
 
 

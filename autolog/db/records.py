@@ -25,6 +25,8 @@ class TaskRecord:
     run_info: dict
     parameters: dict
     comment: str
+    configuration: dict | None = None  # schema 3
+    labels: dict | None = None  # schema 3
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,27 @@ tasks = sa.Table(
     sa.Column("run_info", sa.JSON, nullable=False),  # argv, script, cwd, git, python, host, packages
     sa.Column("parameters", sa.JSON, nullable=False),
     sa.Column("comment", sa.Text, nullable=False),
+    # schema 3: {name: {"type": "dictionary" | "text", "value": ..., "description": ...}}; NULL = none
+    sa.Column("configuration", sa.JSON),
+    sa.Column("labels", sa.JSON),  # schema 3: the task's label enumeration {label: int}; NULL = none
     sa.Index("ix_tasks_project_name_created", "project", "name", "created"),
     sa.Index("ix_tasks_created", "created"),
 )
+
+# A task's duration as `autolog ui` sorts by it: a running task (no end yet) as the longest. A literal,
+# not a bound parameter: SQLite uses an index on an expression only for that very expression text.
+DURATION = sa.func.coalesce(tasks.c.ended - tasks.c.created, sa.literal_column("1e308"))
+
+# The task list of `autolog ui` (schema 3): each sort reads its index in order and stops after a page
+# (ui/task_list.py). ix_tasks_tags is a narrow copy of the tags, which a tag filter scans instead of the
+# wide rows (run_info holds every installed package); SQLite only: PostgreSQL's json has no btree order.
+# Each ends with the id, which breaks ties: many tasks share a name, and a page must not sort them all.
+UI_TASK_INDEXES = (
+    sa.Index("ix_tasks_name", tasks.c.name, tasks.c.id),
+    sa.Index("ix_tasks_status_created", tasks.c.status, tasks.c.created, tasks.c.id),
+    sa.Index("ix_tasks_duration", DURATION, tasks.c.id),
+)
+SQLITE_TASK_INDEXES = (sa.Index("ix_tasks_tags", tasks.c.tags).ddl_if(dialect="sqlite"),)
 
 models = sa.Table(
     "models",
@@ -132,4 +150,76 @@ file_hashes = sa.Table(
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
     sa.Column("ctime_ns", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
+)
+
+# -- reporting (schema 3): what Logger records ------------------------------------------------
+# Row ids autoincrement: scalars are written by the hundred thousand, in batches, and read in order.
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def model_id_column() -> sa.Column:
+    """A report of a model (Model.report_scalar & co., ClearML's model-level reporting) names it here;
+    NULL for the task's own reports. task_id is then the task that reported it."""
+    return sa.Column("model_id", ID, sa.ForeignKey("models.id"))
+
+
+def _rows_where(condition: str) -> dict[str, sa.TextClause]:
+    """A partial index's WHERE, on both databases."""
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+
+
+# The model side indexes only the (few) model rows: a task's scalar INSERTs do not pay for it.
+OF_MODELS = _rows_where("model_id IS NOT NULL")
+OF_TASKS = _rows_where("model_id IS NULL")
+
+scalars = sa.Table(
+    "scalars",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("task_id", ID, sa.ForeignKey("tasks.id"), nullable=False),  # the task that reported it
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("series", sa.Text, nullable=False),
+    sa.Column("iteration", sa.BigInteger, nullable=False),
+    # NULL = NaN: SQLite stores a NaN REAL as NULL, so both databases are given NULL for it alike.
+    sa.Column("value", sa.Double),
+    sa.Column("time", Time, nullable=False),
+    model_id_column(),
+    sa.Index("ix_scalars_task_series", "task_id", "title", "series", "iteration"),
+    sa.Index("ix_scalars_model_series", "model_id", "title", "series", "iteration", **OF_MODELS),
+)
+
+# A name is reported once per task, and once per model: two partial unique indexes (the upserts of
+# db/reporting.py name them as their conflict targets), as NULL model_ids are distinct in a unique index.
+single_values = sa.Table(
+    "single_values",
+    metadata,
+    sa.Column("task_id", ID, sa.ForeignKey("tasks.id"), nullable=False),
+    sa.Column("name", sa.String(1000), nullable=False),
+    sa.Column("value", sa.Double),  # NULL = NaN, as in scalars
+    sa.Column("time", Time, nullable=False),
+    model_id_column(),
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),  # last: the columns before keep their places
+    sa.Index("uq_single_values_task_name", "task_id", "name", unique=True, **OF_TASKS),
+    sa.Index("uq_single_values_model_name", "model_id", "name", unique=True, **OF_MODELS),
+)
+
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("task_id", ID, sa.ForeignKey("tasks.id"), nullable=False),
+    # text | table | plot (a plotly figure) | image | media (report_media: audio, video, html, text, ...)
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("series", sa.Text, nullable=False),
+    sa.Column("iteration", sa.BigInteger),
+    # text: {"text", "level"}; table: {"columns", "rows", "extra_layout", "extra_data"}; plot: {"data", "layout"};
+    # image: {"source", "uploaded", "size", "width", "height", ...} or {"error"} when its upload failed
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("uri", sa.Text),  # redacted URI of an uploaded object (images)
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("time", Time, nullable=False),
+    model_id_column(),
+    sa.Index("ix_reports_task", "task_id", "kind", "id"),
+    sa.Index("ix_reports_model", "model_id", "kind", "id", **OF_MODELS),
 )

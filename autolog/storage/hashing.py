@@ -39,12 +39,15 @@ def fd_sha256(fd: int) -> str:
     return digest.hexdigest()
 
 
-def stream_sha256(src: BinaryIO) -> tuple[str, int]:
-    """sha256 and size of a readable stream (a remote object opened through fsspec), read in chunks."""
+def stream_sha256(src: BinaryIO, on_progress: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """sha256 and size of a readable stream (a remote object opened through fsspec), read in chunks;
+    on_progress(bytes) after each chunk."""
     digest, size = hashlib.sha256(), 0
     while chunk := src.read(CHUNK):
         digest.update(chunk)
         size += len(chunk)
+        if on_progress is not None:
+            on_progress(len(chunk))
     return digest.hexdigest(), size
 
 

@@ -2,6 +2,7 @@ r"""Where things go inside an output_uri. Every id -> key mapping is one of thes
 
     <output_uri>/<project>/<task name>.<task id>/models/<model name>.<model id[:8]>/<seq:04d>/<file or folder>
     <output_uri>/<project>/<task name>.<task id>/artifacts/<artifact name>.<upload id[:8]>/<file>
+    <output_uri>/<project>/<task name>.<task id>/reports/<title>/<series>/<iteration>.<upload id[:12]>.<ext>
 
 Each component is made safe (letters, digits, '.', '_', '-'; no leading dot; bounded length), so a
 name like '../../x' or one with '/', NUL or emoji stays inside its folder. Uniqueness never relies on
@@ -71,6 +72,12 @@ def snapshot_key(task_key: str, model_name: str, model_id: str, seq: int) -> str
 
 def artifact_key(task_key: str, name: str, upload_id: str) -> str:
     return f"{task_key}/artifacts/{safe_component(name)}.{upload_id[:8]}"
+
+
+def report_key(task_key: str, title: str, series: str, iteration: int | None, upload_id: str, extension: str) -> str:
+    """An image Logger uploads (report_image, report_matplotlib_figure): one object per report."""
+    name = f"{iteration:06d}." if iteration is not None else ""
+    return f"{task_key}/reports/{safe_component(title)}/{safe_component(series)}/{name}{upload_id[:12]}{extension}"
 
 
 def join(root: str, key: str) -> str:

@@ -244,15 +244,15 @@ def stage(opened: OpenedSources, staging: str, on_progress: Callable[[int], None
     return hash_copies(sources, targets, on_progress)
 
 
-def object_content(uri: str) -> Content:
+def object_content(uri: str, on_progress: Callable[[int], None] | None = None) -> Content:
     """sha256 and size of one object at uri (a path or an fsspec URL), read in chunks; a remote folder
-    is refused (saves and loads of remote folders are not captured)."""
+    is refused (saves and loads of remote folders are not captured). on_progress(bytes) per chunk."""
     if not is_local(uri):
         fs, path = filesystem(uri)
         if fs.isdir(path):
             raise IsADirectoryError(f"{redact_url(uri)} is a folder: saves and loads of remote folders are not captured.")
     with open_for_read(uri) as f:
-        sha, size = stream_sha256(f)
+        sha, size = stream_sha256(f, on_progress)
     return Content(sha256=sha, size=size)
 
 
@@ -414,8 +414,10 @@ def _move_into_cache(source: str, target: str) -> None:
             raise
 
 
-def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: str) -> str:
-    """A local path holding the snapshot: the stored file itself when local, else a verified cached copy."""
+def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: str,
+          force_download: bool = False) -> str:
+    """A local path holding the snapshot: the stored file itself when local, else a verified cached copy
+    (downloaded again when force_download)."""
     if is_local(uri):
         path = real_path(normalize_uri(uri))  # a path-only snapshot's uri is display_path text
         if not os.path.exists(path):
@@ -423,6 +425,8 @@ def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: s
         return os.path.join(path, entry) if entry else path
     uri_name = uri.rstrip("/").rsplit("/", 1)[-1]
     local = os.path.join(cache_dir, "objects", sha256 or uuid.uuid4().hex, uri_name)
+    if force_download and os.path.lexists(local):
+        discard_cached(local, cache_dir)
     if not os.path.exists(local):
         tmp = os.path.join(cache_dir, "objects", f"incomplete-{uuid.uuid4().hex}")
         try:
@@ -436,6 +440,19 @@ def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: s
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return os.path.join(local, entry) if entry else local
+
+
+def discard_cached(path: str, cache_dir: str) -> None:
+    """Remove a cache entry: first renamed out of its place (a reader never sees it half deleted)."""
+    gone = os.path.join(cache_dir, "objects", f"incomplete-{uuid.uuid4().hex}")
+    try:
+        os.rename(path, gone)
+    except FileNotFoundError:
+        return  # another process discarded it first
+    if os.path.isdir(gone) and not os.path.islink(gone):
+        shutil.rmtree(gone, ignore_errors=True)
+    else:
+        os.remove(gone)
 
 
 def verify(local: str, sha256: str | None, manifest: list, what: str) -> None:

@@ -215,3 +215,31 @@ def test_artifacts_pair(example_env: dict[str, str], workdir: Path) -> None:
     # Without an id it reads the newest task of that name: the same one here.
     newest = run_example(("using_artifacts_example.py",), example_env, workdir).stdout
     assert f"artifacts of task {task.id[:8]}" in newest
+
+
+def test_report_digits(example_env: dict[str, str], workdir: Path) -> None:
+    """The ClearML-style script: argparse, connect_configuration, label enumeration, Logger, OutputModel."""
+    require_framework("torch")
+    require_framework("sklearn")
+    import math
+
+    out = run_example(("report_digits.py", "--epochs", "2", "--lr", "0.1"), example_env, workdir).stdout
+    task = only_task("digits", "^train with reporting$")
+    assert task.status == "completed" and task.id[:8] in out
+    assert task.get_parameters_as_dict(cast=True)["Args"] == {"epochs": 2, "lr": 0.1, "out": "runs/report-digits"}
+    assert task.get_configuration_object_as_dict("model") == {"hidden": 64, "batch_size": 64, "momentum": 0.9}
+    labels = {str(d): d for d in range(10)}
+    assert task.get_labels_enumeration() == labels
+    scalars = task.get_reported_scalars()
+    steps = math.ceil(1347 / 64) * 2  # train_test_split(test_size=0.25) keeps 1347 of the 1797 digits
+    assert scalars["loss"]["train"]["x"] == list(range(steps))
+    assert scalars["accuracy"]["test"]["x"] == [1, 2]
+    accuracy = scalars["accuracy"]["test"]["y"][-1]
+    assert task.get_reported_single_values() == {"test accuracy": accuracy} and accuracy > 0.8
+    outputs = task.models["output"]
+    assert len(outputs["last.pt"].snapshots) == 2  # torch.save captured each epoch
+    final = outputs["digits classifier"]
+    assert final.labels == labels and final.config_dict == {"hidden": 64, "batch_size": 64, "momentum": 0.9}
+    assert final.snapshots[-1].sha256 == outputs["last.pt"].snapshots[-1].sha256
+    shown = run_cli(["task", "scalars", task.id[:8]], example_env, workdir)
+    assert "loss" in shown and "accuracy" in shown, shown

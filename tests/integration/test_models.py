@@ -429,3 +429,33 @@ def test_query_models_filters_newest_first(weights):
     assert ids(Model.query_models(task_id=t1.id)) == [b.id, a.id]
     assert ids(Model.query_models(project_name="digits", max_results=1)) == [c.id]
     assert Model.query_models(project_name="nothing") == []
+
+
+def test_query_models_takes_clearml_tag_queries_metadata_and_flags(weights):
+    task = Task.init(project_name="tagged", task_name="train", output_uri=True)
+    made = {}
+    for name, tags in (("ab", ["a", "b"]), ("a", ["a"]), ("cd", ["c", "d"]), ("c", ["c"]), ("none", [])):
+        made[name] = OutputModel(task=task, name=name, tags=tags)
+        made[name].update_weights(str(write(weights, name.encode())))
+    made["ab"].set_metadata("dataset", "v2")
+    made["a"].set_metadata("dataset", 1)
+
+    def names(**query):
+        return sorted(m.name for m in Model.query_models(project_name="tagged", **query))
+
+    # The examples of ClearML's model documentation.
+    assert names(tags=["a", "b"]) == ["a", "ab"]  # any one, by default
+    assert names(tags=["__$and", "a", "b"]) == ["ab"]
+    assert names(tags=["a", "-b"]) == ["a"]
+    assert names(tags=["__$not", "a", "c", "__$not", "d"]) == ["c"]
+    assert names(tags=["a", "__$and", "c", "d"]) == ["a", "ab", "cd"]  # a OR (c AND d)
+    assert names(tags=["__$and", "__$or", "a", "c", "__$and", "d"]) == ["cd"]  # (a OR c) AND d
+    assert names(tags=["-a"]) == ["c", "cd", "none"]
+    assert names(metadata={"dataset": "v2"}) == ["ab"]
+    assert names(metadata={"dataset": "1"}) == ["a"]  # compared as text, as ClearML stores metadata
+    assert names(tags=["a"], metadata={"dataset": "v2"}, include_archived=True) == ["ab"]
+    assert len(Model.query_models(project_name="tagged", tags=["a", "c"], max_results=2)) == 2
+    with pytest.raises(ValueError, match="no published state"):
+        Model.query_models(only_published=True)
+    with pytest.raises(ValueError, match="tags must be a list of str"):
+        Model.query_models(tags=["a", 3])

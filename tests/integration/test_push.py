@@ -335,3 +335,68 @@ def test_folders_registered_files_and_shared_content_each_land_once(team, child_
     assert copy.read_bytes() == b"registered weights" and copy.is_relative_to(team["storage"])
     assert copy.relative_to(team["storage"]).parts[:3] == ("push", f"assorted.{task.id}", "models")
     assert models["a"].url == models["b"].url and Path(models["b"].get_local_copy()).read_bytes() == b"same weights"
+
+
+def test_reported_scalars_single_values_and_images_come_along_once(team, child_env, monkeypatch, autolog_home):
+    """Logger's rows have no shared ids: they are matched by what they are, so a second push of a task
+    that reported more since adds just that, and a single value reported again is updated."""
+    import numpy as np
+
+    task = Task.init(project_name="push", task_name="reporting", output_uri=True)
+    logger = task.get_logger()
+    for i in range(3):
+        logger.report_scalar("loss", "train", [0.5, float("nan"), float("inf")][i], i)
+    logger.report_single_value("accuracy", 0.5)
+    logger.report_image("samples", "s", 0, image=np.full((2, 2), 9, dtype=np.uint8))
+    logger.report_text("first", print_console=False)
+    assert task.flush()
+    first = push_json(child_env, team)
+    assert (first["scalars"]["new"], first["single_values"]["new"], first["reports"]["new"]) == (3, 1, 2)
+    assert first["objects"]["copied"] == 1
+    logger.report_scalar("loss", "train", 0.25, 3)
+    logger.report_single_value("accuracy", 0.75)  # reported again: the pushed value is replaced
+    task.close()
+    second = push_json(child_env, team)
+    assert second["scalars"] == {"new": 1, "updated": 0, "existing": 3}
+    assert second["single_values"] == {"new": 0, "updated": 1, "existing": 0}
+    assert second["reports"] == {"new": 0, "updated": 0, "existing": 2} and second["objects"]["copied"] == 0
+    third = push_json(child_env, team)
+    assert [third[k]["new"] + third[k]["updated"] for k in ("scalars", "single_values", "reports")] == [0, 0, 0]
+
+    monkeypatch.setenv("AUTOLOG_HOME", str(team["home"]))
+    monkeypatch.setenv("AUTOLOG_DB_URL", team["url"])
+    pushed = Task.get_task(task_id=task.id)
+    line = pushed.get_reported_scalars()["loss"]["train"]
+    assert line["x"] == [0, 1, 2, 3] and line["y"][0] == 0.5 and line["y"][1] != line["y"][1]
+    assert line["y"][2:] == [float("inf"), 0.25]
+    assert pushed.get_reported_single_values() == {"accuracy": 0.75}
+    assert pushed.get_reported_console_output() == ["first"]
+    [image] = pushed.get_debug_samples("samples", "s")
+    assert image["url"].startswith(team["storage"] + os.sep)
+    source = Path(task.get_debug_samples("samples", "s")[0]["url"])
+    assert Path(image["url"]).read_bytes() == source.read_bytes()
+    assert Path(image["url"]).relative_to(team["storage"]) == source.relative_to(autolog_home / "storage")
+
+
+def test_a_models_reports_come_along_with_the_model_they_are_of(team, child_env, monkeypatch):
+    """A model's reports (Model.report_scalar & co.) are pushed with the task that made them, and the model,
+    with its own task, comes along even when that task is not pushed (the rows point at it)."""
+    from autolog import Model
+
+    train = Task.init(project_name="push", task_name="train", output_uri=True)
+    model = OutputModel(task=train, name="net")
+    model.report_single_value("epochs", 8)
+    train.close()
+    evaluate = Task.init(project_name="push", task_name="evaluate", output_uri=True)
+    Model(model.id).report_scalar("eval", "accuracy", 0.9, 0)
+    Model(model.id).report_single_value("epochs", 9)  # reported again, by another task: replaces it
+    evaluate.get_logger().report_single_value("epochs", 1)  # the task's own: kept apart
+    evaluate.close()
+    first = push_json(child_env, team, "--task", evaluate.id)
+    assert (first["scalars"]["new"], first["single_values"]["new"]) == (1, 2)
+    monkeypatch.setenv("AUTOLOG_HOME", str(team["home"]))
+    monkeypatch.setenv("AUTOLOG_DB_URL", team["url"])
+    pushed = Model(model.id)
+    assert pushed.get_reported_scalars()["eval"]["accuracy"]["y"] == [0.9]
+    assert pushed.get_reported_single_values() == {"epochs": 9.0}
+    assert Task.get_task(task_id=evaluate.id).get_reported_single_values() == {"epochs": 1.0}

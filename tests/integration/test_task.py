@@ -89,8 +89,8 @@ def test_get_tasks_filters_newest_first():
     assert ids(Task.get_tasks(project_name="p", task_name="train")) == [b.id, a.id]
     assert ids(Task.get_tasks(tags=["x"])) == [b.id, a.id]
     assert ids(Task.get_tasks(tags=["x", "y"])) == [b.id]
-    assert ids(Task.get_tasks(status="failed")) == [b.id]
-    assert ids(Task.get_tasks(project_name="p", limit=2)) == [c.id, b.id]
+    assert ids(Task.get_tasks(task_filter={"status": ["failed"]})) == [b.id]
+    assert ids(Task.get_tasks(project_name="p", task_filter={"page": 0, "page_size": 2})) == [c.id, b.id]
     assert Task.get_tasks(project_name="nothing") == []
 
 
@@ -364,9 +364,11 @@ def test_task_records_survive_in_a_new_process(run_py):
         import json
         from autolog import Task
         t = Task.get_task(project_name="digits", task_name="train")
-        print(json.dumps(dict(id=t.id, status=t.status, tags=t.tags, params=t.get_parameters())))
+        print(json.dumps(dict(id=t.id, status=t.status, tags=t.tags, params=t.get_parameters_as_dict(cast=True),
+                              flat=t.get_parameters())))
         """
     )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
-    assert got == dict(id=task.id, status="completed", tags=["t1"], params={"General": {"lr": 0.1, "layers": [1, 2]}})
+    assert got == dict(id=task.id, status="completed", tags=["t1"], params={"General": {"lr": 0.1, "layers": [1, 2]}},
+                       flat={"General/lr": "0.1", "General/layers": "[1, 2]"})  # ClearML's strings, uncast

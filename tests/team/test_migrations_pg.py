@@ -43,7 +43,9 @@ def test_v1_database_is_upgraded_in_place_and_every_row_kept(v1_pg, real_run):
 
     train = Task.get_task(task_id=real_run.ids["train"])
 
-    assert schema_version(v1_pg) == SCHEMA_VERSION == 2
+    assert schema_version(v1_pg) == SCHEMA_VERSION == 3
+    assert {"scalars", "single_values", "reports"} <= set(inspect(v1_pg))  # schema 3: Logger's tables
+    assert train.get_parameters_as_dict(cast=True)["General"] == {"lr": 0.1, "epochs": 2}
     assert dump_v1_columns(v1_pg) == before
     tables = inspect(v1_pg)
     assert tables["snapshots"][0]["stored_at"] == ("DOUBLE PRECISION", True)

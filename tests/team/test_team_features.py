@@ -5,6 +5,7 @@ reading the bucket directly with a fresh s3fs client, never only through autolog
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -156,17 +157,18 @@ def test_model_apis_on_postgres_and_s3(team, tmp_path):
     assert Path(net.get_local_copy(version=1)).read_bytes() == b"epoch 1"
     assert Path(net.get_local_copy()).read_bytes() == b"epoch 2"
     assert net.tags == ["candidate"] and net.framework == "PyTorch"
-    assert net.metadata == {"config": {"hidden": [64, 32]}, "labels": {"cat": 0, "dog": 1},
-                            "accuracy": {"top1": 0.9, "classes": ["cat", "dog"]}}
+    assert net.metadata == {"accuracy": {"top1": 0.9, "classes": ["cat", "dog"]}}
+    assert net.config_dict == {"hidden": [64, 32]} and net.labels == {"cat": 0, "dog": 1}
     [pkg] = Model(package.id).snapshots
     assert_stored_on_s3(pkg, team)
     local = Path(Model(package.id).get_local_copy())
     assert (local / "variables" / "v.data").read_bytes() == b"\x00\x01" * 100
     assert Model.query_models(project_name="team", model_name="best")[0].tags == ["best"]
     assert Model.query_models(project_name="team", tags=["candidate"]) == [net]
-    assert Model(Model.query_models(model_name="registered")[0].id).url == elsewhere
+    [registered] = Model.query_models(model_name="registered")[0].snapshots
+    assert (registered.uri, registered.sha256) == (elsewhere, hashlib.sha256(b"registered elsewhere").hexdigest())
 
-    assert Task.get_task(task_id=task.id[:10]).get_parameters() == {
+    assert Task.get_task(task_id=task.id[:10]).get_parameters_as_dict(cast=True) == {
         "General": {"lr": 0.1, "layers": [64, 32], "nested": {"ok": True}}}
     assert [t.id for t in Task.get_tasks(project_name="team", tags=["gpu", "nightly"])] == [task.id]
     assert Task.get_tasks(project_name="team", tags=["gpu", "cpu"]) == []

@@ -51,13 +51,15 @@ def test_v1_database_is_upgraded_in_place_and_every_row_kept(v1_url, real_run):
 
     train = Task.get_task(task_id=real_run.ids["train"])  # the first use opens, and upgrades, the store
 
-    assert schema_version(v1_url) == SCHEMA_VERSION == 2
+    assert schema_version(v1_url) == SCHEMA_VERSION == 3
+    assert {"scalars", "single_values", "reports"} <= set(inspect(v1_url))  # schema 3: Logger's tables
+    assert train.get_parameters_as_dict(cast=True)["General"] == {"lr": 0.1, "epochs": 2}
     assert dump_v1_columns(v1_url) == before
     tables = inspect(v1_url)
     assert tables["snapshots"][0]["stored_at"][1] is True  # nullable
     assert tables["models"][1]["ix_models_source_path"][0] == ("source_path",)
     # Everything the run recorded reads back through the API, hash-verified.
-    assert (train.name, train.status, train.get_parameters()) == ("train", "completed", {"General": {"lr": 0.1, "epochs": 2}})
+    assert (train.name, train.status, train.get_parameters(cast=True)) == ("train", "completed", {"General/lr": 0.1, "General/epochs": 2})
     assert train.artifacts["config"].get() == {"lr": 0.1, "layers": [3, 2], "name": "résumé ✨"}
     assert Path(train.artifacts["metrics"].get_local_copy()).read_text() == "epoch,loss\n1,0.5\n2,0.25\n"
     output = train.models["output"]
@@ -240,22 +242,33 @@ def test_a_newer_database_is_refused_clearly_and_left_untouched(v1_url, real_run
 
 
 def test_a_failing_step_leaves_the_database_at_the_previous_version(v1_url, monkeypatch):
-    real_step = migrations.STEPS[0]
+    v2_step, v3_step = migrations.STEPS
 
     def half_done(op):
-        real_step(op)  # the column and the index are created, then the step fails
+        v3_step(op)  # the columns and the tables are created, then the step fails
         op.execute("UPDATE no_such_table SET x = 1")
 
-    monkeypatch.setattr(migrations, "STEPS", [half_done])
+    MetadataStore(v1_url).find_tasks()  # up to date, then set back to version 2 by hand: v1's tables + v2's
+    downgraded = MetadataStore(v1_url)
+    with downgraded.write() as conn:
+        for table in ("scalars", "single_values", "reports"):
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.exec_driver_sql("ALTER TABLE tasks DROP COLUMN configuration")
+        conn.exec_driver_sql("ALTER TABLE tasks DROP COLUMN labels")
+        for index in ("ix_tasks_name", "ix_tasks_status_created", "ix_tasks_duration", "ix_tasks_tags"):
+            conn.exec_driver_sql(f"DROP INDEX {index}")  # the task list's indexes (`autolog ui`)
+    downgraded.engine.dispose()
+    set_schema_version(v1_url, 2)
+    monkeypatch.setattr(migrations, "STEPS", [v2_step, half_done])
     before, tables = dump_v1_columns(v1_url), inspect(v1_url)
     with pytest.raises(AutologError) as info:
         MetadataStore(v1_url).find_tasks()
     message = str(info.value)
-    assert "from schema version 1 to 2 failed" in message and "no_such_table" in message
-    assert "left at version 1" in message
-    assert schema_version(v1_url) == 1
+    assert "from schema version 2 to 3 failed" in message and "no_such_table" in message
+    assert "left at version 2" in message
+    assert schema_version(v1_url) == 2
     assert inspect(v1_url) == tables and dump_v1_columns(v1_url) == before
 
-    monkeypatch.setattr(migrations, "STEPS", [real_step])  # the fixed autolog upgrades it
+    monkeypatch.setattr(migrations, "STEPS", [v2_step, v3_step])  # the fixed autolog upgrades it
     assert len(MetadataStore(v1_url).find_tasks()) == 2
-    assert schema_version(v1_url) == 2
+    assert schema_version(v1_url) == 3
