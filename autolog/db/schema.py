@@ -184,7 +184,8 @@ scalars = sa.Table(
     sa.Column("value", sa.Double),
     sa.Column("time", Time, nullable=False),
     model_id_column(),
-    sa.Index("ix_scalars_task_series", "task_id", "title", "series", "iteration"),
+    # value and model_id too: the UI's charts aggregate a series from the index alone (no table reads)
+    sa.Index("ix_scalars_task_series", "task_id", "title", "series", "iteration", "value", "model_id"),
     sa.Index("ix_scalars_model_series", "model_id", "title", "series", "iteration", **OF_MODELS),
 )
 

@@ -7,7 +7,7 @@ connection of the store (`Reader.read()`), so a page's queries see one state of 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from sqlalchemy.engine import Connection
 
@@ -16,9 +16,6 @@ from ..db import reporting
 from . import downloads, lineage_graph, previews, queries, task_list
 from .http import UIError, Unavailable
 from .rows import artifact_row, configuration_view, model_row, parameters_view, run_info_view, task_detail_row
-
-if TYPE_CHECKING:
-    import numpy as np
 
 DEFAULT_POINTS, MAX_POINTS = 2000, 100_000
 
@@ -71,7 +68,8 @@ def task(reader: Reader, task_id: str) -> dict[str, Any]:
 
 
 def scalars(reader: Reader, task_id: str, query: Mapping[str, str]) -> dict[str, Any]:
-    """Every series of the task, each downsampled to at most max_points points (min and max per bucket)."""
+    """Every series of the task, each at most max_points points: a longer one aggregated in SQL, the lowest
+    and highest value of each bucket of iterations (queries.scalar_series)."""
     text = query.get("max_points") or str(DEFAULT_POINTS)
     try:
         most = int(text)
@@ -82,40 +80,9 @@ def scalars(reader: Reader, task_id: str, query: Mapping[str, str]) -> dict[str,
     series = []
     with reader.read() as conn:
         queries.require(conn, "task", task_id)
-        for title, name, iterations, values in queries.scalar_series(conn, task_id):
-            x, y = downsample(iterations, values, most)
+        for title, name, x, y in queries.scalar_series(conn, task_id, most):
             series.append({"title": title, "series": name, "x": x, "y": y})
     return {"series": series}
-
-
-def downsample(iterations: "np.ndarray", values: "np.ndarray", most: int) -> tuple[list[int], list[float | None]]:
-    """(x, y) of at most `most` points of a series, in order: the first, the last, and between them the
-    lowest and the highest of each bucket (a spike stays visible, as in the full curve); NaN as None (a
-    bucket of NaN only keeps one, so the gap stays)."""
-    import numpy as np
-
-    keep = np.arange(len(values))
-    if len(values) > most:
-        inner = values[1:-1]
-        bounds = np.unique(np.linspace(0, len(inner), (most - 2) // 2 + 1).astype(np.int64))
-        starts, sizes = bounds[:-1], np.diff(bounds)
-        bucket = np.repeat(np.arange(len(starts)), sizes)  # each inner point's bucket
-        nan = np.isnan(inner)
-        low, high = np.where(nan, np.inf, inner), np.where(nan, -np.inf, inner)
-        lows = _first_where(low == np.minimum.reduceat(low, starts)[bucket], bucket)
-        highs = _first_where(high == np.maximum.reduceat(high, starts)[bucket], bucket)
-        keep = np.unique(np.concatenate(([0], lows + 1, highs + 1, [len(values) - 1])))
-    y = [None if v != v else v for v in values[keep].tolist()]
-    return iterations[keep].tolist(), y
-
-
-def _first_where(mask: "np.ndarray", bucket: "np.ndarray") -> "np.ndarray":
-    """The index of the first True of mask in each bucket."""
-    import numpy as np
-
-    hits = np.flatnonzero(mask)
-    _, first = np.unique(bucket[hits], return_index=True)
-    return hits[first]
 
 
 def model(reader: Reader, model_id: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@ Core over one read connection of the store, each lookup by an indexed column (a 
 model id), so a page costs the same in a store of 100 tasks or of 100,000."""
 from __future__ import annotations
 
+import functools
 import re
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -13,9 +14,6 @@ from ..db import schema as s
 from ..db.records import ArtifactRecord, ModelRecord, SnapshotRecord, TaskRecord, to_record
 from .http import UIError
 from .rows import TASK_COLUMNS, model_row, snapshot_row, task_row
-
-if TYPE_CHECKING:
-    import numpy as np
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _KINDS = {"task": s.tasks, "model": s.models, "snapshot": s.snapshots, "artifact": s.artifacts}
@@ -156,24 +154,114 @@ def scalar_summaries(conn: Connection, task_id: str) -> list[dict[str, Any]]:
     return found
 
 
-def scalar_series(conn: Connection, task_id: str) -> Iterator[tuple[str, str, "np.ndarray", "np.ndarray"]]:
-    """(title, series, iterations, values) of each series of the task, by iteration, as numpy arrays (NaN
-    for NULL); of values reported for one iteration the last counts (as ClearML's server, which keys a
-    scalar by iteration). One series at a time: the points of only one are held at once."""
-    import numpy as np
+def scalar_series(conn: Connection, task_id: str,
+                  most: int) -> Iterator[tuple[str, str, list[int], list[float | None]]]:
+    """(title, series, x, y) of each series of the task: at most `most` points, x (iterations) increasing, NaN
+    (NULL as stored) as None. One series at a time.
 
+    A series of at most `most` stored values (or whose iterations span at most `most`) is sent whole: each
+    iteration once, with the last value reported for it (as ClearML's server, which keys a scalar by
+    iteration). A longer one is aggregated in SQL (GROUP BY a bucket of iterations: count, min and max of
+    the value and of the iteration), so about `most` rows leave the database however long it is. It is
+    drawn as its first and last point, exact as above, and between them (most - 2) // 2 buckets of equal
+    iteration ranges, each as
+      - its lowest and its highest value (NaN left out), at its first and its last iteration, in the order
+        that continues the line: the one nearer the last number drawn before it comes first. A monotone
+        stretch is drawn exactly (a bucket's extremes are then its ends); elsewhere the extremes keep their
+        values but are drawn at the bucket's ends, less than a bucket's width from where they were reported;
+      - its points, exact as above, if it holds one or two values, or values of one iteration only;
+      - one None, at its first iteration, if it holds NaN only: a run of NaN that covers a bucket stays a
+        gap; a shorter one, in a bucket with numbers, is not drawn.
+    Values re-reported for an iteration all count toward the lowest and highest of its bucket (only exact
+    points take the last one): telling them apart would cost a second pass over the rows."""
     c = s.scalars.c
     own = (c.task_id == task_id, c.model_id.is_(None))  # a model's own scalars are not the task's
-    points = (sa.select(c.iteration, c.value).where(*own, c.title == sa.bindparam("title"),
-                                                    c.series == sa.bindparam("series")).order_by(c.iteration, c.id))
     for title, series in _series_names(conn, own):
-        # the driver's rows as they come (two numbers each): 10,000s of Row objects would cost more than the query
-        rows = conn.execute(points, {"title": title, "series": series}).cursor.fetchall()
-        table = np.array(rows, dtype=np.float64).reshape(len(rows), 2)  # None (NaN as stored) becomes nan
-        iterations, values = table[:, 0].astype(np.int64), table[:, 1]
-        last = np.ones(len(rows), dtype=bool)
-        last[:-1] = iterations[1:] != iterations[:-1]  # the last row of each iteration
-        yield title, series, iterations[last], values[last]
+        x, y = _points(conn, {"task_id": task_id, "title": title, "series": series}, most)
+        yield title, series, x, y
+
+
+def _points(conn: Connection, one: dict[str, str], most: int) -> tuple[list[int], list[float | None]]:
+    """The (x, y) of scalar_series for one series (`one`: its task_id, title and series)."""
+    sql = _series_sql()
+    lo, hi = conn.execute(sql.ends, one).one()
+    buckets, span = (most - 2) // 2, hi - lo - 1  # span: how many iterations lie strictly between the ends
+    if span < most - 1 or span >= 2**63:  # too few iterations to need buckets; (absurd) beyond 64-bit arithmetic
+        return _whole(conn, sql.whole, one)
+    # bucket = (iteration - first) * scale // divisor: `buckets` of equal ranges, or (where that product could
+    # overflow 64 bits) of equal widths, fewer maybe; max_points=3 has one bucket, to count rows, not drawn
+    scale, divisor = max(buckets, 1), span
+    if span * scale >= 2**63:
+        scale, divisor = 1, -(-span // buckets)
+    bounds = {"lo": lo, "hi": hi, "first": lo + 1, "scale": scale, "divisor": divisor}
+    rows = conn.execute(sql.buckets, {**one, **bounds}).all()  # (bucket, count, min, max, first, last iteration)
+
+    def exact(count: int, first: int, final: int) -> bool:  # a bucket drawn as its stored points
+        return count <= 2 or first == final
+
+    at = sorted({lo, hi, *(it for _, n, _, _, first, final in rows if exact(n, first, final) for it in (first, final))})
+    found = [row for k in range(0, len(at), _IN_LIST)  # rows by iteration, then id
+             for row in conn.execute(sql.at, {**one, "at": at[k:k + _IN_LIST]})]
+    if sum(row[1] for row in rows) + sum(1 for row in found if row[0] in (lo, hi)) <= most:
+        return _whole(conn, sql.whole, one)  # few values, far apart
+    last = dict(found)  # iteration -> the last value reported there (rows in id order)
+    x, y = [lo], [last[lo]]
+    before = last[lo]  # the last number drawn
+    for _, n, low, high, first, final in rows if buckets else ():
+        if exact(n, first, final):
+            x += sorted({first, final})
+            y += [last[it] for it in sorted({first, final})]
+        elif low is None:  # NaN only
+            x.append(first)
+            y.append(None)
+        else:  # the extreme nearer the last number drawn comes first (none yet: the lowest)
+            near_high = before is not None and abs(before - high) < abs(before - low)
+            x += [first, final]
+            y += [high, low] if near_high else [low, high]
+        before = next((v for v in reversed(y[-2:]) if v is not None), before)
+    x.append(hi)
+    y.append(last[hi])
+    return x, [None if v is None or v != v else v for v in y]
+
+
+def _whole(conn: Connection, whole: sa.Select, one: dict[str, str]) -> tuple[list[int], list[float | None]]:
+    """Every iteration of the series once, with the last value reported there."""
+    # the driver's rows as they come (two numbers each): up to 100,000 Row objects would cost more than the query
+    last = dict(conn.execute(whole, one).cursor.fetchall())  # rows in id order within an iteration: the last wins
+    return list(last), [None if v is None or v != v else v for v in last.values()]
+
+
+_IN_LIST = 10_000  # iterations looked up per statement (SQLite takes 32,766 parameters at most, PostgreSQL 65,535)
+
+
+class _SeriesSQL(NamedTuple):
+    ends: sa.Select  # (first iteration, last iteration)
+    whole: sa.Select  # (iteration, value) of every row, by iteration and id
+    at: sa.Select  # the same at the iterations `at`
+    buckets: sa.Select  # (bucket, rows, min and max value, first and last iteration) of each bucket of
+    #                      the iterations strictly between lo and hi, by bucket
+
+
+@functools.cache
+def _series_sql() -> _SeriesSQL:
+    """The statements of scalar_series, built once: one series of a task (bind parameters task_id, title,
+    series; a model's own scalars are not the task's), read through the (task, title, series, iteration)
+    index; SQL that runs alike on SQLite and PostgreSQL (the bucket: a division of integers >= 0)."""
+    c = s.scalars.c
+    one = (c.task_id == sa.bindparam("task_id"), c.model_id.is_(None), c.title == sa.bindparam("title"),
+           c.series == sa.bindparam("series"))
+    lo, hi, first, scale, divisor = (sa.bindparam(name, type_=sa.BigInteger)
+                                     for name in ("lo", "hi", "first", "scale", "divisor"))
+    whole = sa.select(c.iteration, c.value).where(*one).order_by(c.iteration, c.id)
+    bucket = ((c.iteration - first) * scale // divisor).label("bucket")
+    return _SeriesSQL(
+        ends=sa.select(sa.select(c.iteration).where(*one).order_by(c.iteration).limit(1).scalar_subquery(),
+                       sa.select(c.iteration).where(*one).order_by(c.iteration.desc()).limit(1).scalar_subquery()),
+        whole=whole,
+        at=whole.where(c.iteration.in_(sa.bindparam("at", expanding=True))),
+        buckets=sa.select(bucket, sa.func.count(), sa.func.min(c.value), sa.func.max(c.value), sa.func.min(c.iteration),
+                          sa.func.max(c.iteration)).where(*one, c.iteration > lo, c.iteration < hi)
+                  .group_by(bucket).order_by(bucket))
 
 
 def _series_names(conn: Connection, own: tuple) -> Iterator[tuple[str, str]]:

@@ -172,7 +172,7 @@ def test_model_apis_on_postgres_and_s3(team, tmp_path):
         "General": {"lr": 0.1, "layers": [64, 32], "nested": {"ok": True}}}
     assert [t.id for t in Task.get_tasks(project_name="team", tags=["gpu", "nightly"])] == [task.id]
     assert Task.get_tasks(project_name="team", tags=["gpu", "cpu"]) == []
-    assert Task.get_tasks(status="completed") == [task]
+    assert Task.get_tasks(task_filter={"status": ["completed"]}) == [task]
     assert task.run_info["pid"] == os.getpid()
 
     other = Task.init(project_name="team", task_name="eval")

@@ -1,6 +1,7 @@
 """`autolog ui` in team mode: the chain of tests/ui written to PostgreSQL + S3 by a child process, read
-through the API (the SQL that differs by dialect: tags as JSONB, the duration sort, keyset row values),
-downloads fetched from S3 through fsspec and verified, and the database password in no response."""
+through the API (the SQL that differs by dialect: tags as JSONB, the duration sort, keyset row values; and
+the scalars route's GROUP BY of a long series), downloads fetched from S3 through fsspec and verified, and the
+database password in no response."""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
 
 from team_helpers import team  # noqa: E402, F401 - fixture
-from ui_helpers import build_chain, json_ok, make_client  # noqa: E402
+from ui_helpers import build_chain, check_long_series, json_ok, make_client, write_long_series  # noqa: E402
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
@@ -52,3 +53,11 @@ def test_the_ui_api_on_postgresql_and_s3(team, tmp_path):
                 got = client.get(artifact["download"])
                 assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == artifact["sha256"]
         assert json_ok(client, "/api/projects") == {"projects": [{"name": "chain", "tasks": 3}]}
+
+
+def test_scalars_aggregated_in_postgresql(team):
+    """The SQL that aggregates a series longer than max_points (GROUP BY a bucket of iterations), on PostgreSQL:
+    the same checks as on SQLite (tests/ui/test_api.py)."""
+    task_id = write_long_series()  # the team fixture points this process at the database
+    with make_client(db_url=team.db_url) as client:
+        check_long_series(client, task_id)

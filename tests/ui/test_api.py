@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import zipfile
+from pathlib import Path
 
 import pytest
 
+from ui_helpers import assert_error, build_chain, check_long_series, json_ok, make_client, write_long_series
 
-from ui_helpers import assert_error, build_chain, json_ok, make_client
-
+REPO = Path(__file__).resolve().parents[2]
 TASK_ROW = {"id", "project", "name", "status", "created", "ended", "duration", "tags", "user", "host"}
 MODEL_ROW = {"id", "name", "project", "framework", "task_id", "origin", "tags", "created", "updated", "labels",
              "config_text"}
@@ -22,10 +24,12 @@ SNAPSHOT_ROW = {"id", "model_id", "seq", "iteration", "size", "sha256", "status"
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """The store of ui_helpers.CHAIN_SCRIPT (built once for this module): (home, {stage: task id})."""
-    from conftest import subprocess_env
-
     root = tmp_path_factory.mktemp("ui-chain")
-    ids = build_chain(root / "home", root / "work", subprocess_env({"AUTOLOG_STRICT": "1"}))
+    # tests/conftest.py's subprocess_env, which `from conftest import` cannot reach from here when pytest runs
+    # every folder (another folder's conftest.py is the module named conftest then)
+    env = dict(os.environ, AUTOLOG_STRICT="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    ids = build_chain(root / "home", root / "work", env)
     return root / "home", ids
 
 
@@ -210,6 +214,13 @@ def test_scalars_route_downsamples_keeping_ends_and_extremes(client, chain):
     acc = [s for s in few if s["title"] == "acc"][0]  # rising: two buckets of 1..14 and 15..28, their ends
     assert acc["x"] == [0, 1, 14, 15, 28, 29] and acc["y"] == pytest.approx([x / 30 for x in acc["x"]])
     assert_error(client.get(f"/api/tasks/{chain[1]['pretrain']}/scalars?max_points=2"), 400, "max_points")
+
+
+def test_scalars_route_aggregates_a_long_series_in_sql():
+    """30,000 points with a spike and a NaN run, max_points 2000, 100 and 3 (ui_helpers.check_long_series)."""
+    task_id = write_long_series()  # this test's store
+    with make_client() as client:
+        check_long_series(client, task_id)
 
 
 def test_pages_are_the_shell_for_ids_that_exist(client, chain):

@@ -17,6 +17,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +132,53 @@ def assert_error_page(response: Any, status: int, *words: str) -> str:
     for word in words:
         assert word in text, (word, text)
     return text
+
+
+# -- a series longer than max_points: the scalars route aggregates it in SQL -------------------------------
+LONG = 30_000  # iterations 0 .. LONG - 1
+SPIKE, NAN_RUN = 12_345, range(20_000, 22_000)  # a spike of 100.0; NaN (a run longer than a bucket of max_points=100)
+LONG_FIRST, LONG_LAST = 1.0, 0.25  # the values reported last at iterations 0 and LONG - 1 (each was reported twice)
+
+
+def write_long_series() -> str:
+    """A task with one series ("loss", "train") of LONG points, 1 / (iteration + 1) but for the spike and the NaN
+    run, written to the store of this process's AUTOLOG_HOME / AUTOLOG_DB_URL as the SDK writes it; its id."""
+    from autolog.config import load_settings
+    from autolog.context import Context
+    from autolog.db import reporting
+    from autolog.db import schema as s
+
+    store = Context(load_settings()).store
+    task_id, now = uuid.uuid4().hex, time.time()
+    with store.write() as conn:
+        conn.execute(s.tasks.insert().values(id=task_id, project="long", name="long", task_type="training",
+                                             status="completed", created=now, ended=now + 1, tags=[], run_info={},
+                                             parameters={}, comment=""))
+
+    def value(i: int) -> float | None:
+        return 100.0 if i == SPIKE else None if i in NAN_RUN else 1.0 / (i + 1)
+
+    points = [(0, 7.0)] + [(i, value(i)) for i in range(LONG)] + [(LONG - 1, LONG_LAST)]  # re-reported ends
+    reporting.insert_scalars(store, [dict(task_id=task_id, title="loss", series="train", iteration=i, value=v, time=now)
+                                     for i, v in points])
+    return task_id
+
+
+def check_long_series(client: Any, task_id: str) -> None:
+    """The route's view of write_long_series's task: at most max_points points, x increasing, the ends exact
+    (the value reported last), the spike's value kept near its iteration, NaN only within the NaN run (as
+    null, the run kept as a gap), and a monotone stretch drawn exactly (each point on the curve)."""
+    for most in (2000, 100):
+        [series] = json_ok(client, f"/api/tasks/{task_id}/scalars?max_points={most}")["series"]
+        x, y = series["x"], series["y"]
+        assert most // 2 < len(x) == len(y) <= most
+        assert all(a < b for a, b in zip(x, x[1:]))
+        assert (x[0], y[0]) == (0, LONG_FIRST) and (x[-1], y[-1]) == (LONG - 1, LONG_LAST)
+        width = LONG / ((most - 2) // 2)  # of a bucket, about
+        assert [abs(i - SPIKE) < width for i, v in zip(x, y) if v == 100.0] == [True]
+        gaps = [i for i, v in zip(x, y) if v is None]
+        assert gaps and all(i in NAN_RUN for i in gaps)
+        away = [(i, v) for i, v in zip(x, y) if 0 < i < SPIKE - width or NAN_RUN[-1] + 2 * width < i < LONG - 1]
+        assert len(away) > most // 4 and all(v == 1.0 / (i + 1) for i, v in away)
+    [series] = json_ok(client, f"/api/tasks/{task_id}/scalars?max_points=3")["series"]
+    assert (series["x"], series["y"]) == ([0, LONG - 1], [LONG_FIRST, LONG_LAST])
