@@ -362,19 +362,20 @@ def _copy_out(local: str, args: argparse.Namespace) -> None:
 # -- formatting -------------------------------------------------------------------------
 def _emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None:
     if args.json:  # allow_nan=False: NaN and Infinity are not JSON, and strict parsers (jq, JS) reject them
-        print(json.dumps(_finite(data), indent=2, default=str, allow_nan=False))
+        print(json.dumps(finite(data), indent=2, default=str, allow_nan=False))
     else:
         print(human())
 
 
-def _finite(value: Any) -> Any:
-    """value with every NaN or infinite float (a metric, a metadata value) replaced by None."""
+def finite(value: Any) -> Any:
+    """value with every NaN or infinite float (a metric, a metadata value) replaced by None, so that it
+    is strict JSON (`--json` here, and every response of `autolog ui`)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 

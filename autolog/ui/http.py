@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from ..cli import finite  # the CLI's --json rule: NaN and infinities as null
 from ..config import scrub
 
 
@@ -29,15 +29,6 @@ class Unavailable(UIError):
         super().__init__(503, message)
 
 
-def finite(value: Any) -> Any:
-    """value with every NaN and infinity replaced by None, so that it is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 class StrictJSONResponse(JSONResponse):
