@@ -21,7 +21,7 @@ from .errors import IntegrityError
 from .serializers import PREVIEW_LIMIT, Serialized, deserialize, extract_zip, serialize
 from .storage import Sources, fetch, publish
 from .storage.blobstore import download, is_local
-from .storage.hashing import sha256_file
+from .storage.hashing import SHA256, sha256_digest, sha256_file
 from .storage.layout import artifact_key, display_path, safe_component
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Artifact:
         rec = self._record
         if rec.kind == "url":
             return self._reference_copy(force_download)
-        local = fetch(rec.uri, "", rec.sha256, [], self._ctx.cache_dir, force_download=force_download)
+        local = fetch(rec.uri, "", sha256_digest(rec.sha256), [], self._ctx.cache_dir, force_download=force_download)
         if rec.kind != "folder" or not extract_archive:
             return local
         folder_name = rec.filename[: -len(".zip")] if rec.filename.endswith(".zip") else rec.filename
@@ -159,7 +159,8 @@ def upload_artifact(run: "TaskRuntime", name: str, artifact_object: Any, metadat
         filename = display_path(_stored_filename(serialized, artifact_object, name))  # keys and rows are UTF-8
         sources = Sources(files=((serialized.path, filename),), name=filename, single=True)
         key = artifact_key(run.task_key, name, artifact_id)
-        published = publish(sources, run.artifact_store, key, ctx.cache_dir, find_copy=lambda sha: None)
+        published = publish(sources, run.artifact_store, key, ctx.cache_dir, find_copy=lambda digest: None,
+                            algorithm=SHA256)
     record = ctx.store.put_artifact(
         run.task_id, name, id=artifact_id, kind=serialized.kind, uri=redact_url(published.uri), filename=filename,
         sha256=published.content.sha256, size=published.content.size, preview=preview or serialized.preview,

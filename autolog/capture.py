@@ -122,7 +122,7 @@ class CaptureRecorder:
             run.ctx.store.add_snapshot(owner.id, uri=shown, iteration=iteration, source_path=shown, **values)
 
         def link(content: Content) -> None:
-            record(status="stored", sha256=content.sha256, size=content.size, stored_at=time.time())
+            record(status="stored", digest=content.digest, size=content.size, stored_at=time.time())
 
         job = run.pipeline.submit_load(None, link, fence_key=url, label=f"snapshot of {shown}", content_of=content_of)
         if run.store_before_return:

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_scalars.add_command(task, _command)
 
     model = nouns.add_parser("model", help="list, show and download models").add_subparsers(
-        metavar="{list,show,download}"
+        metavar="{list,show,download,sha256}"
     )
     cmd = _command(model, "list", "list models, most recently saved first", model_list)
     cmd.add_argument("--project")
@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     cmd = _command(model, "download", "copy a model snapshot to DEST", model_download)
     cmd.add_argument("model_id")
     cmd.add_argument("dest")
+    cmd.add_argument("--version", type=int, help="snapshot seq (default: newest; -2 = the one before)")
+    cmd = _command(model, "sha256", "the sha256 of a model snapshot (computed from its verified copy once, "
+                   "then kept), to compare with sha256sum", model_sha256)
+    cmd.add_argument("model_id")
     cmd.add_argument("--version", type=int, help="snapshot seq (default: newest; -2 = the one before)")
 
     artifact = nouns.add_parser("artifact", help="download artifacts").add_subparsers(metavar="{download}")
@@ -281,6 +285,16 @@ def model_download(args: argparse.Namespace) -> None:
     _copy_out(Model(args.model_id).get_local_copy(version=args.version), args)
 
 
+def model_sha256(args: argparse.Namespace) -> None:
+    from .model import Model
+
+    model = Model(args.model_id)
+    sha = model.sha256(version=args.version)
+    snap = model.snapshot(args.version)
+    _emit(args, {"model_id": model.id, "seq": snap.seq, "digest": snap.digest, "sha256": sha},
+          lambda: f"{sha}  {model.name} snapshot {snap.seq}")
+
+
 def artifact_download(args: argparse.Namespace) -> None:
     from .task import Task
 
@@ -408,10 +422,18 @@ def _model_design_lines(model: Any, most: int = 20) -> list[str]:
     return lines
 
 
+def _digest(digest: str | None) -> str:
+    """A snapshot's digest as people read it: 12 hex digits, the algorithm named when it is not BLAKE3."""
+    if not digest:
+        return ""
+    algorithm, _, hex_part = digest.partition(":")
+    return hex_part[:12] if algorithm == "blake3" else f"{algorithm}:{hex_part[:12]}"
+
+
 def _snapshot_table(snapshots: list) -> str:
-    return _table(["seq", "iter", "status", "size", "sha256", "uri", "saved"], [
+    return _table(["seq", "iter", "status", "size", "digest", "uri", "saved"], [
         [s.seq, "" if s.iteration is None else s.iteration, s.status + (f": {s.reason}" if s.reason else ""),
-         _size(s.size), (s.sha256 or "")[:12], (s.uri or "") + (f" [{s.entry}]" if s.entry else ""), _time(s.created)]
+         _size(s.size), _digest(s.digest), (s.uri or "") + (f" [{s.entry}]" if s.entry else ""), _time(s.created)]
         for s in snapshots
     ])
 

@@ -6,17 +6,31 @@ import os
 from .context import Context
 from .db import SnapshotRecord
 from .storage import Content, Sources
+from .storage.hashing import SHA256
+from .storage.objects import hash_sources
 
 
 def record_load(
     ctx: Context, task_id: str, project: str, path: str, framework: str | None, sources: Sources, content: Content
 ) -> SnapshotRecord:
     """Link task_id to the snapshot holding the loaded content; an unknown file becomes an imported model."""
-    snapshot = ctx.store.producer_of(content.sha256, path)
+    snapshot = ctx.store.producer_of(content.digest, path)
+    if snapshot is None and ctx.store.holds_sha256_identities():
+        snapshot = _producer_by_sha256(ctx, path, sources)
     if snapshot is None:
         snapshot = import_content(ctx, project, path, sources, content, framework)
-    ctx.store.link_load(task_id, snapshot, path=path, sha256=content.sha256, framework=framework)
+    ctx.store.link_load(task_id, snapshot, path=path, digest=content.digest, framework=framework)
     return snapshot
+
+
+def _producer_by_sha256(ctx: Context, path: str, sources: Sources) -> SnapshotRecord | None:
+    """A snapshot recorded before schema 4 is known by its sha256 only: a load that matches no digest in
+    a store holding such rows hashes the file once more with sha256 (in the background, like the first)."""
+    try:
+        legacy = hash_sources(sources, SHA256)
+    except OSError:  # gone or changed since the first hash: no older producer can be told
+        return None
+    return ctx.store.producer_of(legacy.digest, path)
 
 
 def import_content(
@@ -30,6 +44,6 @@ def import_content(
     )
     location = path if not sources.entry else os.path.dirname(path)
     return ctx.store.add_snapshot(
-        model.id, status="local", uri=location, entry=sources.entry, sha256=content.sha256, size=content.size,
+        model.id, status="local", uri=location, entry=sources.entry, digest=content.digest, size=content.size,
         files=content.manifest, source_path=path,
     )

@@ -13,7 +13,8 @@ from .db import ModelRecord, SnapshotRecord
 from .errors import IntegrityError, ModelNotFoundError, NotFoundError
 from .model_design import RESERVED_KEYS, design_dict, design_of, labels_of, user_metadata
 from .model_reporting import ModelReporting
-from .storage import Sources, collect_sources, fetch
+from .storage import Sources, collect_sources, fetch, hash_sources
+from .storage.hashing import IDENTITY, SHA256, algorithm_of, file_digest, hex_of, manifest_digest
 from .storage.layout import real_path
 from .snapshots.identity import identify
 from .snapshots.waiting import wait_for_journal, wait_for_snapshot
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("autolog")
 
-Snapshot = SnapshotRecord  # public name: seq, iteration, status, uri, sha256, size, created, ...
+Snapshot = SnapshotRecord  # public name: seq, iteration, status, uri, digest, sha256, size, created, ...
 USABLE = ("stored", "local")
 
 
@@ -148,7 +149,7 @@ class Model(ModelReporting):
         self._ctx.store.update_model(self.id, tags=list(tags))
 
     def get_local_copy(self, version: int | None = None) -> str:
-        """A local path with the snapshot's weights (file, folder, or checkpoint prefix), verified by sha256.
+        """A local path with the snapshot's weights (file, folder, or checkpoint prefix), verified by its digest.
 
         The newest snapshot by default; see `snapshot()` for `version`. Remote snapshots are cached
         under $AUTOLOG_HOME/cache; local ones are returned in place.
@@ -156,7 +157,31 @@ class Model(ModelReporting):
         snap = self.snapshot(version)
         if snap.status == "local":
             return _verified_local_path(self._ctx, snap)
-        return fetch(snap.uri, snap.entry, snap.sha256, snap.files, self._ctx.cache_dir)
+        return fetch(snap.uri, snap.entry, snap.digest, snap.files, self._ctx.cache_dir)
+
+    def sha256(self, version: int | None = None) -> str:
+        """The sha256 of a snapshot's bytes, to compare with `sha256sum` (snapshots are identified by BLAKE3,
+        which is faster to compute; their sha256 is computed on demand). Read from the verified copy
+        (get_local_copy) the first time it is asked for, then kept in the snapshot's row. A snapshot of
+        several files: the sha256 over its sorted "name NUL file-sha256 LF" lines, as before schema 4."""
+        snap = self.snapshot(version)
+        if snap.sha256:
+            return snap.sha256
+        if not snap.digest:
+            raise IntegrityError(f"Snapshot {snap.seq} of model {self.id[:8]} has no recorded content to compute "
+                                 f"a sha256 from ({snap.status}: {snap.reason or 'its content is not known yet'}).")
+        path = self.get_local_copy(snap.seq)
+        if snap.files:
+            root = path[: len(path) - len(snap.entry)].rstrip(os.sep) if snap.entry else path  # path = root/entry
+            sha = hex_of(manifest_digest(
+                # names are display_path text in the row: real_path finds a name that is not UTF-8
+                ({"name": e["name"], "digest": file_digest(real_path(os.path.join(root, e["name"])), SHA256)}
+                 for e in snap.files),
+                SHA256))
+        else:
+            sha = hex_of(file_digest(path, SHA256))
+        self._ctx.store.update_snapshot(snap.id, sha256=sha)
+        return sha
 
     @property
     def loaded_by(self) -> list[str]:
@@ -240,7 +265,7 @@ class InputModel(Model):
         cls, weights_url: str | os.PathLike, name: str | None = None, project: str | None = None,
         framework: str | None = None, tags: Sequence[str] | None = None,
     ) -> "InputModel":
-        """Register weights nobody logged (a local path), by path and sha256 only; nothing is copied."""
+        """Register weights nobody logged (a local path), by path and content hash only; nothing is copied."""
         ctx = default_context()
         path = os.path.abspath(os.fspath(weights_url))
         sources = collect_sources(path)
@@ -255,7 +280,7 @@ class InputModel(Model):
         enumeration takes this model's, as in ClearML: its output models created afterwards get it."""
         store = task._writer("connect an input model").ctx.store
         snapshot = self.snapshot()
-        store.link_load(task.id, snapshot, path=None, sha256=snapshot.sha256, framework=self.framework)
+        store.link_load(task.id, snapshot, path=None, digest=snapshot.digest, framework=self.framework)
         labels = self.labels
         if labels and not store.get_task(task.id).labels:
             store.update_task(task.id, labels=labels)
@@ -265,22 +290,24 @@ def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
     """A snapshot recorded without a copy is only as good as the file still on disk."""
     # Rows hold display text: a name that is not UTF-8 is turned back into the real path here.
     path = real_path(os.path.join(snap.uri, snap.entry) if snap.entry else snap.uri)
-    if snap.sha256 is None:  # registered by path before the file existed: there is nothing to verify against
+    if snap.digest is None:  # registered by path before the file existed: there is nothing to verify against
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} does not exist: snapshot {snap.seq} was registered by its path only "
                                     f"({snap.reason or 'no content recorded'}). Save the file there, or set "
                                     "output_uri to keep copies of future snapshots.")
         logger.warning("autolog: %s is returned unverified: snapshot %d was registered before the file existed, "
-                       "so no sha256 was recorded", path, snap.seq)
+                       "so no content hash was recorded", path, snap.seq)
         return path
     try:
-        content = identify(ctx, _recorded_sources(snap, path))
+        sources = _recorded_sources(snap, path)
+        algorithm = algorithm_of(snap.digest)  # sha256 for snapshots recorded before schema 4
+        content = identify(ctx, sources) if algorithm == IDENTITY else hash_sources(sources, algorithm)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{path} is gone. This snapshot was recorded without a copy (output_uri=None); "
             "set output_uri to keep copies of future snapshots."
         ) from None
-    if content.sha256 != snap.sha256:
+    if content.digest != snap.digest:
         raise IntegrityError(
             f"{path} changed since snapshot {snap.seq} was recorded (no copy was kept, output_uri=None). "
             "Set output_uri to keep copies of future snapshots."

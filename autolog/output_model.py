@@ -246,7 +246,7 @@ class OutputModel(Model):
         no content, so that a script written for ClearML goes on; the WARNING says what that costs."""
         path = os.path.abspath(path)
         reason = "the file did not exist when update_weights() registered it: its content is unknown"
-        snap = self._ctx.store.add_snapshot(self.id, status="local", uri=display_path(path), sha256=None, size=None,
+        snap = self._ctx.store.add_snapshot(self.id, status="local", uri=display_path(path), digest=None, size=None,
                                             iteration=iteration, reason=reason)
         logger.warning("autolog: model %r snapshot %d: %s does not exist; registered by its path only (output_uri="
                        "None, nothing is copied), so its content is unknown and no load can be linked to it. Save "
@@ -258,7 +258,7 @@ class OutputModel(Model):
         """Record the object at uri now; its sha256 follows from the background (snapshots/registered.py)."""
         readable, size = _registered_location(uri)
         snap = self._ctx.store.add_snapshot(
-            self.id, status="stored", uri=redact_url(uri), sha256=None, size=size, iteration=iteration,
+            self.id, status="stored", uri=redact_url(uri), digest=None, size=size, iteration=iteration,
             stored_at=time.time(),
         )
         registered_hashes().submit(self._ctx, snap.id, readable, self._run.task_id)

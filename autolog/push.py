@@ -5,7 +5,7 @@ snapshots, artifacts and loads, plus the rows those loads point at (model, snaps
 foreign keys hold. A row already in the target is left alone unless the source has moved on
 (`_moved_on`: a task running there ended here, a snapshot pending there settled here, a model saved
 again here); an artifact re-uploaded under the same name here replaces the target's older one.
-Objects in a local folder (stored snapshots, file artifacts) are checked against their sha256 and
+Objects in a local folder (stored snapshots, file artifacts) are checked against their recorded content hash and
 copied to the storage URI under the same key before any row naming them is written; one already
 there with the right content is not copied again. Tasks with `pending` snapshots are held back.
 What the tasks reported (scalars, single values, reports and their images) comes along: push_reports.py.
@@ -27,7 +27,7 @@ from .db import schema as s
 from .db.store import MetadataStore
 from .errors import AutologError, IntegrityError, StorageError
 from .storage.blobstore import BlobStore, filesystem, is_local, normalize_uri, open_for_read
-from .storage.hashing import sha256_file, stream_sha256
+from .storage.hashing import algorithm_of, entry_digest, file_digest, sha256_digest, short, stream_digests
 from .storage.layout import artifact_key, join, safe_component, snapshot_key, task_prefix
 
 KINDS = ("tasks", "models", "snapshots", "artifacts", "loads")
@@ -42,7 +42,7 @@ class CopyJob:
     """One stored object: a file, or a folder of the files listed in `files`."""
     source: str  # local path
     key: str  # relative to the storage root
-    sha256: str
+    digest: str  # "<algorithm>:<hex>": a snapshot's digest, an artifact's sha256
     size: int
     files: list
 
@@ -244,7 +244,8 @@ def _relocate(plan: Plan, rows: Rows, settings: Settings, storage: str | None, r
         if source not in jobs:
             roots = owners.get(row.get("task_id") or row.get("model_id"), ()) + defaults
             key = _relative_key(source, roots) or _own_key(kind, row, rows)
-            jobs[source] = CopyJob(source, key, row["sha256"], row["size"] or 0, row.get("files") or [])
+            digest = row.get("digest") if kind == "snapshots" else sha256_digest(row["sha256"])
+            jobs[source] = CopyJob(source, key, digest, row["size"] or 0, row.get("files") or [])
         row["uri"] = redact_url(join(root, jobs[source].key))
     for task in plan.inserts["tasks"] + plan.updates["tasks"]:
         if task["output_uri"] and is_local(task["output_uri"]):
@@ -325,32 +326,34 @@ def _copy_objects(jobs: list[CopyJob], report: PushReport, progress: bool) -> No
 
 
 def _parts(job: CopyJob) -> list[tuple[str, str, int, str]]:
-    """(local file, key, size, sha256) of each file of the object, checked against what was recorded."""
-    entries = job.files or [{"name": "", "size": job.size, "sha256": job.sha256}]
+    """(local file, key, size, digest) of each file of the object, checked against what was recorded."""
+    entries = job.files or [{"name": "", "size": job.size, "digest": job.digest}]
     parts = []
     for e in entries:
         local = os.path.join(job.source, e["name"]) if e["name"] else job.source
         if not os.path.isfile(local):
             raise StorageError(f"{local} is recorded as stored but is missing (deleted by hand?). Push the other "
                                "tasks with --task, or delete the runs that need it.")
-        got = sha256_file(local)
-        if got != e["sha256"]:
-            raise IntegrityError(f"{local} does not match its recorded sha256 ({got[:12]} != {e['sha256'][:12]}): "
+        expected = entry_digest(e)
+        got = file_digest(local, algorithm_of(expected))
+        if got != expected:
+            raise IntegrityError(f"{local} does not match its recorded content hash ({short(got)} != {short(expected)}): "
                                  "the local copy was altered, so it is not pushed. Push the other tasks with --task.")
-        parts.append((local, f"{job.key}/{e['name']}" if e["name"] else job.key, e["size"], e["sha256"]))
+        parts.append((local, f"{job.key}/{e['name']}" if e["name"] else job.key, e["size"], expected))
     return parts
 
 
-def _present(store: BlobStore, key: str, size: int, sha256: str) -> bool:
+def _present(store: BlobStore, key: str, size: int, digest: str) -> bool:
     """The target already holds these bytes at key (a rerun after an interrupted push)."""
     url = store.url(key)
+    algorithm = algorithm_of(digest)
     if store.local:
-        return os.path.isfile(url) and os.path.getsize(url) == size and sha256_file(url) == sha256
+        return os.path.isfile(url) and os.path.getsize(url) == size and file_digest(url, algorithm) == digest
     fs, path = filesystem(url)
     if not fs.exists(path) or fs.size(path) != size:
         return False
     with open_for_read(url) as f:
-        return stream_sha256(f)[0] == sha256
+        return stream_digests(f, (algorithm,))[0][0] == digest
 
 
 def _write(target: MetadataStore, plan: Plan) -> None:

@@ -83,14 +83,14 @@ def _one_task(rng: random.Random, i: int, created: float, per_task: int, package
     snaps = []
     for seq in range(1, per_task + 1):
         snaps.append(dict(id=uuid.uuid4().hex, model_id=mid, seq=seq, iteration=seq * 100, status="stored",
-                          uri=f"/data/runs/{tid}/models/{seq}/last.pt", entry="", sha256=f"{rng.getrandbits(256):064x}",
+                          uri=f"/data/runs/{tid}/models/{seq}/last.pt", entry="", digest=f"blake3:{rng.getrandbits(256):064x}",
                           size=1 << 20, files=[], created=created + seq))
     rows["snapshots"] += snaps
     if ids["models"] and rng.random() < 0.5:  # loads a recent task's last snapshot
         back = rng.randrange(1, min(50, len(ids["models"])) + 1)
         other = ids["models"][-back]
         rows["model_loads"].append(dict(id=uuid.uuid4().hex, task_id=tid, model_id=other[0], snapshot_id=other[1],
-                                        path="/w/last.pt", sha256=None, framework="PyTorch", created=created + 1))
+                                        path="/w/last.pt", digest=None, framework="PyTorch", created=created + 1))
     ids["tasks"].append(tid)
     ids["models"].append((mid, snaps[-1]["id"]))
 
@@ -111,12 +111,12 @@ def _graphs(engine, rng: random.Random, start: float, packages: dict) -> dict:  
                                        framework="PyTorch", source_path=f"/w/stage-{n}.pt", tags=[], comment="",
                                        meta={}, created=created, updated=created))
             rows["snapshots"].append(dict(id=sid, model_id=mid, seq=1, iteration=1, status="stored", uri=f"/g/{mid}",
-                                          entry="", sha256=f"{rng.getrandbits(256):064x}", size=1, files=[],
+                                          entry="", digest=f"blake3:{rng.getrandbits(256):064x}", size=1, files=[],
                                           created=created))
         loads = previous if n < CHAIN else fan_source  # a chain task loads the previous one's model
         if loads is not None:
             rows["model_loads"].append(dict(id=uuid.uuid4().hex, task_id=tid, model_id=loads[0], snapshot_id=loads[1],
-                                            path=None, sha256=None, framework="PyTorch", created=created))
+                                            path=None, digest=None, framework="PyTorch", created=created))
         if n < CHAIN:
             chain.append(tid)
             previous = (mid, sid)

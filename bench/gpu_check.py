@@ -30,7 +30,7 @@ model = torch.nn.Linear(512, 512).cuda().to(torch.bfloat16)
 torch.save(model.state_dict(), sys.argv[1])
 task.close()
 (snap,) = task.models["output"][-1].snapshots
-print(json.dumps({"task": task.id, "sha256": snap.sha256, "uri": snap.uri, "status": snap.status}))
+print(json.dumps({"task": task.id, "sha256": task.models["output"][-1].sha256(), "uri": snap.uri, "status": snap.status}))
 """
 
 LOAD = """

@@ -149,7 +149,7 @@ def main() -> None:
             f"| `Task.get_task(task_id=...)` | {meta['get_task_by_id_ms']:.2f} ms |",
             f"| `Task.get_task(project_name=..., task_name=...)` | {meta['get_task_by_name_ms']:.2f} ms |",
             f"| `task.models` with snapshots | {meta['task_models_ms']:.2f} ms |",
-            f"| lineage lookup by sha256 | {meta['lineage_by_hash_ms']:.2f} ms |"]
+            f"| lineage lookup by digest | {meta['lineage_by_hash_ms']:.2f} ms |"]
     _write(args, "\n".join(out))
 
 

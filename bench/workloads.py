@@ -194,11 +194,11 @@ def metadata_scale(tasks: int, snapshots_per_task: int, lookups: int) -> dict:
                                    framework="PyTorch", source_path="/w/last.pt", tags=[], comment="", meta={},
                                    created=now + i, updated=now + i))
             for seq in range(1, snapshots_per_task + 1):
-                sha = f"{rng.getrandbits(256):064x}"
+                sha = f"blake3:{rng.getrandbits(256):064x}"
                 if rng.random() < 0.001:
                     shas.append(sha)
                 snap_rows.append(dict(id=uuid.uuid4().hex, model_id=mid, seq=seq, iteration=seq, status="stored",
-                                      uri=f"/x/{tid}/{seq}", entry="", sha256=sha, size=1, files=[],
+                                      uri=f"/x/{tid}/{seq}", entry="", digest=sha, size=1, files=[],
                                       created=now + i + seq / 100))
         with engine.begin() as conn:
             conn.execute(s.tasks.insert(), task_rows)

@@ -10,25 +10,21 @@ wrote them, in the fine-tuning task.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.trainer_utils import get_last_checkpoint
 
 from autolog import Model, Task
+from autolog.storage import file_digest
 from hf_finetune import TEST, accuracy
 from lineage_report import print_lineage
 
 
 def snapshot_holding(model: Model, folder: str):
     """The snapshot of `model` whose files are the folder's files (what autolog matched it by)."""
-    on_disk = {}
-    for entry in os.scandir(folder):
-        if entry.is_file():
-            with open(entry.path, "rb") as f:
-                on_disk[entry.name] = hashlib.sha256(f.read()).hexdigest()
-    return next((s for s in model.snapshots if {f["name"]: f["sha256"] for f in s.files} == on_disk), None)
+    on_disk = {entry.name: file_digest(entry.path) for entry in os.scandir(folder) if entry.is_file()}
+    return next((s for s in model.snapshots if {f["name"]: f["digest"] for f in s.files} == on_disk), None)
 
 
 def main() -> None:

@@ -9,10 +9,10 @@ are its own output models.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 
 from autolog import Task
+from autolog.storage import file_digest
 from lightning_train import Regressor, loader, make_trainer
 
 
@@ -27,8 +27,7 @@ def main() -> None:
     last = os.path.join(args.source, "last.ckpt")
     if not os.path.exists(last):
         raise SystemExit(f"no {last}: run examples/lightning_train.py --out {args.source} first")
-    with open(last, "rb") as f:
-        resumed_bytes = hashlib.sha256(f.read()).hexdigest()
+    resumed_bytes = file_digest(last)  # the content identity autolog matched the load by
 
     trainer, checkpoint = make_trainer(args.epochs, args.out, top_k=1)
     trainer.fit(Regressor(), loader(256, seed=0, shuffle=True), loader(64, seed=1), ckpt_path=last)
@@ -37,7 +36,7 @@ def main() -> None:
 
     [resumed] = task.models["input"]
     producer = Task.get_task(task_id=resumed.task)
-    snapshot = next(s for s in resumed.snapshots if s.sha256 == resumed_bytes)
+    snapshot = next(s for s in resumed.snapshots if s.digest == resumed_bytes)
     print(f"resumed from model {resumed.name!r} ({resumed.id[:8]}): snapshot {snapshot.seq} of "
           f"{len(resumed.snapshots)} (global step {snapshot.iteration}), "
           f"written by task {producer.project}/{producer.name} {producer.id}")

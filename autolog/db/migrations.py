@@ -48,7 +48,24 @@ def _v3_reporting(op: "Operations") -> None:
         index.create(bind)
 
 
-STEPS: list[Callable[["Operations"], None]] = [_v2_snapshot_stored_at, _v3_reporting]
+def _v4_content_digest(op: "Operations") -> None:
+    """Snapshots identified by a self-describing digest (BLAKE3 from now on). Rows written before keep
+    their sha256 and get the same value as a digest ("sha256:<hex>"), so loads of old files still find
+    their snapshot; the stat cache starts over (it is only a cache)."""
+    with op.batch_alter_table("snapshots") as batch:
+        batch.add_column(sa.Column("digest", sa.String(80), nullable=True))
+        batch.drop_index("ix_snapshots_sha256")
+        batch.create_index("ix_snapshots_digest", ["digest"])
+    with op.batch_alter_table("model_loads") as batch:
+        batch.add_column(sa.Column("digest", sa.String(80), nullable=True))
+    for table in ("snapshots", "model_loads"):
+        t = sa.table(table, sa.column("sha256", sa.String), sa.column("digest", sa.String))
+        op.execute(t.update().where(t.c.sha256.is_not(None)).values(digest=sa.literal("sha256:") + t.c.sha256))
+    op.drop_table("file_hashes")
+    s.file_hashes.create(op.get_bind())
+
+
+STEPS: list[Callable[["Operations"], None]] = [_v2_snapshot_stored_at, _v3_reporting, _v4_content_digest]
 assert len(STEPS) == SCHEMA_VERSION - 1, "every schema version after 1 needs its step in STEPS"
 
 

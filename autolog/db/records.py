@@ -63,6 +63,7 @@ class SnapshotRecord:
     stage_uri: str | None
     created: float
     stored_at: float | None = None  # when status became "stored" (NULL for rows stored before schema 2)
+    digest: str | None = None  # the content's identity, "<algorithm>:<hex>" (storage/hashing.py)
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,10 @@ class LoadRecord:
     model_id: str
     snapshot_id: str
     path: str | None
-    sha256: str | None
+    sha256: str | None  # loads recorded before schema 4
     framework: str | None
     created: float
+    digest: str | None = None  # the loaded content's digest
 
 
 def new_id() -> str:

@@ -93,16 +93,19 @@ snapshots = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("uri", sa.Text),  # redacted URI of the stored object (or local path for "local")
     sa.Column("entry", sa.Text, nullable=False),  # what to open inside uri: "" = uri itself
+    # The content's identity, "<algorithm>:<hex>" (storage/hashing.py; schema 4): blake3, or sha256 on
+    # rows written before. sha256: the plain sha256, on rows before schema 4 and once computed on demand.
+    sa.Column("digest", sa.String(80)),
     sa.Column("sha256", sa.String(64)),
     sa.Column("size", sa.BigInteger),
-    sa.Column("files", sa.JSON, nullable=False),  # [{"name", "size", "sha256"}] for multi-file snapshots
+    sa.Column("files", sa.JSON, nullable=False),  # [{"name", "size", "digest"}] for multi-file snapshots
     sa.Column("source_path", sa.Text),
     sa.Column("source_stat", sa.JSON),  # journal: what the file looked like when saved
     sa.Column("stage_uri", sa.Text),  # journal: the staged local copy, until it is uploaded
     sa.Column("created", Time, nullable=False),
     sa.Column("stored_at", Time),  # when the object reached its final key (schema 2; NULL until then)
     sa.UniqueConstraint("model_id", "seq", name="uq_snapshots_model_seq"),
-    sa.Index("ix_snapshots_sha256", "sha256"),
+    sa.Index("ix_snapshots_digest", "digest"),
     sa.Index("ix_snapshots_status", "status"),
 )
 
@@ -131,7 +134,8 @@ model_loads = sa.Table(
     sa.Column("model_id", ID, sa.ForeignKey("models.id"), nullable=False),
     sa.Column("snapshot_id", ID, sa.ForeignKey("snapshots.id"), nullable=False),
     sa.Column("path", sa.Text),
-    sa.Column("sha256", sa.String(64)),
+    sa.Column("sha256", sa.String(64)),  # loads recorded before schema 4
+    sa.Column("digest", sa.String(80)),  # the loaded content's digest (schema 4)
     sa.Column("framework", sa.String(64)),
     sa.Column("created", Time, nullable=False),
     sa.UniqueConstraint("task_id", "model_id", "snapshot_id", name="uq_model_loads_link"),
@@ -149,7 +153,7 @@ file_hashes = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
     sa.Column("ctime_ns", sa.BigInteger, nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(80), nullable=False),  # schema 4 (a sha256 column before: dropped, a cache)
 )
 
 # -- reporting (schema 3): what Logger records ------------------------------------------------

@@ -379,7 +379,7 @@ class MetadataStore:
 
     def finish_snapshots(self, updates: list[tuple[str, dict[str, Any]]],
                          hashes: list[tuple[str, os.stat_result, str]] = ()) -> None:
-        """Many snapshots' outcomes (snapshot id, values) and stat-cache rows (host, stat, sha256), in one
+        """Many snapshots' outcomes (snapshot id, values) and stat-cache rows (host, stat, digest), in one
         transaction: rows with the same columns are written as one executemany."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for snapshot_id, values in updates:
@@ -390,10 +390,10 @@ class MetadataStore:
                 conn.execute(statement.values({c: sa.bindparam(c) for c in columns}), params)
             if hashes:
                 rows = [{"host": host, "device": st.st_dev, "inode": st.st_ino, "size": st.st_size,
-                         "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "sha256": sha256}
-                        for host, st, sha256 in hashes]
+                         "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "digest": digest}
+                        for host, st, digest in hashes]
                 insert = _dialect_insert(conn, s.file_hashes)
-                known = ("size", "mtime_ns", "ctime_ns", "sha256")
+                known = ("size", "mtime_ns", "ctime_ns", "digest")
                 conn.execute(insert.on_conflict_do_update(
                     index_elements=["host", "device", "inode"], set_={k: insert.excluded[k] for k in known},
                 ), rows)
@@ -412,7 +412,7 @@ class MetadataStore:
         query = sa.select(s.snapshots).where(s.snapshots.c.model_id == model_id).order_by(s.snapshots.c.seq)
         return self._all(SnapshotRecord, query)
 
-    def producer_of(self, sha256: str, path: str | None = None) -> SnapshotRecord | None:
+    def producer_of(self, digest: str, path: str | None = None) -> SnapshotRecord | None:
         """The snapshot a load of this content (from path) comes from.
 
         Same bytes can come from several saves (a final model equal to the last checkpoint, a seeded
@@ -425,7 +425,7 @@ class MetadataStore:
         base = (
             sa.select(s.snapshots)
             .join(s.models, s.models.c.id == s.snapshots.c.model_id)
-            .where(s.snapshots.c.sha256 == sha256, s.snapshots.c.status.in_(("stored", "local")))
+            .where(s.snapshots.c.digest == digest, s.snapshots.c.status.in_(("stored", "local")))
             .limit(1)
         )
         if path is not None:
@@ -435,13 +435,21 @@ class MetadataStore:
                 return found
         return self._one(SnapshotRecord, base.order_by((s.models.c.origin == "imported"), s.snapshots.c.created))
 
-    def stored_copies(self, sha256s: Sequence[str], uri_prefix: str) -> list[SnapshotRecord]:
+    def holds_sha256_identities(self) -> bool:
+        """Whether any snapshot is identified by its sha256 (recorded before schema 4): loads that match no
+        BLAKE3 digest are then looked up by sha256 too. One index probe."""
+        digest = s.snapshots.c.digest
+        query = sa.select(digest).where(digest >= "sha256:", digest < "sha256;").limit(1)
+        with self.read() as conn:
+            return conn.execute(query).first() is not None
+
+    def stored_copies(self, digests: Sequence[str], uri_prefix: str) -> list[SnapshotRecord]:
         """Stored snapshots holding any of these contents under uri_prefix, oldest first (batch dedupe)."""
         prefix = uri_prefix.rstrip("/") + "/"
         query = (
             sa.select(s.snapshots)
             .where(
-                s.snapshots.c.sha256.in_(sorted(set(sha256s))),
+                s.snapshots.c.digest.in_(sorted(set(digests))),
                 _unindexed(s.snapshots.c.status) == "stored",
                 sa.func.substr(s.snapshots.c.uri, 1, len(prefix)) == prefix,
             )
@@ -449,13 +457,13 @@ class MetadataStore:
         )
         return self._all(SnapshotRecord, query)
 
-    def stored_copy(self, sha256: str, uri_prefix: str) -> SnapshotRecord | None:
+    def stored_copy(self, digest: str, uri_prefix: str) -> SnapshotRecord | None:
         """A stored snapshot of this content under uri_prefix, for deduplication."""
         prefix = uri_prefix.rstrip("/") + "/"
         query = (
             sa.select(s.snapshots)
             .where(
-                s.snapshots.c.sha256 == sha256,
+                s.snapshots.c.digest == digest,
                 _unindexed(s.snapshots.c.status) == "stored",
                 # Not LIKE: SQLite's ignores case, and /runs/a must not find a copy under /Runs/a.
                 sa.func.substr(s.snapshots.c.uri, 1, len(prefix)) == prefix,
@@ -520,17 +528,17 @@ class MetadataStore:
         return self._all(LoadRecord, query)
 
     # -- stat cache -----------------------------------------------------------------------
-    def cached_sha256(self, host: str, st: os.stat_result) -> str | None:
+    def cached_digest(self, host: str, st: os.stat_result) -> str | None:
         t = s.file_hashes.c
-        query = sa.select(t.sha256).where(
+        query = sa.select(t.digest).where(
             t.host == host, t.device == st.st_dev, t.inode == st.st_ino, t.size == st.st_size,
             t.mtime_ns == st.st_mtime_ns, t.ctime_ns == st.st_ctime_ns,
         )
         with self.read() as conn:
             return conn.execute(query).scalar()
 
-    def remember_sha256(self, host: str, st: os.stat_result, sha256: str) -> None:
-        known = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "sha256": sha256}
+    def remember_digest(self, host: str, st: os.stat_result, digest: str) -> None:
+        known = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "digest": digest}
         with self.write() as conn:  # an upsert: processes sharing a file (or a reused inode) may race
             insert = _dialect_insert(conn, s.file_hashes).values(host=host, device=st.st_dev, inode=st.st_ino, **known)
             conn.execute(insert.on_conflict_do_update(
@@ -642,5 +650,5 @@ on_fork("db.engines", after_in_child=_reset_all_after_fork)
 def _unindexed(column: sa.Column) -> sa.ColumnElement:
     """column as an expression no index can serve. SQLite plans without statistics and prefers an
     equality on the status index, which holds nearly every row: dedupe lookups would then scan all
-    stored snapshots once per batch (quadratic over a run), instead of the few rows of one sha256."""
+    stored snapshots once per batch (quadratic over a run), instead of the few rows of one digest."""
     return column.concat("")

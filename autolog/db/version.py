@@ -17,7 +17,7 @@ from ..config import redact_url
 from ..errors import (AutologError, DatabaseCorruptError, DatabaseLockedError, DatabaseUnreachableError,
                       SchemaVersionError)
 
-SCHEMA_VERSION = 3  # one more than the steps in migrations.py
+SCHEMA_VERSION = 4  # one more than the steps in migrations.py
 SCHEMA_TABLE = "autolog_schema"
 _URL_START = re.compile(r"([\w+]+)://")  # as in SQLAlchemy's make_url
 # How long the pre-start check waits for a lock before calling the database locked: a reader is only

@@ -16,8 +16,8 @@ def stored_copy_finder(
     The object is claimed (the pending snapshot row takes its uri) before it is checked, so that
     retention, which keeps objects any stored or pending row points at, cannot delete it meanwhile.
     """
-    def find(sha256: str) -> tuple[str, str] | None:
-        existing = ctx.store.stored_copy(sha256, redact_url(store.root))
+    def find(digest: str) -> tuple[str, str] | None:
+        existing = ctx.store.stored_copy(digest, redact_url(store.root))
         if existing is None or not existing.uri:
             return None
         if snapshot_id is not None:

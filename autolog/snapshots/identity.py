@@ -1,6 +1,6 @@
-"""A file's identity is its sha256; the stat cache avoids hashing a file this host already knows.
+"""A file's identity is its digest (BLAKE3); the stat cache avoids hashing a file this host already knows.
 
-(device, inode, size, mtime_ns, ctime_ns) -> sha256, kept in memory and in the database (per host),
+(device, inode, size, mtime_ns, ctime_ns) -> digest, kept in memory and in the database (per host),
 so a file that was stored or loaded before is never hashed again while it looks the same. ctime is
 part of the key because a rewrite can keep size and mtime (a copy with preserved times) but never
 the inode's change time.
@@ -13,10 +13,10 @@ from typing import Callable
 
 from ..context import Context
 from ..run_info import host_name
-from ..storage.hashing import fd_sha256, manifest_sha256
-from ..storage.objects import Content, OpenedSources, Sources, open_sources
+from ..storage.hashing import fd_digest
+from ..storage.objects import Content, OpenedSources, Sources, content_of, open_sources
 
-# (device, inode) -> (stat_key, sha256): one entry per file, so a run that rewrites one path many
+# (device, inode) -> (stat_key, digest): one entry per file, so a run that rewrites one path many
 # times keeps one entry, not one per save (a file's ctime never goes back, so older keys are dead).
 _memory: dict[tuple, tuple[tuple, str]] = {}
 _memory_lock = threading.Lock()
@@ -28,45 +28,42 @@ def stat_key(st: os.stat_result) -> tuple:
 
 
 def file_identity(ctx: Context, fd: int, st: os.stat_result) -> str:
-    """sha256 of an open file whose stat is st, from the cache when it has not changed."""
+    """Digest of an open file whose stat is st, from the cache when it has not changed."""
     key = stat_key(st)
     known = _memory.get(key[:2])
-    sha = known[1] if known is not None and known[0] == key else None
-    if sha is None:
-        sha = ctx.store.cached_sha256(_HOST, st)
-        if sha is None:
-            sha = fd_sha256(fd)
+    digest = known[1] if known is not None and known[0] == key else None
+    if digest is None:
+        digest = ctx.store.cached_digest(_HOST, st)
+        if digest is None:
+            digest = fd_digest(fd)
             if stat_key(os.fstat(fd)) == key:  # not rewritten while we read it
-                ctx.store.remember_sha256(_HOST, st, sha)
+                ctx.store.remember_digest(_HOST, st, digest)
         with _memory_lock:
-            _memory[key[:2]] = (key, sha)
-    return sha
+            _memory[key[:2]] = (key, digest)
+    return digest
 
 
 def remember_many(ctx: Context, known: list[tuple[os.stat_result, str]], write: Callable[[list], None]) -> None:
     """Record the hashes of files read to store them, through write(rows) (the caller's transaction).
     Only the newest stat of each file is written: a batch of saves of one path is one row, not many."""
     newest: dict[tuple, tuple] = {}
-    for st, sha256 in known:
+    for st, digest in known:
         key = stat_key(st)
         held = newest.get(key[:2])
         if held is None or (key[4], key[3]) >= (held[0][4], held[0][3]):  # ctime, then mtime; ties: later
-            newest[key[:2]] = (key, st, sha256)
-    write([(_HOST, st, sha256) for _, st, sha256 in newest.values()])
+            newest[key[:2]] = (key, st, digest)
+    write([(_HOST, st, digest) for _, st, digest in newest.values()])
     with _memory_lock:
-        for file, (key, _, sha256) in newest.items():
-            _memory[file] = (key, sha256)
+        for file, (key, _, digest) in newest.items():
+            _memory[file] = (key, digest)
 
 
 def opened_content(ctx: Context, opened: OpenedSources) -> Content:
     manifest = [
-        {"name": rel, "size": st.st_size, "sha256": file_identity(ctx, fd, st)}
+        {"name": rel, "size": st.st_size, "digest": file_identity(ctx, fd, st)}
         for (_, rel), (fd, st) in zip(opened.sources.files, opened.handles)
     ]
-    size = sum(e["size"] for e in manifest)
-    if opened.sources.single:
-        return Content(sha256=manifest[0]["sha256"], size=size)
-    return Content(sha256=manifest_sha256(manifest), size=size, manifest=manifest)
+    return content_of(opened.sources, manifest)
 
 
 def identify(ctx: Context, sources: Sources) -> Content:

@@ -62,6 +62,7 @@ class SnapshotJob:
     error: BaseException | None = None
     in_backlog: bool = False  # counted in the pipeline's backlog of staged bytes
     overwritten_unread: bool = False  # a later save of its path stopped waiting for it (a stall)
+    set_aside: bool = False  # a later save renamed its file aside (removed once read: Outcomes)
     staged: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
 

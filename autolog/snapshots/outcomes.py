@@ -11,6 +11,7 @@ from typing import Iterable
 from ..config import scrub
 from ..safety import report_failure, strict
 from ..storage.objects import SourceChangedError
+from ..storage.set_aside import aside_path, remove_set_aside
 from . import steps
 from .database_guard import retry_while_unreachable
 from .jobs import CallJob, SnapshotJob
@@ -30,6 +31,9 @@ class Outcomes:
                 if isinstance(job, SnapshotJob):
                     self._unread -= 1
             self._cond.notify_all()
+        if isinstance(job, SnapshotJob) and job.set_aside:  # after staged is set: see SetAside.settle
+            attempt(f"removing the file set aside for {job.label}",
+                    lambda: remove_set_aside(aside_path(job.staging)))
 
     def _count_backlog(self, job: SnapshotJob, staged: bool) -> None:
         """Called holding the lock; each job counts once, from its staging to its publication."""
@@ -43,8 +47,8 @@ class Outcomes:
                 job.state = "done"
             if self._jobs.pop(job.order, None) is not None and isinstance(job, SnapshotJob):
                 self._count_backlog(job, False)
-                if job.content is not None and self._uploading.get(job.content.sha256) is job:
-                    del self._uploading[job.content.sha256]
+                if job.content is not None and self._uploading.get(job.content.digest) is job:
+                    del self._uploading[job.content.digest]
                     self._wake("upload")
                 if job.data is not None:
                     self._held -= job.size
@@ -78,7 +82,7 @@ class Outcomes:
                 elif kept:
                     reason = f"not stored yet ({reason}); staged copy kept at {job.staging}: run `autolog sync`"
                     # What sync needs to trust the kept copy (a local store's copy has no copied marker).
-                    content = {"sha256": job.content.sha256, "size": job.content.size,
+                    content = {"digest": job.content.digest, "size": job.content.size,
                                "files": job.content.manifest} if job.content is not None else {}
                     self._write_status(job, patient=True, reason=reason, **content)
                 else:

@@ -80,7 +80,7 @@ class SnapshotPipeline(Waits, Outcomes):
         self._by_snapshot: dict[str, SnapshotJob] = {}
         self._unrecorded: list[str] = []  # saves that got no row (the database could not take them)
         self._unqueued: list[str] = []  # saves not queued because the background work had stalled
-        # sha256 -> the snapshot uploading those bytes, until it is recorded: the same bytes saved again
+        # digest -> the snapshot uploading those bytes, until it is recorded: the same bytes saved again
         # wait for it, then dedupe finds it stored
         self._uploading: dict[str, SnapshotJob] = {}
         self._order = itertools.count(1)
@@ -114,7 +114,8 @@ class SnapshotPipeline(Waits, Outcomes):
         if job is None:
             return None
         if isinstance(job, SnapshotJob) and job.sources.single and job.staging and job.stats:
-            aside = set_aside(fence_key, job.stats[0], aside_path(job.staging))
+            job.set_aside = True  # before the rename: the stager removes the file once it has read it
+            aside = set_aside(fence_key, job.stats[0], aside_path(job.staging), source_read=job.staged.is_set)
             if aside is not None:
                 return aside
         if not self.wait_for(job, "staged"):

@@ -1,8 +1,8 @@
-"""The sha256 of registered objects (`update_weights(register_uri=)`), read off the training thread.
+"""The content hash (digest) of registered objects (`update_weights(register_uri=)`), read off the training thread.
 
 ClearML records a registered URL as it is. autolog also wants its content hash (lineage is by
 content), but reading a remote object may take long or never succeed (no network, a host that does
-not answer). So the snapshot is recorded at once, by URL, with sha256 and size NULL, and one daemon
+not answer). So the snapshot is recorded at once, by URL, with digest and size NULL, and one daemon
 thread per process (started with the first job) reads each object through fsspec and fills them in
 when it can. Until then a load of those bytes cannot be linked to that snapshot: lineage looks
 snapshots up by hash. An object that cannot be read keeps no hash, and one INFO line says why.
@@ -91,18 +91,18 @@ class RegisteredHashes:
         except Exception as exc:  # noqa: BLE001 - an object that cannot be read is expected, not a bug
             job.unreadable = f"{type(exc).__name__}: {scrub(str(exc))}"
             logger.info("autolog: registered %s could not be read to hash it (%s). Its snapshot stays recorded "
-                        "by URL without a sha256, so loads of it are not linked to it.", job.label, job.unreadable)
+                        "by URL without a content hash, so loads of it are not linked to it.", job.label, job.unreadable)
             return
         # A database that is down for a while must not lose a hash that took long to read.
         retry_while_unreachable(lambda: job.ctx.store.update_snapshot(
-            job.snapshot_id, sha256=content.sha256, size=content.size), job.ctx.settings.db_retry_seconds)
+            job.snapshot_id, digest=content.digest, size=content.size), job.ctx.settings.db_retry_seconds)
         job.content = content
-        logger.debug("autolog: registered %s hashed: sha256 %s, %d bytes", job.label, content.sha256[:12],
+        logger.debug("autolog: registered %s hashed: %s, %d bytes", job.label, content.digest[:19],
                      content.size)
 
     def _failed(self, job: HashJob, exc: BaseException) -> None:
         """Recording the hash failed (the database, not the object): warned once per kind."""
-        report_failure(f"the sha256 of registered {job.label}", exc, kind="the sha256 of a registered object")
+        report_failure(f"the content hash of registered {job.label}", exc, kind="the content hash of a registered object")
 
     def _settle(self, job: HashJob) -> None:
         with self._cond:

@@ -90,7 +90,7 @@ def journal_staged(ctx: Context, job: SnapshotJob) -> None:
     """What sync needs to publish the staged copy after a crash (its copied marker covers the time
     before this); the upload goes on when the database is unreachable."""
     try:
-        ctx.store.update_snapshot(job.snapshot_id, sha256=job.content.sha256, size=job.content.size,
+        ctx.store.update_snapshot(job.snapshot_id, digest=job.content.digest, size=job.content.size,
                                   files=job.content.manifest, stage_uri=job.staging)
     except Exception as exc:  # noqa: BLE001
         if not database_unreachable(exc):
@@ -99,26 +99,26 @@ def journal_staged(ctx: Context, job: SnapshotJob) -> None:
 
 
 def stored_copies(ctx: Context, jobs: list[SnapshotJob]) -> dict[str, tuple[str, str]]:
-    """sha256 -> (uri, entry) of stored snapshots holding the bytes of these local snapshots: one query
+    """digest -> (uri, entry) of stored snapshots holding the bytes of these local snapshots: one query
     per output_uri for the whole batch."""
     found: dict[str, tuple[str, str]] = {}
     by_root: dict[str, list[str]] = {}
     for job in jobs:
-        by_root.setdefault(redact_url(job.store.root), []).append(job.content.sha256)
-    for root, shas in by_root.items():
-        for snap in ctx.store.stored_copies(shas, root):
-            found.setdefault(snap.sha256, (snap.uri, snap.entry))
+        by_root.setdefault(redact_url(job.store.root), []).append(job.content.digest)
+    for root, digests in by_root.items():
+        for snap in ctx.store.stored_copies(digests, root):
+            found.setdefault(snap.digest, (snap.uri, snap.entry))
     return found
 
 
 def publish_local(ctx: Context, job: SnapshotJob, stored_copies: dict[str, tuple[str, str]]) -> None:
     """Local store: reuse a stored copy of the same bytes, else rename the staged copy into place.
 
-    stored_copies (sha256 -> (uri, entry)) holds what the batch's lookup found; what this publishes
+    stored_copies (digest -> (uri, entry)) holds what the batch's lookup found; what this publishes
     is added, so the same bytes saved twice in one batch are stored once.
     """
     content, sources = job.content, job.sources
-    found = stored_copies.get(content.sha256)
+    found = stored_copies.get(content.digest)
     if found is not None and os.path.exists(found[0]):
         if job.staging:
             attempt(f"removing the duplicate staged copy {job.staging}",
@@ -129,8 +129,8 @@ def publish_local(ctx: Context, job: SnapshotJob, stored_copies: dict[str, tuple
             job.published = objects.publish_bytes(job.data, sources, content, job.store, job.key)
         else:
             job.published = objects.publish_staged(job.staging, sources, content, job.store, job.key,
-                                                   ctx.cache_dir, find_copy=lambda sha256: None)
-        stored_copies[content.sha256] = (job.published.uri, job.published.entry)
+                                                   ctx.cache_dir, find_copy=lambda digest: None)
+        stored_copies[content.digest] = (job.published.uri, job.published.entry)
     job.uri = job.published.uri
 
 
@@ -152,17 +152,17 @@ def record_outcomes(ctx: Context, jobs: list[SnapshotJob]) -> None:
         content = job.content
         if job.store is None:
             updates.append((job.snapshot_id, {"status": "local", "uri": source_path(job.sources),
-                                              "sha256": content.sha256, "size": content.size,
+                                              "digest": content.digest, "size": content.size,
                                               "files": content.manifest}))
             continue
         published = job.published
         updates.append((job.snapshot_id, {
             "status": "stored", "uri": redact_url(published.uri), "entry": published.entry,
-            "sha256": content.sha256, "size": content.size, "files": content.manifest, "stage_uri": None,
+            "digest": content.digest, "size": content.size, "files": content.manifest, "stage_uri": None,
             "reason": None, "stored_at": now,
         }))
-        entries = content.manifest or [{"sha256": content.sha256}]
-        hashes += [(st, entry["sha256"]) for st, entry in zip(job.stats, entries)]
+        entries = content.manifest or [{"digest": content.digest}]
+        hashes += [(st, entry["digest"]) for st, entry in zip(job.stats, entries)]
     identity.remember_many(ctx, hashes, lambda rows: ctx.store.finish_snapshots(updates, rows))
     for job in jobs:
         if job.store is not None and not job.store.local:

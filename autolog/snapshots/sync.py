@@ -3,8 +3,9 @@
 Every captured snapshot is a `pending` row before any byte is copied, with the source files'
 size and mtime and (remote stores) the staged copy's path. For each pending snapshot whose process
 is gone: a staged copy whose hash still matches (or, not hashed yet, a copy marked complete) is
-published; else an object already uploaded to its final key that hashes to the journaled sha256 is
-recorded; else a source file that is unchanged is stored from the source; else the snapshot is marked
+published; else an object already uploaded to its final key that hashes to the journaled digest is
+recorded; else the source file as it was saved is stored: set aside by a later save of its path
+(`<staging>.aside`, see storage/set_aside.py) or unchanged at its path; else the snapshot is marked
 `failed` with the reason, and anything at its final key is removed. Runs whose process died without
 closing are marked `failed` too.
 """
@@ -24,9 +25,10 @@ from ..db import SnapshotRecord, TaskRecord
 from ..storage import objects
 from ..storage.blobstore import BlobStore, remove_quietly
 from ..run_info import host_name
-from ..storage.hashing import sha256_file
+from ..storage.hashing import file_digest
 from ..storage.layout import display_path, snapshot_key, task_prefix
 from ..storage.objects import copied_marker
+from ..storage.set_aside import aside_path
 from .dedupe import stored_copy_finder
 
 logger = logging.getLogger("autolog")
@@ -90,6 +92,8 @@ def sync(ctx: Context, force: bool = False) -> SyncReport:
             _discard_unverified_object(ctx, snap, task)
             ctx.store.update_snapshot(snap.id, status="failed", reason=reason)
             report.failed.append((snap, reason))
+        if snap.stage_uri:  # the file set aside for it, if the run died before its copy was read
+            remove_quietly(aside_path(snap.stage_uri))
     for task in ctx.store.find_tasks(status="running"):  # also runs killed with nothing pending
         tasks.setdefault(task.id, task)
     for task in tasks.values():
@@ -120,13 +124,13 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
     if staging is not None:
         sources = _sources_like_staged(snap, staging)
     else:
-        sources = _unchanged_sources(snap)
+        sources = _set_aside_source(snap) or _unchanged_sources(snap)
         staging = objects.staging_dir(store, str(ctx.settings.cache_dir))
         content = objects.stage(objects.open_sources(sources), staging)
     published = objects.publish_staged(staging, sources, content, store, key, str(ctx.settings.cache_dir),
                                        find_copy=stored_copy_finder(ctx, store))
     ctx.store.update_snapshot(
-        snap.id, status="stored", uri=redact_url(published.uri), entry=published.entry, sha256=content.sha256,
+        snap.id, status="stored", uri=redact_url(published.uri), entry=published.entry, digest=content.digest,
         size=content.size, files=content.manifest, stage_uri=None, reason="finished by autolog sync",
         stored_at=time.time(),
     )
@@ -144,15 +148,15 @@ def _final_uri(store: BlobStore, key: str, snap: SnapshotRecord) -> str | None:
 
 
 def _published_copy(ctx: Context, store: BlobStore, key: str, snap: SnapshotRecord) -> str | None:
-    """The object at the snapshot's final key, if it is there and hashes to the sha256 journaled at staging."""
+    """The object at the snapshot's final key, if it is there and hashes to the digest journaled at staging."""
     uri = _final_uri(store, key, snap)
-    if not snap.sha256 or uri is None:
+    if not snap.digest or uri is None:
         return None
     cache_dir = str(ctx.settings.cache_dir)
     os.makedirs(cache_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="sync-check-") as scratch:
         try:
-            objects.fetch(uri, snap.entry, snap.sha256, snap.files or [], scratch)
+            objects.fetch(uri, snap.entry, snap.digest, snap.files or [], scratch)
         except (OSError, ValueError):  # missing, or not these bytes (IntegrityError)
             return None
     return uri
@@ -181,14 +185,14 @@ def _staged_copy(snap: SnapshotRecord) -> tuple[str | None, objects.Content | No
         return None, None
     base = snap.stage_uri
     try:
-        if not snap.sha256:
+        if not snap.digest:
             return base, _checked_single_copy(snap)
-        objects.verify(_staged_root(snap), snap.sha256, snap.files or [], base)
+        objects.verify(_staged_root(snap), snap.digest, snap.files or [], base)
     except (OSError, ValueError):
         shutil.rmtree(base, ignore_errors=True)
         remove_quietly(copied_marker(base))
         return None, None
-    return base, objects.Content(sha256=snap.sha256, size=snap.size or 0, manifest=snap.files or [])
+    return base, objects.Content(digest=snap.digest, size=snap.size or 0, manifest=snap.files or [])
 
 
 def _checked_single_copy(snap: SnapshotRecord) -> objects.Content:
@@ -199,7 +203,7 @@ def _checked_single_copy(snap: SnapshotRecord) -> objects.Content:
     root = _staged_root(snap)
     if not os.path.isfile(root) or os.path.getsize(root) != files[0][1]:
         raise ValueError("the staged copy is not the size of the saved file")
-    return objects.Content(sha256=sha256_file(root), size=files[0][1])
+    return objects.Content(digest=file_digest(root), size=files[0][1])
 
 
 def _staged_root(snap: SnapshotRecord) -> str:
@@ -218,6 +222,23 @@ def _sources_like_staged(snap: SnapshotRecord, staging: str) -> objects.Sources:
     name = os.path.basename(root) if root != staging else ""
     return objects.Sources(files=tuple((os.path.join(root, e["name"]), e["name"]) for e in snap.files), name=name,
                            entry=snap.entry)
+
+
+def _set_aside_source(snap: SnapshotRecord) -> objects.Sources | None:
+    """The saved file, renamed aside by a later save of its path before its copy was read (a rename
+    keeps its size and mtime: it must still match the journal)."""
+    files = (snap.source_stat or {}).get("files", [])
+    if not snap.stage_uri or len(files) != 1 or snap.files or snap.entry:
+        return None
+    aside = aside_path(snap.stage_uri)
+    try:
+        st = os.stat(aside)
+    except FileNotFoundError:
+        return None
+    if (st.st_size, st.st_mtime_ns) != (files[0][1], files[0][2]):
+        return None
+    name = os.path.basename(files[0][0])
+    return objects.Sources(files=((aside, name),), name=name, single=True)
 
 
 def _unchanged_sources(snap: SnapshotRecord) -> objects.Sources:

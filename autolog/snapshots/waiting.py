@@ -130,9 +130,9 @@ class Waits:
                     return job
                 job.state = "uploading"
                 # Same bytes saved twice: the second waits for the first, then dedupe finds it stored.
-                while job.content.sha256 in self._uploading:
+                while job.content.digest in self._uploading:
                     self._wakeup["upload"].wait()
-                self._uploading[job.content.sha256] = job
+                self._uploading[job.content.digest] = job
                 return job
 
     # -- callers waiting for work to finish ------------------------------------------------

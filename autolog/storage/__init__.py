@@ -1,9 +1,9 @@
 """Bytes: fsspec-backed blob stores, content hashing, snapshot staging/publishing, local cache."""
 from .blobstore import BlobStore, download, is_local, normalize_uri
-from .hashing import sha256_file
+from .hashing import file_digest, sha256_file
 from .objects import Content, Published, Sources, collect_file_list, collect_sources, fetch, hash_sources, publish
 
 __all__ = [
     "BlobStore", "Content", "Published", "Sources", "collect_file_list", "collect_sources", "download",
-    "fetch", "hash_sources", "is_local", "normalize_uri", "publish", "sha256_file",
+    "fetch", "file_digest", "hash_sources", "is_local", "normalize_uri", "publish", "sha256_file",
 ]

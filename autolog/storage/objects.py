@@ -19,7 +19,7 @@ from typing import Callable
 from ..errors import IntegrityError
 from ..config import redact_url
 from .blobstore import BlobStore, download, filesystem, is_local, normalize_uri, open_for_read
-from .hashing import CHUNK, fd_sha256, manifest_sha256, sha256_bytes, sha256_file, stream_sha256
+from .hashing import CHUNK, IDENTITY, SHA256, algorithm_of, bytes_digest, fd_digest, file_digest, hex_of, manifest_digest, short, stream_digests
 from .layout import display_path, real_path
 
 logger = logging.getLogger("autolog")
@@ -50,9 +50,14 @@ class Sources:
 
 @dataclass(frozen=True)
 class Content:
-    sha256: str
+    digest: str  # "<algorithm>:<hex>" (hashing.py)
     size: int
-    manifest: list = field(default_factory=list)  # [{"name", "size", "sha256"}]; [] for a single file
+    manifest: list = field(default_factory=list)  # [{"name", "size", "digest"}]; [] for a single file
+
+    @property
+    def sha256(self) -> str | None:
+        """The plain sha256, when that is what the digest is (artifacts)."""
+        return hex_of(self.digest) if algorithm_of(self.digest) == SHA256 else None
 
 
 @dataclass(frozen=True)
@@ -182,29 +187,30 @@ def open_sources(sources: Sources) -> OpenedSources:
     return OpenedSources(sources, handles)
 
 
-def hash_opened(opened: OpenedSources) -> Content:
+def hash_opened(opened: OpenedSources, algorithm: str = IDENTITY) -> Content:
     """Hash without copying (output_uri=None records path + hash only)."""
     manifest = []
     for (src, rel), (fd, before) in zip(opened.sources.files, opened.handles):
-        sha = fd_sha256(fd)
+        digest = fd_digest(fd, algorithm)
         _check_unchanged(src, fd, before, before.st_size)
-        manifest.append({"name": rel, "size": before.st_size, "sha256": sha})
-    return _content(opened.sources, manifest)
+        manifest.append({"name": rel, "size": before.st_size, "digest": digest})
+    return content_of(opened.sources, manifest, algorithm)
 
 
-def hash_sources(sources: Sources) -> Content:
+def hash_sources(sources: Sources, algorithm: str = IDENTITY) -> Content:
     opened = open_sources(sources)
     try:
-        return hash_opened(opened)
+        return hash_opened(opened, algorithm)
     finally:
         opened.close()
 
 
-def _content(sources: Sources, manifest: list) -> Content:
+def content_of(sources: Sources, manifest: list, algorithm: str = IDENTITY) -> Content:
+    """The content of a snapshot from its files' entries: a single file is its own digest."""
     size = sum(e["size"] for e in manifest)
     if sources.single:
-        return Content(sha256=manifest[0]["sha256"], size=size)
-    return Content(sha256=manifest_sha256(manifest), size=size, manifest=manifest)
+        return Content(digest=manifest[0]["digest"], size=size)
+    return Content(digest=manifest_digest(manifest, algorithm), size=size, manifest=manifest)
 
 
 def _check_unchanged(src: str, fd: int, before: os.stat_result, copied: int) -> None:
@@ -228,7 +234,8 @@ def staging_dir(store: BlobStore, cache_dir: str) -> str:
 LOCAL_STAGING = ".autolog-staging"  # in a local output_uri: copies not yet renamed to their key
 
 
-def stage(opened: OpenedSources, staging: str, on_progress: Callable[[int], None] | None = None) -> Content:
+def stage(opened: OpenedSources, staging: str, on_progress: Callable[[int], None] | None = None,
+          algorithm: str = IDENTITY) -> Content:
     """Copy every file into staging/<name>/ (kernel copy, no file contents in Python memory), checking
     that the source did not change meanwhile, then hash the copies (which nobody else writes).
     on_progress(bytes) is called as the copy and the hash move. (The pipeline runs the two halves on
@@ -241,19 +248,19 @@ def stage(opened: OpenedSources, staging: str, on_progress: Callable[[int], None
             opened.close()
         except Exception as exc:  # noqa: BLE001 - closing read handles never replaces the copy's outcome
             logger.debug("autolog: closing %s failed: %s: %s", sources.name, type(exc).__name__, exc)
-    return hash_copies(sources, targets, on_progress)
+    return hash_copies(sources, targets, on_progress, algorithm)
 
 
 def object_content(uri: str, on_progress: Callable[[int], None] | None = None) -> Content:
-    """sha256 and size of one object at uri (a path or an fsspec URL), read in chunks; a remote folder
+    """Digest and size of one object at uri (a path or an fsspec URL), read in chunks; a remote folder
     is refused (saves and loads of remote folders are not captured). on_progress(bytes) per chunk."""
     if not is_local(uri):
         fs, path = filesystem(uri)
         if fs.isdir(path):
             raise IsADirectoryError(f"{redact_url(uri)} is a folder: saves and loads of remote folders are not captured.")
     with open_for_read(uri) as f:
-        sha, size = stream_sha256(f, on_progress)
-    return Content(sha256=sha, size=size)
+        (digest,), size = stream_digests(f, (IDENTITY,), on_progress)
+    return Content(digest=digest, size=size)
 
 
 def read_small(opened: OpenedSources) -> tuple[bytes, Content]:
@@ -262,7 +269,7 @@ def read_small(opened: OpenedSources) -> tuple[bytes, Content]:
     ((src, _),), ((fd, before),) = opened.sources.files, opened.handles
     data = os.pread(fd, before.st_size + 1, 0)  # one byte more: a file still growing is caught
     _check_unchanged(src, fd, before, len(data))
-    return data, Content(sha256=sha256_bytes(data), size=len(data))
+    return data, Content(digest=bytes_digest(data), size=len(data))
 
 
 def publish_bytes(data: bytes, sources: Sources, content: Content, store: BlobStore, key: str) -> Published:
@@ -289,10 +296,11 @@ def copy_out(opened: OpenedSources, staging: str, on_progress: Callable[[int], N
 
 
 def hash_copies(sources: Sources, targets: list[tuple[str, str, int]],
-                on_progress: Callable[[int], None] | None = None) -> Content:
+                on_progress: Callable[[int], None] | None = None, algorithm: str = IDENTITY) -> Content:
     """The hash half of stage: the staged copies' content (nobody else writes them)."""
-    manifest = [{"name": rel, "size": size, "sha256": sha256_file(target, on_progress)} for rel, target, size in targets]
-    return _content(sources, manifest)
+    manifest = [{"name": rel, "size": size, "digest": file_digest(target, algorithm, on_progress)}
+                for rel, target, size in targets]
+    return content_of(sources, manifest, algorithm)
 
 
 def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress: Callable[[int], None] | None = None) -> int:
@@ -356,7 +364,7 @@ def publish_staged(
     """
     published = False
     try:
-        existing = find_copy(content.sha256)
+        existing = find_copy(content.digest)
         if existing is not None:
             published = True
             return Published(uri=existing[0], entry=existing[1], content=content, deduplicated=True)
@@ -372,7 +380,7 @@ def publish_staged(
                     local = os.path.join(folder, name)
                     put(local, f"{key}/{os.path.relpath(local, staging).replace(os.sep, '/')}")
             staged = os.path.join(staging, sources.name) if sources.name else staging
-            _keep_in_cache(staged, cache_dir, content.sha256, uri.rsplit("/", 1)[-1])
+            _keep_in_cache(staged, cache_dir, content.digest, uri.rsplit("/", 1)[-1])
         published = True
         return Published(uri=uri, entry=sources.entry, content=content, deduplicated=False)
     finally:
@@ -386,24 +394,29 @@ def publish(
     key: str,
     cache_dir: str,
     find_copy: Callable[[str], tuple[str, str] | None],
+    algorithm: str = IDENTITY,
 ) -> Published:
     """Stage and publish in the calling thread (artifacts and explicit uploads)."""
     staging = staging_dir(store, cache_dir)
     try:
-        content = stage(open_sources(sources), staging)
+        content = stage(open_sources(sources), staging, algorithm=algorithm)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return publish_staged(staging, sources, content, store, key, cache_dir, find_copy)
 
 
-def _keep_in_cache(staged: str, cache_dir: str, sha256: str, uri_name: str) -> None:
+def _keep_in_cache(staged: str, cache_dir: str, digest: str, uri_name: str) -> None:
     """The staged copy becomes the local cache entry, so get_local_copy needs no download."""
-    _move_into_cache(staged, os.path.join(cache_dir, "objects", sha256, uri_name))
+    _move_into_cache(staged, os.path.join(cache_dir, "objects", _cache_name(digest), uri_name))
+
+
+def _cache_name(digest: str | None) -> str:
+    """Cache entries are <algorithm>-<hex>/<name>: the same content may be cached under several names."""
+    return digest.replace(":", "-") if digest else uuid.uuid4().hex
 
 
 def _move_into_cache(source: str, target: str) -> None:
-    """Cache entries are <sha256>/<name>: the same content may be cached under several names."""
     if os.path.exists(target):
         return
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -414,7 +427,7 @@ def _move_into_cache(source: str, target: str) -> None:
             raise
 
 
-def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: str,
+def fetch(uri: str, entry: str, digest: str | None, manifest: list, cache_dir: str,
           force_download: bool = False) -> str:
     """A local path holding the snapshot: the stored file itself when local, else a verified cached copy
     (downloaded again when force_download)."""
@@ -424,7 +437,7 @@ def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: s
             raise FileNotFoundError(f"Stored snapshot {path} is missing (deleted by hand or by retention).")
         return os.path.join(path, entry) if entry else path
     uri_name = uri.rstrip("/").rsplit("/", 1)[-1]
-    local = os.path.join(cache_dir, "objects", sha256 or uuid.uuid4().hex, uri_name)
+    local = os.path.join(cache_dir, "objects", _cache_name(digest), uri_name)
     if force_download and os.path.lexists(local):
         discard_cached(local, cache_dir)
     if not os.path.exists(local):
@@ -435,7 +448,7 @@ def fetch(uri: str, entry: str, sha256: str | None, manifest: list, cache_dir: s
                     download(f"{uri}/{e['name']}", os.path.join(tmp, uri_name, e["name"]))
             else:
                 download(uri, os.path.join(tmp, uri_name))
-            verify(os.path.join(tmp, uri_name), sha256, manifest, uri)
+            verify(os.path.join(tmp, uri_name), digest, manifest, uri)
             _move_into_cache(os.path.join(tmp, uri_name), local)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -455,18 +468,21 @@ def discard_cached(path: str, cache_dir: str) -> None:
         os.remove(gone)
 
 
-def verify(local: str, sha256: str | None, manifest: list, what: str) -> None:
-    if sha256 is None:
+def verify(local: str, digest: str | None, manifest: list, what: str) -> None:
+    """Raise IntegrityError unless local holds the content recorded as digest (with its files' manifest)."""
+    if digest is None:
         return
+    algorithm = algorithm_of(digest)
     if manifest:
-        got = manifest_sha256(
-            {"name": e["name"], "sha256": sha256_file(os.path.join(local, e["name"]))} for e in manifest
+        got = manifest_digest(
+            ({"name": e["name"], "digest": file_digest(os.path.join(local, e["name"]), algorithm)} for e in manifest),
+            algorithm,
         )
     else:
-        got = sha256_file(local)
-    if got != sha256:
+        got = file_digest(local, algorithm)
+    if got != digest:
         raise IntegrityError(
-            f"Content of {what} does not match its recorded sha256 ({got[:12]} != {sha256[:12]}): "
+            f"Content of {what} does not match its recorded {algorithm} ({short(got)} != {short(digest)}): "
             "the stored copy was altered or corrupted. Do not use it; re-upload from the source."
         )
 

@@ -8,6 +8,10 @@ empty file with the old file's permission bits stands at the path (their `open(p
 those bits, as it would have kept the old file's), and if their save fails before writing anything,
 the old file is put back as it was.
 
+The file keeps its name beside the staging folder (`<staging>.aside`) until its copy has been read
+(the stager removes it then): its blocks are held by the copy's open handle anyway, and a run killed
+before the copy finished leaves the saved bytes where `autolog sync` finds them.
+
 Only a plain file with one name qualifies (a symlink or a hard link would be cut from what it points
 to or shares); elsewhere, and when the rename fails (another filesystem), the save waits as before.
 """
@@ -17,6 +21,7 @@ import logging
 import os
 import stat
 from dataclasses import dataclass
+from typing import Callable
 
 logger = logging.getLogger("autolog")
 
@@ -28,10 +33,12 @@ class SetAside:
     path: str
     aside: str
     placeholder: tuple[int, int] | None  # (device, inode) of the empty file left at path
+    source_read: Callable[[], bool] = lambda: True  # whether the old file's copy has been read
 
     def settle(self, raised: bool) -> None:
-        """After the save: the old file is dropped (its copy reads through its own handle), or put back
-        when the save raised without writing a byte."""
+        """After the save: the old file is put back when the save raised without writing a byte; else
+        it stays aside until its copy has been read (the stager removes it), or is removed now if that
+        happened already."""
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
@@ -39,13 +46,15 @@ class SetAside:
         untouched = st is None or ((st.st_dev, st.st_ino) == self.placeholder and st.st_size == 0)
         if raised and untouched:
             os.replace(self.aside, self.path)
-        else:
-            os.remove(self.aside)
+        elif self.source_read():  # read before, or while, this save: nobody removes it after this
+            remove_set_aside(self.aside)
 
 
-def set_aside(path: str, opened: os.stat_result, aside: str) -> SetAside | None:
+def set_aside(path: str, opened: os.stat_result, aside: str,
+              source_read: Callable[[], bool] = lambda: True) -> SetAside | None:
     """Rename path to aside if it is still the file `opened` describes, a plain file with one name;
-    None (nothing changed) otherwise or if the rename fails."""
+    None (nothing changed) otherwise or if the rename fails. source_read tells whether its copy has
+    been read (then settle removes it)."""
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino):
@@ -55,7 +64,14 @@ def set_aside(path: str, opened: os.stat_result, aside: str) -> SetAside | None:
     except OSError as exc:  # EXDEV: another filesystem; then the save waits for the copy
         logger.debug("autolog: %s not set aside (%s); the save waits for its copy", path, exc)
         return None
-    return SetAside(path, aside, _placeholder(path, stat.S_IMODE(st.st_mode)))
+    return SetAside(path, aside, _placeholder(path, stat.S_IMODE(st.st_mode)), source_read)
+
+
+def remove_set_aside(aside: str) -> None:
+    try:
+        os.remove(aside)
+    except FileNotFoundError:  # removed by the other party (settle or the stager) first
+        pass
 
 
 def _placeholder(path: str, mode: int) -> tuple[int, int] | None:

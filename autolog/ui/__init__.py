@@ -12,5 +12,5 @@ runs. Modules, top to bottom:
     rows.py           records as the API's JSON rows
     lineage_graph.py  the graph around a task or model: upstream and downstream, batched per level
     previews.py       artifact previews (image, table, JSON, text)
-    downloads.py      snapshot and artifact bytes, verified against the recorded sha256 as they go out
+    downloads.py      snapshot and artifact bytes, verified against the recorded digest as they go out
 """

@@ -2,7 +2,7 @@
 becomes a response of one line (JSON under /api/, a small HTML page elsewhere), never a traceback.
 
 Errors and their status: a bad parameter 400, an unknown id 404, a snapshot with no bytes to send 409,
-bytes that do not match their recorded sha256 500, an object store that cannot be read 502, a database
+bytes that do not match their recorded digest 500, an object store that cannot be read 502, a database
 that cannot be read (down, locked, damaged, written by a newer autolog) 503; anything else 500, its
 traceback in the server's log only.
 """

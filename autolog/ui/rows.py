@@ -88,18 +88,19 @@ def model_row(row: Any) -> dict[str, Any]:
 DOWNLOADABLE = ("stored", "local")
 
 
-def downloadable(status: str, sha256: str | None) -> bool:
-    """Bytes the UI can send: stored (or recorded in place) with a sha256 to verify them against."""
-    return status in DOWNLOADABLE and bool(sha256)
+def downloadable(status: str, digest: str | None) -> bool:
+    """Bytes the UI can send: stored (or recorded in place) with a digest to verify them against."""
+    return status in DOWNLOADABLE and bool(digest)
 
 
 def snapshot_row(row: Any) -> dict[str, Any]:
-    """SnapshotRow from a SnapshotRecord (or a row of the snapshots table)."""
+    """SnapshotRow from a SnapshotRecord (or a row of the snapshots table). "digest" is the content's identity
+    ("<algorithm>:<hex>"); "sha256" the plain sha256, null until computed (`autolog model sha256`)."""
     get = row.__getitem__ if isinstance(row, Mapping) else lambda k: getattr(row, k)
-    can = downloadable(get("status"), get("sha256"))
+    can = downloadable(get("status"), get("digest"))
     return {
         "id": get("id"), "model_id": get("model_id"), "seq": get("seq"), "iteration": get("iteration"),
-        "size": get("size"), "sha256": get("sha256"), "status": get("status"),
+        "size": get("size"), "digest": get("digest"), "sha256": get("sha256"), "status": get("status"),
         "reason": _redacted_text(get("reason")), "uri": _uri(get("uri")), "created": get("created"),
         "stored_at": get("stored_at"), "download": f"/api/snapshots/{get('id')}/download" if can else None,
     }

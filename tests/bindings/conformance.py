@@ -93,7 +93,7 @@ def make_tests(cases: list[Case]):
         assert [s["seq"] for s in snaps] == [1, 2, 3]
         assert all(s["status"] == "stored" for s in snaps), snaps
         assert [s["iteration"] for s in snaps] == [1, 2, 3]
-        assert model["local_copy_sha256"] == snaps[-1]["sha256"]
+        assert model["local_copy_digest"] == snaps[-1]["digest"]
         # loading our own newest save links it as this task's input
         assert report["models"]["loads"][-1]["snapshot_id"] == snaps[-1]["id"]
 

@@ -104,15 +104,15 @@ def describe_models(task) -> dict:
             snaps = model.snapshots
             entry = {"id": model.id, "name": model.name, "framework": model.framework, "task": model.task,
                      "origin": model.origin, "source_path": model.source_path,
-                     "snapshots": [{"id": s.id, "seq": s.seq, "status": s.status, "sha256": s.sha256,
+                     "snapshots": [{"id": s.id, "seq": s.seq, "status": s.status, "digest": s.digest,
                                     "iteration": s.iteration, "reason": s.reason,
-                                    "files": [{"name": f["name"], "sha256": f["sha256"]} for f in s.files or []]}
+                                    "files": [{"name": f["name"], "digest": f["digest"]} for f in s.files or []]}
                                    for s in snaps]}
             usable = [s for s in snaps if s.status in ("stored", "local")]
             if usable and direction == "output":
                 local = model.get_local_copy()
                 entry["local_copy"] = local
-                entry["local_copy_sha256"] = hash_sources(collect_sources(local)).sha256
+                entry["local_copy_digest"] = hash_sources(collect_sources(local)).digest
             out[direction].append(entry)
     loads = task._ctx.store.loads_by_task(task.id)
     out["loads"] = [{"model_id": ld.model_id, "snapshot_id": ld.snapshot_id, "path": ld.path} for ld in loads]
@@ -136,12 +136,12 @@ def inject_fault(kind: str):
     targets = {
         "db": [(MetadataStore, name, sqlite3.OperationalError("database is locked"))
                for name in ("add_snapshot", "add_snapshots", "create_model", "link_load", "producer_of",
-                            "cached_sha256")],
+                            "cached_digest")],
         # Small files are read on the training thread and written by publish_bytes, others staged.
         "storage": [(objects, name, OSError(28, "No space left on device")) for name in ("copy_out", "publish_bytes")],
-        "hash": [(objects, "sha256_file", OSError(5, "Input/output error")),
-                 (objects, "sha256_bytes", OSError(5, "Input/output error")),
-                 (identity, "fd_sha256", OSError(5, "Input/output error"))],
+        "hash": [(objects, "file_digest", OSError(5, "Input/output error")),
+                 (objects, "bytes_digest", OSError(5, "Input/output error")),
+                 (identity, "fd_digest", OSError(5, "Input/output error"))],
         "bug": [(capture.CaptureRecorder, "saved", RuntimeError("bug in autolog")),
                 (capture.CaptureRecorder, "loaded", RuntimeError("bug in autolog"))],
     }[kind]

@@ -6,7 +6,6 @@ are per process). The script prints one REPORT line: what the store holds once t
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -18,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from frameworks import require_framework
+
+from autolog.storage.hashing import file_digest
 
 MARK = "REPORT "
 SCRIPT_TIMEOUT = 240  # seconds; each script normally ends in a few
@@ -36,11 +37,11 @@ def report(task_id):
     return {
         "status": task.status,
         "output": {rel(m.source_path): [s.status for s in m.snapshots] for m in models["output"]},
-        "output_sha256": {rel(m.source_path): [s.sha256 for s in m.snapshots] for m in models["output"]},
+        "output_digest": {rel(m.source_path): [s.digest for s in m.snapshots] for m in models["output"]},
         "frameworks": sorted({m.framework for m in models["output"]}),
         "input": sorted(m.name for m in models["input"]),
         "loads": [rel(ld.path) for ld in loads],
-        "load_sha256": [ld.sha256 for ld in loads],
+        "load_digest": [ld.digest for ld in loads],
     }
 
 def init(**kwargs):
@@ -91,8 +92,8 @@ def run(tmp_path: Path, workdir: Path, child_env, torch):
 
 
 def stored_files(home: Path) -> list[str]:
-    """sha256 of every file under the default storage folder (output_uri=True)."""
-    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((home / "storage").rglob("*")) if p.is_file()]
+    """The digest of every file under the default storage folder (output_uri=True)."""
+    return [file_digest(p) for p in sorted((home / "storage").rglob("*")) if p.is_file()]
 
 
 # -- in-memory targets ----------------------------------------------------------------------------
@@ -226,7 +227,7 @@ def test_every_saved_file_is_its_own_model(run):
     ''')
     assert sorted(out["output"]) == [f"model_{i:03d}.pt" for i in range(100)]
     assert all(snaps == ["stored"] for snaps in out["output"].values())
-    assert len({shas[0] for shas in out["output_sha256"].values()}) == 100
+    assert len({digests[0] for digests in out["output_digest"].values()}) == 100
 
 
 def test_a_file_saved_every_epoch_is_one_model_with_a_snapshot_per_epoch(run):
@@ -239,7 +240,7 @@ def test_a_file_saved_every_epoch_is_one_model_with_a_snapshot_per_epoch(run):
         emit(**report(task.id))
     ''')
     assert out["output"] == {"last.pt": ["stored"] * 5}
-    assert len(set(out["output_sha256"]["last.pt"])) == 5
+    assert len(set(out["output_digest"]["last.pt"])) == 5
 
 
 def test_unchanged_bytes_are_stored_once_but_every_save_is_a_snapshot(run, autolog_home):
@@ -255,30 +256,32 @@ def test_unchanged_bytes_are_stored_once_but_every_save_is_a_snapshot(run, autol
         os.makedirs("copy")
         torch.save(state, "copy/same.pt")  # the same bytes elsewhere (torch names the archive after the file)
         task.close()
-        sha = hashlib.sha256(open("same.pt", "rb").read()).hexdigest()
+        from autolog.storage.hashing import file_digest
+        digest = file_digest("same.pt")
         [model] = [m for m in Task.get_task(task_id=task.id).models["output"] if m.source_path == os.path.abspath("same.pt")]
-        copies = [hashlib.sha256(open(model.get_local_copy(seq), "rb").read()).hexdigest() for seq in (1, 2, 3)]
-        emit(sha=sha, copies=copies, **report(task.id))
+        copies = [file_digest(model.get_local_copy(seq)) for seq in (1, 2, 3)]
+        emit(digest=digest, copies=copies, **report(task.id))
     ''')
-    sha = out["sha"]
+    digest = out["digest"]
     assert out["output"] == {"same.pt": ["stored"] * 3, "copy/same.pt": ["stored"]}
-    assert out["output_sha256"] == {"same.pt": [sha] * 3, "copy/same.pt": [sha]}
-    assert out["copies"] == [sha] * 3  # every snapshot still gives its bytes back
+    assert out["output_digest"] == {"same.pt": [digest] * 3, "copy/same.pt": [digest]}
+    assert out["copies"] == [digest] * 3  # every snapshot still gives its bytes back
     stored = stored_files(autolog_home)
-    assert stored.count(sha) == 1, f"{stored.count(sha)} stored copies of identical bytes"
+    assert stored.count(digest) == 1, f"{stored.count(digest)} stored copies of identical bytes"
     assert len(stored) == len(set(stored))
 
 
 def test_loading_one_file_many_times_links_once_and_hashes_once(run):
     out = run('''
-        import hashlib
         import torch
+        from autolog.storage.hashing import file_digest
 
         torch.save({"w": torch.arange(4.0)}, "weights.pt")  # before Task.init: a file no task produced
-        expected = hashlib.sha256(open("weights.pt", "rb").read()).hexdigest()
+        expected = file_digest("weights.pt")
         task = init()
 
-        # Count every hash of file contents autolog does, wherever the hashing function is referenced.
+        # Count every hash of file contents autolog does, wherever the hashing function is referenced
+        # (outside hashing.py itself: its sha256_* helpers hash through file_digest, one hash each).
         from autolog.storage import hashing
         calls = []
         def counting(fn):
@@ -286,10 +289,13 @@ def test_loading_one_file_many_times_links_once_and_hashes_once(run):
                 calls.append(fn.__name__)
                 return fn(*args, **kwargs)
             return counted
+        not_contents = {"manifest_digest", "entry_digest", "sha256_digest", "new_hasher"}  # no file read
         hashers = {fn: counting(fn) for name, fn in vars(hashing).items()
                    if callable(fn) and getattr(fn, "__module__", "") == hashing.__name__
-                   and ("sha" in name or "hash" in name) and name != "manifest_sha256"}
+                   and ("sha" in name or "hash" in name or "digest" in name) and name not in not_contents}
         for module_name, module in list(sys.modules.items()):
+            if module_name == hashing.__name__:
+                continue
             if module_name == "autolog" or module_name.startswith("autolog."):
                 for attr, value in list(vars(module).items()):
                     if callable(value) and value in hashers:
@@ -303,7 +309,7 @@ def test_loading_one_file_many_times_links_once_and_hashes_once(run):
     ''')
     assert out["hashers"], "found no hashing function to count"
     assert out["loaded_ok"]
-    assert out["loads"] == ["weights.pt"] and out["load_sha256"] == [out["expected"]]
+    assert out["loads"] == ["weights.pt"] and out["load_digest"] == [out["expected"]]
     assert out["input"] == ["weights.pt"]
     # The unknown file must be hashed to be identified, once; the 999 other loads cost no hash.
     assert len(out["calls"]) == 1, out["calls"]
@@ -378,7 +384,7 @@ def test_a_save_calling_another_patched_save_is_one_snapshot(run, save):
         emit(**report(task.id))
     ''')
     assert out["output"] == {"nested.pt": ["stored"] * 3}
-    assert len(set(out["output_sha256"]["nested.pt"])) == 3
+    assert len(set(out["output_digest"]["nested.pt"])) == 3
     assert out["frameworks"] == ["PyTorch"]
 
 

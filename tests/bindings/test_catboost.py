@@ -98,7 +98,7 @@ def test_every_format_is_a_save_of_its_file(tmp_path: Path):
     assert {m["framework"] for m in outputs.values()} == {"CatBoost"}
     for model in outputs.values():
         [snap] = model["snapshots"]
-        assert snap["status"] == "stored" and model["local_copy_sha256"] == snap["sha256"]
+        assert snap["status"] == "stored" and model["local_copy_digest"] == snap["digest"]
     # lineage by content, across frameworks: onnx.load of CatBoost's export links to its snapshot
     [link] = report["models"]["loads"]
     [exported] = outputs["model.onnx"]["snapshots"]

@@ -121,7 +121,7 @@ def test_model_checkpoint_callback_gives_one_model_with_a_snapshot_per_epoch(ker
     snaps = ckpt.snapshots
     assert [s.seq for s in snaps] == [1, 2, 3]
     assert [s.status for s in snaps] == ["stored"] * 3
-    assert len({s.sha256 for s in snaps}) == 3  # each epoch's weights, not one save three times
+    assert len({s.digest for s in snaps}) == 3  # each epoch's weights, not one save three times
     # the newest snapshot is the model fit() ended with
     restored = keras.saving.load_model(ckpt.get_local_copy())
     assert all(np.array_equal(a, b) for a, b in zip(restored.get_weights(), model.get_weights()))

@@ -248,7 +248,7 @@ def resume_everything(pl, fabric_module) -> dict:
 
 
 def on_disk() -> dict[str, str]:
-    """sha256 of every checkpoint (file or folder) in the working folder, by relative path."""
+    """The digest of every checkpoint (file or folder) in the working folder, by relative path."""
     from autolog.storage import collect_sources
     from autolog.storage.objects import hash_sources
 
@@ -258,7 +258,7 @@ def on_disk() -> dict[str, str]:
             for name in os.listdir(folder):
                 path = os.path.normpath(os.path.join(folder, name))
                 if name.endswith(".ckpt"):
-                    found[path] = hash_sources(collect_sources(path)).sha256
+                    found[path] = hash_sources(collect_sources(path)).digest
     return found
 
 
@@ -343,13 +343,13 @@ def test_every_checkpoint_is_one_model_and_each_write_one_snapshot(runs):
         step = (epoch + 1) * STEPS_PER_EPOCH
         [snap] = stored(models[f"topk/epoch={epoch}-step={step}.ckpt"])
         assert snap["iteration"] == step
-        assert snap["sha256"] == files[f"topk/epoch={epoch}-step={step}.ckpt"]
+        assert snap["digest"] == files[f"topk/epoch={epoch}-step={step}.ckpt"]
     last = stored(models["topk/last.ckpt"])
     assert [s["iteration"] for s in last] == [4, 8, 12]
-    assert last[-1]["sha256"] == files["topk/last.ckpt"]
-    assert models["topk/last.ckpt"]["local_copy_sha256"] == files["topk/last.ckpt"]
+    assert last[-1]["digest"] == files["topk/last.ckpt"]
+    assert models["topk/last.ckpt"]["local_copy_digest"] == files["topk/last.ckpt"]
     [manual] = stored(models["manual.ckpt"])
-    assert (manual["iteration"], manual["sha256"]) == (12, files["manual.ckpt"])
+    assert (manual["iteration"], manual["digest"]) == (12, files["manual.ckpt"])
 
 
 def test_save_last_link_is_a_snapshot_per_link(runs):
@@ -360,7 +360,7 @@ def test_save_last_link_is_a_snapshot_per_link(runs):
     assert [s["iteration"] for s in links] == [4, 8, 12]
     for epoch, snap in enumerate(links):  # each link holds the bytes of the checkpoint it points to
         [target] = stored(models[f"link/epoch={epoch}-step={snap['iteration']}.ckpt"])
-        assert snap["sha256"] == target["sha256"]
+        assert snap["digest"] == target["digest"]
 
 
 def test_checkpoints_on_exception(runs):
@@ -368,11 +368,11 @@ def test_checkpoints_on_exception(runs):
     models = by_path(train, work)
     assert train["results"]["crashed"] == "crash at step 6"
     [snap] = stored(models["crash/on_exception.ckpt"])  # OnExceptionCheckpoint
-    assert (snap["iteration"], snap["sha256"]) == (6, train["results"]["files"]["crash/on_exception.ckpt"])
+    assert (snap["iteration"], snap["digest"]) == (6, train["results"]["files"]["crash/on_exception.ckpt"])
     [epoch_end] = stored(models["crash_mc/epoch=0-step=4.ckpt"])
     [on_exception] = stored(models["crash_mc/epoch=1-step=6.ckpt"])
     assert (epoch_end["iteration"], on_exception["iteration"]) == (4, 6)
-    assert on_exception["sha256"] == train["results"]["files"]["crash_mc/epoch=1-step=6.ckpt"]
+    assert on_exception["digest"] == train["results"]["files"]["crash_mc/epoch=1-step=6.ckpt"]
 
 
 def test_custom_checkpoint_io_folder_is_one_snapshot(runs):
@@ -381,7 +381,7 @@ def test_custom_checkpoint_io_folder_is_one_snapshot(runs):
     for step in (4, 8):
         path = f"custom/epoch={step // STEPS_PER_EPOCH - 1}-step={step}.ckpt"
         [snap] = stored(models[path])
-        assert (snap["iteration"], snap["sha256"]) == (step, train["results"]["files"][path])
+        assert (snap["iteration"], snap["digest"]) == (step, train["results"]["files"][path])
 
 
 def test_async_checkpoint_io_is_captured_once_written(runs):
@@ -391,18 +391,18 @@ def test_async_checkpoint_io_is_captured_once_written(runs):
     for step in (4, 8):
         path = f"async/epoch={step // STEPS_PER_EPOCH - 1}-step={step}.ckpt"
         [snap] = stored(models[path])
-        assert (snap["iteration"], snap["sha256"]) == (step, files[path])
+        assert (snap["iteration"], snap["digest"]) == (step, files[path])
     last = stored(models["async/last.ckpt"])
-    assert [s["iteration"] for s in last] == [4, 8] and last[-1]["sha256"] == files["async/last.ckpt"]
+    assert [s["iteration"] for s in last] == [4, 8] and last[-1]["digest"] == files["async/last.ckpt"]
 
 
 def test_fabric_save_is_a_snapshot_per_call(runs):
     train, work = runs["train"], runs["work"]
     snaps = stored(by_path(train, work)["fabric.ckpt"])
     assert [s["iteration"] for s in snaps] == [1, 2]
-    assert snaps[-1]["sha256"] == train["results"]["files"]["fabric.ckpt"]
+    assert snaps[-1]["digest"] == train["results"]["files"]["fabric.ckpt"]
     [raw] = stored(by_path(train, work)["fabric_raw.ckpt"])
-    assert raw["sha256"] == train["results"]["files"]["fabric_raw.ckpt"]
+    assert raw["digest"] == train["results"]["files"]["fabric_raw.ckpt"]
 
 
 def test_every_read_links_to_the_snapshot_that_wrote_it(runs):

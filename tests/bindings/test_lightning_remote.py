@@ -1,9 +1,8 @@
 """Lightning checkpoints written straight to S3 (`ModelCheckpoint(dirpath="s3://...")`, Lightning's fsspec):
-each is a snapshot recorded at its URL with the object's sha256, never copied into the output_uri, and
+each is a snapshot recorded at its URL with the object's digest, never copied into the output_uri, and
 a resume from that URL in another task links to it."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from frameworks import require_framework
+
+from autolog.storage.hashing import bytes_digest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ trainer = L.Trainer(max_epochs=2 if phase == "train" else 3, logger=False, enabl
 trainer.fit(Tiny(), data, ckpt_path=None if phase == "train" else f"{bucket}/ckpts/train/last.ckpt")
 task.close()
 models = {m.name: {"id": m.id, "task": m.task, "snapshots": [
-    {"seq": s.seq, "status": s.status, "iteration": s.iteration, "uri": s.uri, "sha256": s.sha256} for s in m.snapshots]}
+    {"seq": s.seq, "status": s.status, "iteration": s.iteration, "uri": s.uri, "digest": s.digest} for s in m.snapshots]}
     for m in task.models["output"]}
 inputs = [{"id": m.id, "task": m.task, "name": m.name} for m in task.models["input"]]
 loads = [{"path": ld.path, "snapshot_id": ld.snapshot_id} for ld in task._ctx.store.loads_by_task(task.id)]
@@ -61,11 +62,11 @@ def run(phase: str, bucket: str, store: Path, workdir: Path, env: dict) -> dict:
     return json.loads(line[len("REPORT "):])
 
 
-def object_sha256(url: str) -> str:
+def object_digest(url: str) -> str:
     import fsspec
 
     with fsspec.open(url, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        return bytes_digest(f.read())
 
 
 @pytest.mark.s3
@@ -89,8 +90,8 @@ def test_checkpoints_written_to_s3_are_recorded_where_they_are_and_a_resume_link
             assert snap["uri"] == f"{bucket}/ckpts/train/{name}"
     # Each snapshot hashes what that save wrote: the epoch files are still there as written.
     for name in ("epoch=0-step=2.ckpt", "epoch=1-step=4.ckpt"):
-        assert models[name]["snapshots"][0]["sha256"] == object_sha256(f"{bucket}/ckpts/train/{name}")
-    assert last[-1]["sha256"] == object_sha256(f"{bucket}/ckpts/train/last.ckpt")
+        assert models[name]["snapshots"][0]["digest"] == object_digest(f"{bucket}/ckpts/train/{name}")
+    assert last[-1]["digest"] == object_digest(f"{bucket}/ckpts/train/last.ckpt")
     assert not store.exists() or not any(p.is_file() for p in store.rglob("*")), "a remote checkpoint was copied"
 
     resume = run("resume", bucket, store, work, env)

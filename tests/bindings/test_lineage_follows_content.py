@@ -6,13 +6,14 @@ test of the conformance suite does); the overwrites between them are plain Pytho
 """
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
 import pytest
 
 from conformance import Case, run_scenario
+
+from autolog.storage.hashing import bytes_digest
 
 torch = pytest.importorskip("torch")
 
@@ -44,8 +45,8 @@ def _other_weights() -> bytes:
     return buf.getvalue()
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _digest(data: bytes) -> str:
+    return bytes_digest(data)
 
 
 def _saved_by_a(home: Path, work: Path, steps: list[str]):
@@ -62,11 +63,11 @@ def test_a_load_of_a_file_overwritten_since_its_last_save_is_an_import(autolog_h
     work = tmp_path / "work"
     work.mkdir()
     produced, [stale] = _saved_by_a(autolog_home, work, ["save"])
-    assert _sha256((work / "x.pt").read_bytes()) == stale.sha256
+    assert _digest((work / "x.pt").read_bytes()) == stale.digest
 
     new_bytes = _other_weights()
     _overwrite(work / "x.pt", new_bytes)
-    assert _sha256(new_bytes) != stale.sha256
+    assert _digest(new_bytes) != stale.digest
 
     consumer = run_scenario(CASE, autolog_home, work, ["load"], task_name="B")
     assert consumer["autolog"]["errors"] == []
@@ -75,7 +76,7 @@ def test_a_load_of_a_file_overwritten_since_its_last_save_is_an_import(autolog_h
     [model] = consumer["models"]["input"]
     assert (model["origin"], model["task"]) == ("imported", None)
     assert model["id"] != produced.id
-    assert [s["sha256"] for s in model["snapshots"]] == [_sha256(new_bytes)]
+    assert [s["digest"] for s in model["snapshots"]] == [_digest(new_bytes)]
     assert link["snapshot_id"] == model["snapshots"][0]["id"]
 
 
@@ -83,12 +84,12 @@ def test_a_load_of_an_older_save_restored_to_the_path_links_that_save(autolog_ho
     work = tmp_path / "work"
     work.mkdir()
     produced, (first, second) = _saved_by_a(autolog_home, work, ["save", "save"])
-    assert first.sha256 != second.sha256
-    assert _sha256((work / "x.pt").read_bytes()) == second.sha256
+    assert first.digest != second.digest
+    assert _digest((work / "x.pt").read_bytes()) == second.digest
 
     # The first checkpoint copied back over the path (the newest save of x.pt holds other bytes).
     restored = Path(produced.get_local_copy(version=1)).read_bytes()
-    assert _sha256(restored) == first.sha256
+    assert _digest(restored) == first.digest
     _overwrite(work / "x.pt", restored)
 
     consumer = run_scenario(CASE, autolog_home, work, ["load"], task_name="B")

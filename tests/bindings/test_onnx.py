@@ -3,7 +3,6 @@ TorchScript one), ONNXProgram.save, and models saved with external data."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import pytest
 from conformance import Case, home_and_workdir, make_tests, run_scenario, succeeded
 
 from frameworks import require_framework
+
+from autolog.storage.hashing import file_digest
 
 PROTO_IMPORTS = "import pathlib\nimport numpy as np\nimport onnx\nfrom onnx import TensorProto, helper, numpy_helper"
 PROTO_SETUP = """
@@ -78,8 +79,8 @@ TORCH = Case(
 # -- ONNX specifics, each in a fresh interpreter ---------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _digest(path: Path) -> str:
+    return file_digest(path)
 
 
 # onnx_ir writes the external data through a folder named by tempfile.mkdtemp: random in the message.
@@ -129,7 +130,7 @@ def test_each_export_is_one_snapshot(import_first: bool, tmp_path: Path):
     for name, model in models.items():
         assert model["framework"] == "ONNX"
         assert [(s["seq"], s["status"]) for s in model["snapshots"]] == [(1, "stored"), (2, "stored")]
-        assert model["snapshots"][-1]["sha256"] == _sha256(work / name) == model["local_copy_sha256"]
+        assert model["snapshots"][-1]["digest"] == _digest(work / name) == model["local_copy_digest"]
         assert links[name] == model["snapshots"][-1]["id"]
 
 
@@ -151,8 +152,8 @@ def test_a_model_with_external_data_is_one_snapshot_of_both_files_and_its_load_l
     [model] = producer["models"]["output"]
     [snap] = model["snapshots"]
     assert snap["status"] == "stored"
-    assert {f["name"]: f["sha256"] for f in snap["files"]} == {
-        "external.onnx": _sha256(work / "external.onnx"), "weights.data": _sha256(work / "weights.data")}
+    assert {f["name"]: f["digest"] for f in snap["files"]} == {
+        "external.onnx": _digest(work / "external.onnx"), "weights.data": _digest(work / "weights.data")}
     consumer = run_scenario(EXTERNAL, home, work, ["load"], task_name="serve")
     succeeded(consumer)
     [link] = consumer["models"]["loads"]

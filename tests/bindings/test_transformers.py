@@ -9,7 +9,6 @@ the ones that load what it saved, in other processes, into the same store.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,8 @@ import pytest
 from conformance import Case, make_tests
 
 from frameworks import require_framework
+
+from autolog.storage.hashing import file_digest
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMEWORK = "Hugging Face Transformers"
@@ -182,16 +183,12 @@ def _task(name: str):
     return task
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _files(snap) -> dict[str, str]:
-    return {f["name"]: f["sha256"] for f in snap.files}
+    return {f["name"]: f["digest"] for f in snap.files}
 
 
 def _on_disk(folder: Path) -> dict[str, str]:
-    return {p.name: _sha256(p) for p in folder.iterdir() if p.is_file()}
+    return {p.name: file_digest(p) for p in folder.iterdir() if p.is_file()}
 
 
 def test_a_save_pretrained_folder_written_by_several_calls_is_one_snapshot(store):

@@ -109,7 +109,7 @@ def test_xgbclassifier_save_model_is_one_snapshot_per_call(digits, tmp_path: Pat
     assert model.name == "clf.json" and model.framework == "XGBoost" and model.origin == "capture"
     snaps = model.snapshots
     assert [s.seq for s in snaps] == [1, 2, 3] and [s.status for s in snaps] == ["stored"] * 3
-    assert len({s.sha256 for s in snaps}) == 3
+    assert len({s.digest for s in snaps}) == 3
     # the scikit-learn load of the file is one link (XGBModel.load_model calls Booster.load_model), to the newest
     restored = xgb.XGBClassifier()
     restored.load_model(path)

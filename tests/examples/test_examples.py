@@ -151,10 +151,10 @@ def check_stored(task, model, saves: int, framework: str, home: Path) -> None:
     assert [s.seq for s in snaps] == list(range(1, saves + 1))
     storage = str(home / "storage")
     for snap in snaps:
-        assert snap.sha256 and snap.size, snap
+        assert snap.digest and snap.size, snap
         assert snap.uri.startswith(storage), f"{snap.uri} is not under the output_uri {storage}"
         assert os.path.exists(snap.uri), f"snapshot {snap.seq} of {model.name}: {snap.uri} is missing"
-    local = model.get_local_copy()  # the newest snapshot, verified by sha256
+    local = model.get_local_copy()  # the newest snapshot, verified by its digest
     assert os.path.exists(local) or glob.glob(glob.escape(local) + ".*"), local  # a file, folder or ckpt prefix
 
 
@@ -240,6 +240,6 @@ def test_report_digits(example_env: dict[str, str], workdir: Path) -> None:
     assert len(outputs["last.pt"].snapshots) == 2  # torch.save captured each epoch
     final = outputs["digits classifier"]
     assert final.labels == labels and final.config_dict == {"hidden": 64, "batch_size": 64, "momentum": 0.9}
-    assert final.snapshots[-1].sha256 == outputs["last.pt"].snapshots[-1].sha256
+    assert final.snapshots[-1].digest == outputs["last.pt"].snapshots[-1].digest
     shown = run_cli(["task", "scalars", task.id[:8]], example_env, workdir)
     assert "loss" in shown and "accuracy" in shown, shown

@@ -3,13 +3,14 @@ the Trainer's checkpoints are one model with one complete-folder snapshot per sa
 evaluation's from_pretrained of a checkpoint folder is linked to the snapshot of that step."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from test_examples import check_stored, example_env, only_task, run_cli, run_example, workdir  # noqa: F401
 
 from frameworks import require_framework
+
+from autolog.storage.hashing import file_digest
 
 FRAMEWORK = "Hugging Face Transformers"
 CHECKPOINT_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -18,11 +19,11 @@ FINAL_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_
 
 
 def _files(snap) -> dict[str, str]:
-    return {f["name"]: f["sha256"] for f in snap.files}
+    return {f["name"]: f["digest"] for f in snap.files}
 
 
 def _on_disk(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()}
+    return {p.name: file_digest(p) for p in folder.iterdir() if p.is_file()}
 
 
 def test_finetune_then_evaluate(example_env: dict[str, str], workdir: Path) -> None:

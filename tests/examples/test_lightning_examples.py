@@ -4,19 +4,16 @@ global step, and the resume (trainer.fit(ckpt_path=last.ckpt)) is linked to the 
 snapshot by snapshot."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from test_examples import check_stored, example_env, only_task, run_cli, run_example, workdir  # noqa: F401
 
 from frameworks import require_framework
 
+from autolog.storage.hashing import file_digest
+
 FRAMEWORK = "PyTorch Lightning"
 STEPS = 8  # 256 samples in batches of 32: global steps per epoch
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_train_then_resume(example_env: dict[str, str], workdir: Path) -> None:
@@ -40,7 +37,7 @@ def test_train_then_resume(example_env: dict[str, str], workdir: Path) -> None:
     check_stored(train, last, 3, FRAMEWORK, home)
     assert [s.iteration for s in last.snapshots] == [8, 16, 24]
     for path in out.iterdir():  # what is on disk is the newest snapshot of its model
-        assert outputs[path.name].snapshots[-1].sha256 == _sha256(path), path.name
+        assert outputs[path.name].snapshots[-1].digest == file_digest(path), path.name
 
     resume = only_task("lightning", "resume")
     assert resume.status == "completed", resume.status
@@ -57,7 +54,7 @@ def test_train_then_resume(example_env: dict[str, str], workdir: Path) -> None:
     for name in resumed.keys():
         check_stored(resume, resumed[name], 1, FRAMEWORK, home)
         assert resumed[name].snapshots[0].iteration == 32
-        assert resumed[name].snapshots[0].sha256 == _sha256(resumed_out / name)
+        assert resumed[name].snapshots[0].digest == file_digest(resumed_out / name)
 
     shown = run_cli(["task", "show", resume.id[:8]], example_env, workdir)
     assert "input models (1)" in shown and f"task={train.id[:12]}" in shown, shown

@@ -22,8 +22,10 @@ import pytest
 from autolog import InputModel, Model, OutputModel, Task
 from autolog.db.store import MetadataStore
 from autolog.errors import AutologError, StorageError
+from autolog.storage.hashing import bytes_digest
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+EMPTY_DIGEST = bytes_digest(b"")
 
 
 @pytest.fixture
@@ -157,10 +159,11 @@ def test_a_zero_byte_model_file_is_stored_registered_and_imported(empty_file, tm
     imported = InputModel.import_model(str(empty_file), name="empty-import")
     task.close()
     snaps = Model(model.id).snapshots
-    assert [(s.status, s.size, s.sha256) for s in snaps] == [("stored", 0, EMPTY_SHA256)] * 2
+    assert [(s.status, s.size, s.digest) for s in snaps] == [("stored", 0, EMPTY_DIGEST)] * 2
     assert all(s.stored_at is not None for s in snaps)  # copied, and registered in place
     assert Path(model.get_local_copy(1)).read_bytes() == b""
-    assert imported.snapshot().sha256 == EMPTY_SHA256
+    assert imported.snapshot().digest == EMPTY_DIGEST
+    assert imported.sha256() == EMPTY_SHA256
 
 
 def test_torch_load_of_a_zero_byte_file_raises_torch_own_error_and_records_nothing(empty_file, tmp_path):

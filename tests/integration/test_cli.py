@@ -1,6 +1,7 @@
 """The `autolog` command on a real store: tables for people, --json for scripts, one-line errors."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -10,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolog import InputModel, OutputModel, Task
+from autolog import InputModel, Model, OutputModel, Task
 from autolog.cli import main
+from autolog.storage.hashing import bytes_digest, hex_of
 
 
 @pytest.fixture
@@ -88,6 +90,41 @@ def test_model_download_fetches_a_chosen_snapshot(logged, capsys, tmp_path):
     folder.mkdir()
     path = cli_json(capsys, "model", "download", logged["model"], str(folder))["path"]
     assert Path(path).parent == folder and Path(path).read_bytes() == b"epoch 2"
+
+
+def test_model_show_names_each_snapshot_by_its_digest(logged, capsys):
+    code, out, _ = cli(capsys, "model", "show", logged["model"])
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.split()[:2] == ["seq", "iter"])
+    assert "digest" in header.split() and "sha256" not in header.split()
+    for data in (b"epoch 1", b"epoch 2"):  # 12 hex digits of the BLAKE3 digest, the algorithm left unsaid
+        assert hex_of(bytes_digest(data))[:12] in out and "blake3" not in out
+    data = cli_json(capsys, "model", "show", logged["model"])
+    assert [s["digest"] for s in data["snapshots"]] == [bytes_digest(b"epoch 1"), bytes_digest(b"epoch 2")]
+
+
+def test_model_sha256_prints_what_sha256sum_would_and_keeps_it(logged, capsys):
+    first, newest = hashlib.sha256(b"epoch 1").hexdigest(), hashlib.sha256(b"epoch 2").hexdigest()
+    assert [s.sha256 for s in Model(logged["model"]).snapshots] == [None, None]
+    code, out, err = cli(capsys, "model", "sha256", logged["model"])
+    assert code == 0, err
+    assert out == f"{newest}  net snapshot 2\n"  # the hash first, as sha256sum prints it
+    data = cli_json(capsys, "model", "sha256", logged["model"][:8], "--version", "1")  # an id prefix, an old one
+    assert data == {"model_id": logged["model"], "seq": 1, "digest": bytes_digest(b"epoch 1"), "sha256": first}
+    assert [s.sha256 for s in Model(logged["model"]).snapshots] == [first, newest]  # kept in the rows
+    code, _, err = cli(capsys, "model", "sha256", logged["model"], "--version", "3")
+    assert code == 1 and err.startswith("autolog: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_model_sha256_of_a_snapshot_without_content_is_a_one_line_error(capsys):
+    task = Task.init(project_name="cli", task_name="remote", output_uri=True)
+    model = OutputModel(task=task, name="remote")
+    model.update_weights(register_uri="https://127.0.0.1:9/model.pt")  # the discard port: never hashed
+    task.close()
+    code, out, err = cli(capsys, "model", "sha256", model.id)
+    assert (code, out) == (1, "")
+    assert err.startswith("autolog: error: Snapshot 1 of model") and "no recorded content" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_artifact_download(logged, capsys, tmp_path):

@@ -10,10 +10,16 @@ import pytest
 
 from autolog import InputModel, Model, OutputModel, Task
 from autolog.errors import IntegrityError, NotFoundError
+from autolog.storage.hashing import bytes_digest
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def digest(data: bytes) -> str:
+    """A snapshot's identity: the BLAKE3 digest of its bytes ("blake3:<hex>")."""
+    return bytes_digest(data)
 
 
 def stored_files(output_uri: str) -> dict[str, bytes]:
@@ -83,7 +89,8 @@ def test_every_update_weights_adds_a_snapshot(three_snapshots):
     assert [s.seq for s in snaps] == [1, 2, 3]
     assert [s.iteration for s in snaps] == [10, 20, 30]
     assert [s.status for s in snaps] == ["stored"] * 3
-    assert [s.sha256 for s in snaps] == [sha(v) for v in VERSIONS]
+    assert [s.digest for s in snaps] == [digest(v) for v in VERSIONS]
+    assert [s.sha256 for s in snaps] == [None] * 3  # computed on demand only (Model.sha256)
     assert [s.size for s in snaps] == [len(v) for v in VERSIONS]
     assert [s.uri for s in snaps] == uris
     assert len(set(uris)) == 3
@@ -237,7 +244,7 @@ def test_a_folder_is_one_snapshot(output_uri, tmp_path):
 
     [snap] = model.snapshots
     assert sorted(f["name"] for f in snap.files) == sorted(FOLDER)
-    assert {f["name"]: f["sha256"] for f in snap.files} == {k: sha(v) for k, v in FOLDER.items()}
+    assert {f["name"]: f["digest"] for f in snap.files} == {k: digest(v) for k, v in FOLDER.items()}
     assert snap.size == sum(len(v) for v in FOLDER.values())
     local = Path(model.get_local_copy())
     assert local.is_dir() and local.name == "export"
@@ -335,7 +342,7 @@ def test_identical_content_is_stored_once_per_output_uri(output_uri, tmp_path):
     assert list(stored_files(output_uri).values()).count(data) == 1
     assert list(stored_files(output_uri).values()).count(b"different") == 1
     for model, version in ((m1, 1), (m2, None), (m3, None)):
-        assert model.snapshot(version).sha256 == sha(data)
+        assert model.snapshot(version).digest == digest(data)
         assert Path(model.get_local_copy(version)).read_bytes() == data
 
 
@@ -392,7 +399,7 @@ def test_without_output_uri_only_path_and_hash_are_recorded(output_uri, weights,
     [snap] = model.snapshots
     assert snap.status == "local"
     assert uri == snap.uri == str(weights)
-    assert (snap.sha256, snap.size) == (sha(b"local only"), len(b"local only"))
+    assert (snap.digest, snap.size) == (digest(b"local only"), len(b"local only"))
     assert not any(p.is_file() for p in (autolog_home / "storage").rglob("*"))  # no copy anywhere
     assert model.get_local_copy() == str(weights)
 
@@ -402,6 +409,101 @@ def test_without_output_uri_only_path_and_hash_are_recorded(output_uri, weights,
     weights.unlink()
     with pytest.raises(FileNotFoundError):
         model.get_local_copy()
+
+
+# -- sha256 on demand ----------------------------------------------------------------------
+
+CHECKPOINT = {"ckpt.index": b"index", "ckpt.data-00000-of-00001": b"variables" * 20}
+
+
+def manifest_sha(files: dict[str, bytes]) -> str:
+    """The sha256 of a multi-file snapshot: over its sorted "name NUL file-sha256 LF" lines."""
+    lines = sorted(f"{name}\0{sha(data)}\n" for name, data in files.items())
+    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def test_sha256_is_computed_on_demand_then_kept_in_the_row(output_uri, tmp_path, weights, monkeypatch):
+    task = Task.init(project_name="p", task_name="t", output_uri=output_uri)
+    single = OutputModel(task=task, name="single")
+    for i, data in enumerate(VERSIONS, start=1):
+        single.update_weights(str(write(weights, data)), iteration=i)
+    folder = OutputModel(task=task, name="folder")
+    folder.update_weights(str(make_folder(tmp_path / "export", FOLDER)))
+    prefix = OutputModel(task=task, name="prefix")  # a checkpoint prefix: a snapshot with an entry
+    make_folder(tmp_path / "tf", CHECKPOINT)
+    prefix.update_weights(str(tmp_path / "tf" / "ckpt"))
+    task.close()
+    write(weights, b"overwritten since: the stored copy is what is hashed")
+
+    model = Model(single.id)
+    assert [s.sha256 for s in model.snapshots] == [None] * 3  # not computed at save time
+    assert model.sha256(1) == sha(VERSIONS[0])
+    assert model.sha256(-2) == sha(VERSIONS[1])
+    assert model.sha256() == sha(VERSIONS[2]) == hashlib.sha256(Path(model.get_local_copy()).read_bytes()).hexdigest()
+    again = Model(single.id)  # read back from the store: kept in each row
+    assert [s.sha256 for s in again.snapshots] == [sha(v) for v in VERSIONS]
+    assert [s.digest for s in again.snapshots] == [digest(v) for v in VERSIONS]  # the identity is unchanged
+    with monkeypatch.context() as patched:
+        patched.setattr(Model, "get_local_copy", lambda *a, **k: pytest.fail("a kept sha256 is read again"))
+        assert again.sha256(1) == sha(VERSIONS[0])
+
+    snap = Model(folder.id).snapshot()
+    assert snap.files and snap.entry == "" and snap.sha256 is None
+    assert Model(folder.id).sha256() == manifest_sha(FOLDER)
+    assert Model(folder.id).snapshot().sha256 == manifest_sha(FOLDER)
+
+    snap = Model(prefix.id).snapshot()
+    assert (sorted(f["name"] for f in snap.files), snap.entry) == (sorted(CHECKPOINT), "ckpt")
+    assert Model(prefix.id).sha256() == manifest_sha(CHECKPOINT)
+    assert Model(prefix.id).snapshot().sha256 == manifest_sha(CHECKPOINT)
+
+
+def test_sha256_of_a_local_snapshot_is_read_in_place_and_only_from_the_recorded_bytes(tmp_path, weights):
+    task = Task.init(project_name="p", task_name="t", output_uri=None)
+    model = OutputModel(task=task, name="m")
+    model.update_weights(str(write(weights, b"local only")), iteration=1)
+    model.update_weights(str(write(tmp_path / "other.pt", b"other bytes")), iteration=2)
+    task.close()
+    assert Model(model.id).sha256(1) == sha(b"local only")
+    write(tmp_path / "other.pt", b"changed since the snapshot")
+    with pytest.raises(IntegrityError, match="changed since snapshot 2"):  # never the sha256 of other bytes
+        Model(model.id).sha256(2)
+    assert Model(model.id).snapshot(2).sha256 is None
+
+
+def test_sha256_of_a_local_folder_with_a_name_that_is_not_utf8(tmp_path):
+    """The row holds the name as display text (w\\xe8.bin); the file on disk has the raw byte."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    raw = os.path.join(os.fsencode(folder), b"w\xe8.bin")
+    with open(raw, "wb") as f:
+        f.write(b"weights under a latin-1 name")
+    (folder / "config.json").write_bytes(b"{}")
+    task = Task.init(project_name="p", task_name="t", output_uri=None)
+    model = OutputModel(task=task, name="folder")
+    model.update_weights(str(folder))
+    task.close()
+    lines = sorted([("config.json", sha(b"{}")), ("w\\xe8.bin", sha(b"weights under a latin-1 name"))])
+    expected = hashlib.sha256("".join(f"{name}\0{file_sha}\n" for name, file_sha in lines).encode()).hexdigest()
+    assert Model(model.id).sha256() == expected
+
+
+@pytest.fixture
+def model_without_content(tmp_path) -> Model:
+    """A model whose only snapshot was registered by a URL nothing answers: no digest was ever recorded."""
+    task = Task.init(project_name="p", task_name="t", output_uri=str(tmp_path / "out"))
+    model = OutputModel(task=task, name="remote")
+    model.update_weights(register_uri="https://127.0.0.1:9/model.pt")  # the discard port: nothing listens
+    task.close()
+    model = Model(model.id)
+    assert (model.snapshot().status, model.snapshot().digest) == ("stored", None)
+    return model
+
+
+def test_sha256_of_a_snapshot_without_content_fails_clearly(model_without_content):
+    with pytest.raises(IntegrityError, match="Snapshot 1 of model .* has no recorded content to compute a sha256"):
+        model_without_content.sha256()
+    assert model_without_content.snapshot().sha256 is None
 
 
 # -- finding models ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 
 from autolog.db import MetadataStore
 from autolog.storage import objects
-from autolog.storage.hashing import manifest_sha256
+from autolog.storage.hashing import bytes_digest, manifest_digest
 from autolog.storage.layout import display_path, real_path, safe_component
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="file names are bytes on Linux only")
@@ -98,24 +98,24 @@ def test_store_records_a_model_and_snapshot_under_an_undecodable_name(store, sav
                                                 name=os.path.basename(saved), project="p", framework="torch")
     assert (again.id, created) == (model.id, False)  # looked up by the real path: the same model
 
-    sha = hashlib.sha256(DATA).hexdigest()
-    snap = store.add_snapshot(model.id, status="local", uri=saved, sha256=sha, size=len(DATA), source_path=saved,
+    digest = bytes_digest(DATA)
+    snap = store.add_snapshot(model.id, status="local", uri=saved, digest=digest, size=len(DATA), source_path=saved,
                               source_stat={"files": [[saved, len(DATA), 1]]},
-                              files=[{"name": os.path.basename(saved), "size": len(DATA), "sha256": sha}])
+                              files=[{"name": os.path.basename(saved), "size": len(DATA), "digest": digest}])
     assert snap.source_path == snap.uri == display_path(saved)
     assert snap.source_stat == {"files": [[display_path(saved), len(DATA), 1]]}
     assert snap.files[0]["name"] == ESCAPED_NAME
     assert store.get_task(task.id).run_info["argv"][1] == display_path(saved)
 
-    found = store.producer_of(sha, saved)  # the path a load sees: the real one
+    found = store.producer_of(digest, saved)  # the path a load sees: the real one
     assert found is not None and found.id == snap.id
-    assert store.producer_of(sha, display_path(saved)).id == snap.id
+    assert store.producer_of(digest, display_path(saved)).id == snap.id
 
     # what the file holds is valid UTF-8 text, the escape included
     assert rows(tmp_path / "meta.db", "SELECT source_path, name FROM models") == [(display_path(saved), ESCAPED_NAME)]
 
     # a path read back from the row still reaches the file
-    assert objects.fetch(snap.uri, "", sha, [], str(tmp_path / "cache")) == saved
+    assert objects.fetch(snap.uri, "", digest, [], str(tmp_path / "cache")) == saved
 
 
 def test_snapshot_sources_read_the_real_file_and_name_it_in_utf8(saved, tmp_path):
@@ -124,7 +124,8 @@ def test_snapshot_sources_read_the_real_file_and_name_it_in_utf8(saved, tmp_path
     assert objects.source_path(sources) == saved
     assert objects.collect_sources(display_path(saved)).files[0][0] == saved  # from a row: the real file
     content = objects.hash_sources(sources)
-    assert content.sha256 == hashlib.sha256(DATA).hexdigest()
+    assert content.digest == bytes_digest(DATA)
+    assert objects.hash_sources(sources, "sha256").sha256 == hashlib.sha256(DATA).hexdigest()
 
 
 def test_a_folder_with_an_undecodable_member_is_stored_and_verified(tmp_path):
@@ -145,11 +146,11 @@ def test_a_folder_with_an_undecodable_member_is_stored_and_verified(tmp_path):
     published = objects.publish(sources, BlobStore(str(out)), "p/t/models/m.1/0001", str(tmp_path / "cache"),
                                 find_copy=lambda sha: None)
     published.uri.encode("utf-8")
-    local = objects.fetch(published.uri, published.entry, published.content.sha256, published.content.manifest,
+    local = objects.fetch(published.uri, published.entry, published.content.digest, published.content.manifest,
                           str(tmp_path / "cache"))
     assert (Path(local) / "w\\xe8.bin").read_bytes() == DATA  # verified against the recorded manifest
-    raw_manifest = [{"name": os.path.basename(member), "sha256": hashlib.sha256(DATA).hexdigest()}]
-    assert manifest_sha256(raw_manifest) == manifest_sha256([{**raw_manifest[0], "name": "w\\xe8.bin"}])
+    raw_manifest = [{"name": os.path.basename(member), "digest": bytes_digest(DATA)}]
+    assert manifest_digest(raw_manifest) == manifest_digest([{**raw_manifest[0], "name": "w\\xe8.bin"}])
 
 
 # -- end to end ---------------------------------------------------------------------------------------
@@ -201,8 +202,8 @@ def test_a_torch_save_under_an_undecodable_name_is_stored_and_linked_to_its_load
         assert snap.status == "stored", snap.reason
         with open(path, "rb") as f:
             saved_bytes = f.read()
-        assert snap.sha256 == hashlib.sha256(saved_bytes).hexdigest()
-        stored = objects.fetch(snap.uri, snap.entry, snap.sha256, snap.files or [], str(tmp_path / "cache"))
+        assert snap.digest == bytes_digest(saved_bytes)
+        stored = objects.fetch(snap.uri, snap.entry, snap.digest, snap.files or [], str(tmp_path / "cache"))
         with open(stored, "rb") as f:
             assert f.read() == saved_bytes
 

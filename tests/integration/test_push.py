@@ -177,7 +177,7 @@ def test_a_pending_snapshot_in_the_target_is_settled_by_the_push(runs, team, chi
     assert report["snapshots"]["updated"] == 1 and report["objects"]["copied"] == 1
     settled = target.get_snapshot(snap.id)
     assert (settled.status, settled.uri) == ("stored", snap.uri)
-    assert settled.sha256 == source.get_snapshot(snap.id).sha256
+    assert settled.digest is not None and settled.digest == source.get_snapshot(snap.id).digest
     assert Path(settled.uri).read_bytes() == runs["model_bytes"]
 
 
@@ -272,7 +272,7 @@ def test_a_corrupted_local_object_is_not_pushed(runs, team, child_env):
     uri = Task.get_task(task_id=runs["train"]).models["output"][-1].url
     Path(uri).write_bytes(b"not the saved weights")
     proc = push(child_env, "--to", team["url"], "--storage", team["storage"], "--task", runs["train"])
-    assert proc.returncode == 1 and "does not match its recorded sha256" in proc.stderr
+    assert proc.returncode == 1 and "does not match its recorded content hash" in proc.stderr
     assert counts(team["url"])["tasks"] == 0
 
 

@@ -3,7 +3,6 @@ background; update_weights_package(target_filename=, auto_delete_file=) as Clear
 storing the files without zipping them. Real SQLite store, real files, fsspec's memory filesystem."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,12 +15,13 @@ import pytest
 
 from autolog import Model, OutputModel, Task
 from autolog.context import default_context
+from autolog.storage.hashing import bytes_digest
 
 UNREACHABLE = "https://127.0.0.1:9/model.pt"  # the discard port: nothing listens
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def digest(data: bytes) -> str:
+    return bytes_digest(data)
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -59,10 +59,10 @@ def test_a_registered_object_is_recorded_by_url_and_its_hash_arrives_from_the_ba
     assert (snap.status, snap.uri, snap.iteration) == ("stored", uri, 3)
     task.close()  # waits for the hash while it progresses
     [snap] = Model(model.id).snapshots
-    assert (snap.sha256, snap.size) == (sha(data), len(data))
+    assert (snap.digest, snap.sha256, snap.size) == (digest(data), None, len(data))  # sha256: on demand only
     if where == "file-url":  # the store holds it for any process (memory:// lives in this one only)
-        done = run_py(f"from autolog import Model; s = Model({model.id!r}).snapshots[0]; print(s.sha256, s.size)")
-        assert done.stdout.split() == [sha(data), str(len(data))], done.stderr
+        done = run_py(f"from autolog import Model; s = Model({model.id!r}).snapshots[0]; print(s.digest, s.size)")
+        assert done.stdout.split() == [digest(data), str(len(data))], done.stderr
     assert Path(model.get_local_copy()).read_bytes() == data
 
 
@@ -74,14 +74,14 @@ def test_register_uri_returns_without_reading_and_the_hash_follows_once_the_obje
     _, took = timed(lambda: model.update_weights(register_uri=f"file://{fifo}", iteration=1))
     assert took < 1.0
     [snap] = model.snapshots
-    assert (snap.status, snap.sha256) == ("stored", None)
+    assert (snap.status, snap.digest) == ("stored", None)
     late = b"bytes that came later"
     writer = threading.Thread(target=fifo.write_bytes, args=(late,), daemon=True)
     writer.start()  # opening the FIFO to write releases the background reader
     task.close()
     writer.join(10)
     [snap] = Model(model.id).snapshots
-    assert (snap.sha256, snap.size) == (sha(late), len(late))
+    assert (snap.digest, snap.size) == (digest(late), len(late))
 
 
 def test_an_unreachable_url_is_recorded_at_once_and_the_task_closes_promptly(task, caplog):
@@ -92,13 +92,13 @@ def test_an_unreachable_url_is_recorded_at_once_and_the_task_closes_promptly(tas
     _, closing = timed(task.close)
     assert closing < 5.0
     [snap] = Model(model.id).snapshots
-    assert (snap.status, snap.uri, snap.sha256, snap.size, snap.iteration) == ("stored", UNREACHABLE, None, None, 2)
+    assert (snap.status, snap.uri, snap.digest, snap.size, snap.iteration) == ("stored", UNREACHABLE, None, None, 2)
     assert Task.get_task(task_id=task.id).status == "completed"
     said = [r for r in caplog.records if "could not be read to hash it" in r.getMessage()]
     assert len(said) == 1 and said[0].levelno == logging.INFO and UNREACHABLE in said[0].getMessage()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     # Lineage looks snapshots up by hash: a row without one is passed over, not an error.
-    assert default_context().store.producer_of(sha(b"anything")) is None
+    assert default_context().store.producer_of(digest(b"anything")) is None
 
 
 def test_close_waits_only_a_bounded_time_for_an_object_that_never_comes(tmp_path, run_py):
@@ -122,7 +122,7 @@ def test_close_waits_only_a_bounded_time_for_an_object_that_never_comes(tmp_path
     assert result["close"] < 4.0  # stall_timeout (1 s) per wait, not forever
     assert "1 registered object(s) of task" in done.stderr and "not hashed yet" in done.stderr
     [snap] = Model(result["model"]).snapshots
-    assert (snap.status, snap.uri, snap.sha256) == ("stored", str(fifo), None)
+    assert (snap.status, snap.uri, snap.digest) == ("stored", str(fifo), None)
 
 
 def test_a_load_of_registered_bytes_is_linked_once_the_hash_is_known(tmp_path):

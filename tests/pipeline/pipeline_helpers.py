@@ -6,7 +6,6 @@ same slow or stuck store with one call.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -28,8 +27,11 @@ def tensor(step: int, n: int = 16):
     return torch.arange(n, dtype=torch.float32) + 1000.0 * step
 
 
-def sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def digest(path: str | os.PathLike) -> str:
+    """The identity digest ("blake3:<hex>") of a file's bytes, as a snapshot records it."""
+    from autolog.storage.hashing import file_digest
+
+    return file_digest(path)
 
 
 def files_under(root: str | os.PathLike) -> list[Path]:
@@ -54,13 +56,13 @@ def load_object(snap: Any):
 
 
 def assert_stored_tensor(snap: Any, expected) -> None:
-    """The snapshot is stored, its object's sha256 is the recorded one and it loads to `expected`."""
+    """The snapshot is stored, its object's digest is the recorded one and it loads to `expected`."""
     import torch
 
     assert snap.status == "stored", (snap.seq, snap.status, snap.reason)
     path = object_path(snap.uri)
     assert path.is_file(), f"snapshot {snap.seq}: {path} missing"
-    assert sha256(path) == snap.sha256, f"snapshot {snap.seq}: stored bytes do not match the recorded sha256"
+    assert digest(path) == snap.digest, f"snapshot {snap.seq}: stored bytes do not match the recorded digest"
     loaded = load_object(snap)
     assert torch.equal(loaded, expected), f"snapshot {snap.seq} holds {loaded}, expected {expected}"
 

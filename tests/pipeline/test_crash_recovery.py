@@ -136,3 +136,53 @@ def test_sync_leaves_no_partial_copy_of_a_killed_run_in_the_store(kill_mid_snaps
     stored = {Path(s.uri) for s in snaps}
     leftovers = [str(p) for p in files_under(local_store) if p not in stored]
     assert leftovers == [], "partial copies left in the output_uri"
+
+
+SET_ASIDE_CHILD = """
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+import pipeline_helpers as h
+from autolog import Task
+from autolog.storage import objects
+
+output_uri, ckpt, marker = sys.argv[1:4]
+task = Task.init(project_name="pipeline", task_name="killed with a file set aside", output_uri=output_uri)
+Path(marker + ".task").write_text(task.id)
+h.through_the_stager()
+objects.kernel_copy = h.stuck_forever(marker + ".copying")  # snapshot 1's copy stops half way, forever
+torch.save(h.tensor(0), ckpt)
+h.wait_until(lambda: Path(marker + ".copying").exists(), "the copy of snapshot 1 is stuck")
+torch.save(h.tensor(1), ckpt)  # snapshot 1 is unread: its file is renamed aside, this save writes a new one
+pending = task._runtime.pipeline.pending
+h.wait_until(lambda: len(pending()) == 2 and all(job.journaled for job in pending()), "both saves journaled")
+Path(marker).write_text("ready")
+threading.Event().wait()
+"""
+
+
+def test_sync_stores_a_snapshot_from_the_file_set_aside_for_it(spawn, work, local_store, env, tmp_path):
+    """Killed after a save set the previous snapshot's file aside (its copy unread): the path holds the
+    newer save, the saved bytes of the older one are only in `<staging>.aside`. sync stores both."""
+    ckpt, marker = work / "ckpt.pt", tmp_path / "stuck"
+    proc = spawn(SET_ASIDE_CHILD, local_store, ckpt, marker)
+    wait_for_file(marker, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    task_id = Path(f"{marker}.task").read_text()
+    (snaps,) = snapshots_by_task(task_id).values()
+    assert [s.status for s in snaps] == ["pending", "pending"]
+    aside = Path(snaps[0].stage_uri + ".aside")
+    assert aside.is_file(), "the first save's file should have been set aside"
+
+    report = cli_json(env, "sync")
+
+    assert [s["seq"] for s in report["stored"]] == [1, 2] and report["failed"] == []
+    (snaps,) = snapshots_by_task(task_id).values()
+    assert [s.status for s in snaps] == ["stored", "stored"]
+    assert_stored_tensor(snaps[0], tensor(0))  # from the file set aside
+    assert_stored_tensor(snaps[1], tensor(1))  # from the path, unchanged since
+    assert not aside.exists(), "the file set aside is removed once its snapshot is settled"

@@ -23,7 +23,7 @@ def test_identical_bytes_are_stored_once_with_a_snapshot_per_save(local_store, w
     snaps = models[str(first)].snapshots + models[str(other)].snapshots
     assert [s.seq for s in snaps] == [1, 2, 1]
     assert len({s.id for s in snaps}) == 3
-    assert len({s.sha256 for s in snaps}) == 1
+    assert len({s.digest for s in snaps}) == 1
     for snap in snaps:
         assert_stored_tensor(snap, tensor(5))
     assert len(files_under(local_store)) == 1, files_under(local_store)

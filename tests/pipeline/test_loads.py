@@ -15,13 +15,13 @@ def test_loaded_file_is_hashed_off_the_training_thread(local_store, work, monkey
     weights = work / "pretrained.pt"
     torch.save(tensor(3), weights)  # before Task.init: a file no task knows
     hashed_in: list[threading.Thread] = []
-    real_fd_sha256 = identity.fd_sha256
+    real_fd_digest = identity.fd_digest
 
-    def spy(fd: int) -> str:
+    def spy(fd: int, *args, **kwargs) -> str:
         hashed_in.append(threading.current_thread())
-        return real_fd_sha256(fd)
+        return real_fd_digest(fd, *args, **kwargs)
 
-    monkeypatch.setattr(identity, "fd_sha256", spy)
+    monkeypatch.setattr(identity, "fd_digest", spy)
     task = Task.init(project_name="pipeline", task_name="loads", output_uri=local_store)
     loaded = torch.load(weights, weights_only=True)
     assert torch.equal(loaded, tensor(3))

@@ -7,7 +7,6 @@ real framework call, without a framework.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -45,8 +44,10 @@ def bucket():
         fs.rm(name[len("memory://"):], recursive=True)
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def digest(data: bytes) -> str:
+    from autolog.storage.hashing import bytes_digest
+
+    return bytes_digest(data)
 
 
 def test_saves_of_a_url_are_snapshots_stored_where_they_are(local_store, bucket):
@@ -64,7 +65,7 @@ def test_saves_of_a_url_are_snapshots_stored_where_they_are(local_store, bucket)
     assert [s.status for s in snaps] == ["stored"] * 3
     assert [s.iteration for s in snaps] == [1, 2, 3]
     # Each save waited for the previous object to be read: each snapshot hashes its own bytes.
-    assert [s.sha256 for s in snaps] == [sha(d) for d in contents]
+    assert [s.digest for s in snaps] == [digest(d) for d in contents]
     assert [s.size for s in snaps] == [len(d) for d in contents]
     assert {s.uri for s in snaps} == {url}
     assert not os.path.exists(local_store) or not any(files for _, _, files in os.walk(local_store))
@@ -83,7 +84,7 @@ def test_a_load_of_a_url_links_to_the_task_that_saved_it(local_store, bucket):
     [model] = use.models["input"]
     assert model.id == produced.id and model.task == train.id
     loads = use._ctx.store.loads_by_task(use.id)
-    assert [(ld.path, ld.sha256) for ld in loads] == [(url, sha(b"weights"))]  # three loads, one link
+    assert [(ld.path, ld.digest) for ld in loads] == [(url, digest(b"weights"))]  # three loads, one link
 
 
 def test_a_url_nobody_saved_is_an_imported_model(local_store, bucket):
@@ -94,7 +95,7 @@ def test_a_url_nobody_saved_is_an_imported_model(local_store, bucket):
     task.close()
     [model] = task.models["input"]
     assert model.origin == "imported" and model.name == "pretrained.bin"
-    assert model.snapshots[-1].sha256 == sha(b"from elsewhere")
+    assert model.snapshots[-1].digest == digest(b"from elsewhere")
 
 
 def test_an_unreadable_url_is_a_failed_snapshot_and_the_save_still_returns(local_store, bucket, monkeypatch, caplog):

@@ -72,8 +72,8 @@ def test_object_claimed_by_a_deduplicated_upload_in_flight_is_not_deleted(remote
     def finder(*args, **kwargs):
         find = real_finder(*args, **kwargs)
 
-        def find_and_pause(sha256):
-            found = find(sha256)
+        def find_and_pause(digest):
+            found = find(digest)
             if found is not None:  # snapshot 3 found snapshot 1's object; let retention run now
                 deduplicating.set()
                 pruned.wait(timeout=10)  # bounded: a fix that serialises the two must not deadlock here

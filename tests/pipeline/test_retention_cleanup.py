@@ -15,7 +15,7 @@ import torch
 from autolog import OutputModel, Task
 from autolog.context import default_context
 from autolog.snapshots import retention
-from pipeline_helpers import assert_stored_tensor, files_under, object_path, output_snapshots, sha256, tensor
+from pipeline_helpers import assert_stored_tensor, digest, files_under, object_path, output_snapshots, tensor
 
 # Where the output_uri lies under the test's tmp_path: a plain folder, and one whose path already holds a
 # `models` component (a cleanup bounded by the first `/models/` of the URI would climb above the root).
@@ -170,7 +170,7 @@ def test_retention_never_deletes_a_registered_object_or_its_folder(kind, tmp_pat
     folder.mkdir(parents=True)
     torch.save(tensor(7), folder / "w.pt")
     uri = str(Path(*REGISTERED[kind], "w.pt")) if kind == "relative" else str(folder / "w.pt")
-    registered_sha = sha256(folder / "w.pt")
+    registered_digest = digest(folder / "w.pt")
 
     task = Task.init(project_name="pipeline", task_name="retention registered", output_uri=local_store,
                      keep_last=1, auto_connect_frameworks=False)
@@ -181,10 +181,10 @@ def test_retention_never_deletes_a_registered_object_or_its_folder(kind, tmp_pat
     task.close()
 
     registered, copied = model.snapshots
-    assert registered.uri == uri and registered.sha256 == registered_sha
+    assert registered.uri == uri and registered.digest == registered_digest
     # A registered object is the user's: retention (keep_last=1) prunes only what autolog copied.
     assert registered.status == "stored", (registered.status, registered.reason)
-    assert (folder / "w.pt").is_file() and sha256(folder / "w.pt") == registered_sha
+    assert (folder / "w.pt").is_file() and digest(folder / "w.pt") == registered_digest
     assert_stored_tensor(copied, tensor(8))
     assert folder.is_dir(), f"retention removed {folder}, the user's folder that held the registered object"
     assert folder.parent.is_dir() and tmp_path.is_dir()

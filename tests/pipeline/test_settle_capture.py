@@ -6,7 +6,6 @@ wrapped by the one generic wrapper: the same path a real save_pretrained takes, 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 import wrapt
@@ -14,6 +13,7 @@ import wrapt
 from autolog import Task
 from autolog.binding.core import make_wrapper
 from autolog.binding.spec import Arg, Save
+from autolog.storage.hashing import bytes_digest, file_digest
 
 
 def _write_model(folder: str, step: int) -> None:
@@ -37,11 +37,11 @@ save_tokenizer = _declared(_write_tokenizer, "Tokenizer")
 
 
 def files_of(snapshot) -> dict[str, str]:
-    return {f["name"]: f["sha256"] for f in snapshot.files}
+    return {f["name"]: f["digest"] for f in snapshot.files}
 
 
-def sha(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+def digest(path) -> str:
+    return file_digest(path)
 
 
 def test_a_model_and_its_tokenizer_saved_into_one_folder_are_one_snapshot(local_store, work, config):
@@ -55,8 +55,8 @@ def test_a_model_and_its_tokenizer_saved_into_one_folder_are_one_snapshot(local_
     assert model.name == "final"
     [snap] = model.snapshots
     assert snap.status == "stored"
-    assert files_of(snap) == {"model.safetensors": sha(os.path.join(folder, "model.safetensors")),
-                              "tokenizer.json": sha(os.path.join(folder, "tokenizer.json"))}
+    assert files_of(snap) == {"model.safetensors": digest(os.path.join(folder, "model.safetensors")),
+                              "tokenizer.json": digest(os.path.join(folder, "tokenizer.json"))}
 
 
 def test_the_same_call_again_takes_the_waiting_snapshot_before_overwriting_it(local_store, work, config):
@@ -67,7 +67,7 @@ def test_the_same_call_again_takes_the_waiting_snapshot_before_overwriting_it(lo
     for step in range(3):
         save_model(folder, step)
         save_tokenizer(folder)
-        expected.append(hashlib.sha256(b"weights %d" % step * 100).hexdigest())
+        expected.append(bytes_digest(b"weights %d" % step * 100))
     task.close()
     [model] = task.models["output"]
     assert [files_of(s)["model.safetensors"] for s in model.snapshots] == expected

@@ -63,7 +63,7 @@ def test_a_rewrite_in_place_of_the_same_size_is_a_new_load(local_store, work):
     assert torch.equal(torch.load(ckpt, weights_only=True), tensor(2))
 
     first, second = output_snapshots(task, "ckpt.pt")
-    assert first.sha256 != second.sha256
+    assert first.digest != second.digest
     assert _linked_snapshots(task) == [first.id, second.id], "the second load was taken for the first bytes"
     task.close()
 
@@ -83,7 +83,7 @@ def test_a_rewrite_in_place_that_restores_the_mtime_is_told_apart_by_ctime(local
     assert torch.equal(torch.load(ckpt, weights_only=True), tensor(2))
 
     first, second = output_snapshots(task, "ckpt.pt")
-    assert first.sha256 != second.sha256
+    assert first.digest != second.digest
     assert _linked_snapshots(task) == [first.id, second.id], "a rewrite with a restored mtime went unseen"
     task.close()
 
@@ -97,7 +97,7 @@ def test_a_later_task_hashes_a_file_rewritten_in_place_again(local_store, work, 
     _save_in_place(first, a, 1)
     _save_in_place(first, b, 2)
     loaded_stat = _set_mtime(a, T1)
-    assert torch.equal(torch.load(a, weights_only=True), tensor(1))  # a's stat and sha256 now cached
+    assert torch.equal(torch.load(a, weights_only=True), tensor(1))  # a's stat and digest now cached
     [a_snap], [b_snap] = output_snapshots(first, "a.pt"), output_snapshots(first, "b.pt")
     assert _linked_snapshots(first) == [a_snap.id]
     first.close()

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from autolog import Task
-from pipeline_helpers import (assert_stored_tensor, cli_json, files_under, object_path, output_snapshots, sha256,
+from pipeline_helpers import (assert_stored_tensor, cli_json, digest, files_under, object_path, output_snapshots,
                               tensor, wait_until)
 
 CLOSE_BOUND = 10.0  # seconds: close() after an injected failure has nothing left to wait for
@@ -128,7 +128,7 @@ def _on_stored(monkeypatch: pytest.MonkeyPatch, task: Task) -> list[Injection]:
 def _cleanup(monkeypatch: pytest.MonkeyPatch, task: Task) -> list[Injection]:
     """Hashing the copy fails (after the copy and, for remote stores, its marker exist), and then
     both cleanup effects fail too: the reason must still be the hash's failure."""
-    cause = patch_function(monkeypatch, _module("objects"), "sha256_file", "objects.sha256_file")
+    cause = patch_function(monkeypatch, _module("objects"), "file_digest", "objects.file_digest")
     rmtree = patch_function(monkeypatch, shutil, "rmtree", "shutil.rmtree(staging)",
                             when=lambda path, *a, **kw: _is_staging(path))
     marker = patch_function(monkeypatch, _module("steps"), "remove_quietly", "remove_quietly(marker)")
@@ -155,7 +155,7 @@ CASES = [
     Case("steps.hash_staged", _function("steps", "hash_staged"), BOTH, "failed"),
     Case("objects.hash_copies", _function("objects", "hash_copies"), BOTH, "failed"),
     Case("objects.kernel_copy", _function("objects", "kernel_copy"), BOTH, "failed"),
-    Case("objects.sha256_file", _function("objects", "sha256_file"), BOTH, "failed"),
+    Case("objects.file_digest", _function("objects", "file_digest"), BOTH, "failed"),
     Case("steps.content_in_place", _function("steps", "content_in_place"), ("none",), "failed"),
     # Small snapshots read on the training thread: a failed read falls back to the stager.
     Case("objects.read_small", _function("objects", "read_small"), ("local", "none"), "stored", inline=True),
@@ -236,16 +236,16 @@ def _settle(task: Task) -> None:
     wait_until(lambda: not pipeline.pending(), "the pipeline to settle its jobs", timeout=30)
 
 
-def _expected_sha256(tmp_path: Path, steps: range, name: Callable[[int], str] = lambda step: "ckpt.pt"
-                     ) -> dict[int, str]:
-    """sha256 of the bytes torch.save writes for tensor(step) under the file name name(step) (the name
+def _expected_digests(tmp_path: Path, steps: range, name: Callable[[int], str] = lambda step: "ckpt.pt"
+                      ) -> dict[int, str]:
+    """The digest of the bytes torch.save writes for tensor(step) under the file name name(step) (the name
     is inside torch's archive), saved here before any task runs."""
     hashes = {}
     for step in steps:
         path = tmp_path / "expected" / str(step) / name(step)
         path.parent.mkdir(parents=True)
         torch.save(tensor(step), path)
-        hashes[step] = sha256(path)
+        hashes[step] = digest(path)
     return hashes
 
 
@@ -266,7 +266,7 @@ def test_a_failure_injected_into_one_step_settles_that_snapshot_and_later_ones_a
         case: Case, store_kind: str, local_store, remote_store, work, tmp_path, config, lenient, monkeypatch,
         staging_root, env):
     caplog = lenient
-    expected = _expected_sha256(tmp_path, range(1, 4))
+    expected = _expected_digests(tmp_path, range(1, 4))
     first, second = work / "pretrained-a.pt", work / "pretrained-b.pt"
     if case.outcome == "lineage":  # written before Task.init: files no task knows
         torch.save(tensor(101), first)
@@ -321,7 +321,7 @@ def test_a_failure_injected_into_one_step_settles_that_snapshot_and_later_ones_a
         assert "autolog sync" in first_snap.reason
         assert first_snap.stage_uri and first_snap.stage_uri in first_snap.reason
         (staged,) = files_under(first_snap.stage_uri)
-        assert sha256(staged) == expected[1], "the kept copy is not the bytes of the first save"
+        assert digest(staged) == expected[1], "the kept copy is not the bytes of the first save"
         assert len(summaries) == 1, _warnings(caplog)
         assert (f"1 snapshot(s) not stored yet, their staged copies kept: ckpt.pt #1 (RuntimeError: {cause.message})"
                 in summaries[0]), summaries
@@ -329,7 +329,7 @@ def test_a_failure_injected_into_one_step_settles_that_snapshot_and_later_ones_a
     elif case.outcome == "retained":  # stored, then deleted by retention once #3 was stored
         assert first_snap.status == "deleted", (first_snap.status, first_snap.reason)
         assert first_snap.reason == "retention: keep_last=2"
-        assert first_snap.sha256 == expected[1]
+        assert first_snap.digest == expected[1]
         assert not object_path(first_snap.uri).exists()
         assert summaries == [], summaries
         assert any(w.endswith(f"was not logged: RuntimeError: {cause.message}") for w in _warnings(caplog)), \
@@ -344,7 +344,7 @@ def test_a_failure_injected_into_one_step_settles_that_snapshot_and_later_ones_a
         step = snap.seq if case.outcome != "unrecorded" else snap.seq + 1
         if store_kind == "none":
             assert snap.status == "local", (snap.seq, snap.status, snap.reason)
-            assert snap.uri == str(ckpt) and snap.sha256 == expected[step], (snap.seq, snap.uri)
+            assert snap.uri == str(ckpt) and snap.digest == expected[step], (snap.seq, snap.uri)
         else:
             assert_stored_tensor(snap, tensor(step))
     for snap in snaps:  # the cause, never a cleanup path
@@ -446,7 +446,7 @@ def test_saves_beyond_the_backlog_room_return_while_the_stager_is_stuck_forever(
     caplog = lenient
     stall_timeout = 2.0
     saves = 70
-    expected = _expected_sha256(tmp_path, range(1, saves + 1), lambda step: f"ckpt-{step:02d}.pt")
+    expected = _expected_digests(tmp_path, range(1, saves + 1), lambda step: f"ckpt-{step:02d}.pt")
     config(pipeline={"stall_timeout": stall_timeout})
     task = Task.init(project_name="pipeline", task_name="stuck stager", output_uri=local_store)
     pipeline = task._runtime.pipeline
@@ -490,5 +490,5 @@ def test_saves_beyond_the_backlog_room_return_while_the_stager_is_stuck_forever(
     wait_until(lambda: not pipeline.pending(), "the released stager to finish the backlog", timeout=60)
     for step in range(1, room + 1):
         (snap,) = output_snapshots(task, f"ckpt-{step:02d}.pt")
-        assert snap.status == "stored" and snap.sha256 == expected[step], (step, snap.status, snap.reason)
+        assert snap.status == "stored" and snap.digest == expected[step], (step, snap.status, snap.reason)
     assert all(w.alive() for w in pipeline._supervisor.workers)

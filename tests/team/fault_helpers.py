@@ -3,7 +3,6 @@
 that check what really reached the bucket and the database."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,13 +17,16 @@ from typing import Any
 
 import services
 
+from autolog.storage.hashing import bytes_digest
+
 # The child: Task.init, then phases of torch.save calls. Before a phase with a gate it writes
 # <gate>.reached and waits for the test to create <gate>.go. Each save's return value, exception and
 # duration are recorded; the last stdout line is the JSON summary.
 TRAIN = r'''
-import hashlib, json, os, sys, time
+import json, os, sys, time
 import torch
 from autolog import Task
+from autolog.storage.hashing import file_digest
 
 cfg = json.loads(open(sys.argv[1]).read())
 work = cfg["work"]
@@ -57,9 +59,9 @@ for phase in cfg["phases"]:
         except BaseException as exc:
             result, error = None, repr(exc)
         seconds = time.monotonic() - start
-        sha256 = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        digest = file_digest(path)
         saves.append({"step": step, "phase": phase.get("gate"), "path": path, "seconds": seconds,
-                      "result": repr(result), "error": error, "sha256": sha256})
+                      "result": repr(result), "error": error, "digest": digest})
         open(os.path.join(work, "progress"), "a").write(f"{step}\n")
         step += 1
 print("SAVES " + json.dumps(saves), flush=True)
@@ -138,10 +140,10 @@ def s3fs_client(endpoint: str | None = None):
 
 
 def s3_objects(prefix_uri: str) -> dict[str, str]:
-    """s3://bucket/prefix -> {full uri of every object under it: sha256 of its bytes}."""
+    """s3://bucket/prefix -> {full uri of every object under it: the digest of its bytes}."""
     fs = s3fs_client()
     path = prefix_uri[len("s3://"):]
-    return {f"s3://{key}": hashlib.sha256(fs.cat_file(key)).hexdigest() for key in fs.find(path)}
+    return {f"s3://{key}": bytes_digest(fs.cat_file(key)) for key in fs.find(path)}
 
 
 def sql_rows(url: str, table: str) -> list[dict[str, Any]]:
@@ -174,7 +176,7 @@ def snapshot_rows(url: str) -> list[dict[str, Any]]:
 
 
 def stored_object_hash(uri: str, row: dict[str, Any]) -> str:
-    """sha256 of a stored snapshot as autolog records it: the file's own hash for a single file."""
+    """The digest of a stored snapshot as autolog records it: the file's own digest for a single file."""
     objects = s3_objects(uri)
     assert uri in objects, f"{uri} is not in the bucket (found {sorted(objects)})"
     return objects[uri]

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from autolog.storage.hashing import bytes_digest
+
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
 PIPELINE = TESTS / "pipeline"
@@ -78,13 +80,19 @@ def object_bytes(uri: str) -> bytes:
 
 
 def object_sha256(uri: str) -> str:
+    """The plain sha256 of an object (what an artifact records)."""
     return hashlib.sha256(object_bytes(uri)).hexdigest()
 
 
-def objects_sha256(uris: list[str]) -> dict[str, str]:
-    """sha256 of many objects, fetched concurrently by one client."""
+def object_digest(uri: str) -> str:
+    """The digest of an object, as a snapshot records it ("blake3:<hex>")."""
+    return bytes_digest(object_bytes(uri))
+
+
+def objects_digest(uris: list[str]) -> dict[str, str]:
+    """The digests of many objects, fetched concurrently by one client."""
     found = s3().cat([u[len("s3://"):] for u in uris], on_error="return")
-    return {"s3://" + k: f"unreadable: {v!r}" if isinstance(v, Exception) else hashlib.sha256(v).hexdigest()
+    return {"s3://" + k: f"unreadable: {v!r}" if isinstance(v, Exception) else bytes_digest(v)
             for k, v in found.items()}
 
 
@@ -99,17 +107,17 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def assert_stored_on_s3(snap: Any, team: Team, expected_sha256: str | None = None) -> None:
-    """The snapshot is stored in the team bucket and the object's bytes hash to the recorded sha256."""
+def assert_stored_on_s3(snap: Any, team: Team, expected_digest: str | None = None) -> None:
+    """The snapshot is stored in the team bucket and the object's bytes hash to the recorded digest."""
     assert snap.status == "stored", (snap.seq, snap.status, snap.reason)
     assert snap.uri.startswith(f"s3://{team.bucket}/"), snap.uri
     if snap.files:  # a folder or several files: one object per manifest entry
         for entry in snap.files:
-            assert object_sha256(f"{snap.uri}/{entry['name']}") == entry["sha256"], (snap.uri, entry)
+            assert object_digest(f"{snap.uri}/{entry['name']}") == entry["digest"], (snap.uri, entry)
     else:
-        assert object_sha256(snap.uri) == snap.sha256, f"bytes in the bucket do not hash to {snap.sha256}"
-    if expected_sha256 is not None:
-        assert snap.sha256 == expected_sha256
+        assert object_digest(snap.uri) == snap.digest, f"bytes in the bucket do not hash to {snap.digest}"
+    if expected_digest is not None:
+        assert snap.digest == expected_digest
 
 
 # -- processes --------------------------------------------------------------------------------

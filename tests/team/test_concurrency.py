@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from team_helpers import Team, objects_sha256, team  # noqa: F401 - fixture
+from team_helpers import Team, objects_digest, team  # noqa: F401 - fixture
 
 from autolog import Task
 
@@ -28,10 +28,11 @@ INDEPENDENT = range(0, 4)
 ATTACHED = range(4, 8)
 
 WORKER = """
-import hashlib, json, sys, time
+import json, sys, time
 from pathlib import Path
 import torch
 from autolog import Task
+from autolog.storage.hashing import file_digest
 
 index, root, saves = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 task = Task.init(project_name="concurrency", task_name=f"run-{index}", output_uri=True)  # attaches under a parent
@@ -45,7 +46,7 @@ manifest = []
 for k in range(saves):
     path = work / ("last.pt" if k % 2 == 0 else f"step{k:03d}.pt")
     torch.save(torch.full((32,), float(index * 1000 + k)), path)
-    manifest.append([str(path), hashlib.sha256(path.read_bytes()).hexdigest()])
+    manifest.append([str(path), file_digest(path)])
 task.close()
 (root / "manifests" / f"{index}.json").write_text(json.dumps(manifest))
 """
@@ -164,12 +165,12 @@ class PeakConnections:
             engine.dispose()
 
 
-def stored_sha256(uris: list[str]) -> dict[str, str]:
-    import hashlib
+def stored_digests(uris: list[str]) -> dict[str, str]:
+    from autolog.storage.hashing import file_digest
 
     if all(u.startswith("s3://") for u in uris):
-        return objects_sha256(uris)
-    return {u: hashlib.sha256(Path(u).read_bytes()).hexdigest() if Path(u).is_file() else "missing" for u in uris}
+        return objects_digest(uris)
+    return {u: file_digest(u) if Path(u).is_file() else "missing" for u in uris}
 
 
 def test_eight_processes_save_800_snapshots_into_one_store(backend, tmp_path):
@@ -199,24 +200,25 @@ def test_eight_processes_save_800_snapshots_into_one_store(backend, tmp_path):
     for path, snaps in snapshots.items():
         assert [s.seq for s in snaps] == list(range(1, len(snaps) + 1)), f"{path}: seq not gapless"
 
-    saved: dict[str, list[str]] = defaultdict(list)  # path -> sha256 of each save, in order
+    saved: dict[str, list[str]] = defaultdict(list)  # path -> digest of each save, in order
     for i in range(PROCESSES):
-        for path, sha in json.loads((root / "manifests" / f"{i}.json").read_text()):
-            saved[path].append(sha)
+        for path, digest in json.loads((root / "manifests" / f"{i}.json").read_text()):
+            saved[path].append(digest)
     assert sorted(saved) == sorted(snapshots)
-    for path, shas in saved.items():
-        assert [s.sha256 for s in snapshots[path]] == shas, f"{path}: snapshots do not match what was saved"
-    in_store = stored_sha256([s.uri for s in every])
-    assert {s.uri: s.sha256 for s in every} == in_store, "a stored object does not hold its recorded bytes"
+    for path, digests in saved.items():
+        assert [s.digest for s in snapshots[path]] == digests, f"{path}: snapshots do not match what was saved"
+    in_store = stored_digests([s.uri for s in every])
+    assert {s.uri: s.digest for s in every} == in_store, "a stored object does not hold its recorded bytes"
     print(f"\n{name}: {PROCESSES} x {SAVES} captured saves stored in {elapsed:.1f} s; "
           f"peak PostgreSQL connections {connections.peak}")
 
 
 ONE_MODEL = """
-import hashlib, json, sys, time
+import json, sys, time
 from pathlib import Path
 import joblib
 from autolog import Task
+from autolog.storage.hashing import file_digest
 
 index, root, saves = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 task = Task.init(project_name="concurrency", task_name=f"run-{index}", output_uri=True)
@@ -231,7 +233,7 @@ manifest = []
 for k in range(saves):
     weights.write_bytes(f"process {index} report {k}".encode())
     task.update_output_model(model_path=str(weights), name="best", iteration=k)
-    manifest.append([index, k, hashlib.sha256(weights.read_bytes()).hexdigest()])
+    manifest.append([index, k, file_digest(weights)])
 task.close()
 (root / "manifests" / f"{index}.json").write_text(json.dumps(manifest))
 """
@@ -257,8 +259,8 @@ def test_workers_of_one_task_add_snapshots_to_one_model_without_collisions(backe
     assert [s.seq for s in snaps] == list(range(1, len(ATTACHED) * saves + 1))
     assert {s.status for s in snaps} == {"stored"}
     reported = [tuple(e) for i in ATTACHED for e in json.loads((root / "manifests" / f"{i}.json").read_text())]
-    assert sorted(s.sha256 for s in snaps) == sorted(sha for _, _, sha in reported)
-    assert stored_sha256([s.uri for s in snaps]) == {s.uri: s.sha256 for s in snaps}
+    assert sorted(s.digest for s in snaps) == sorted(digest for _, _, digest in reported)
+    assert stored_digests([s.uri for s in snaps]) == {s.uri: s.digest for s in snaps}
     for i in INDEPENDENT:
         [own] = Task.get_task(project_name="concurrency", task_name=f"run-{i}").models["output"]
         assert [s.seq for s in own.snapshots] == list(range(1, saves + 1))

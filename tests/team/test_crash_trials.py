@@ -1,7 +1,7 @@
 """Crash trials: a training process (PostgreSQL + S3) saving checkpoints of a few MB is SIGKILLed at a
 random point - half of the trials right when a snapshot is staged for upload - then `autolog sync` runs
 in a new process. After each trial: no snapshot is pending; each is stored (its object, downloaded and
-hashed, matches the recorded sha256) or failed with a reason; and the bucket holds no object that is not
+hashed, matches the recorded digest) or failed with a reason; and the bucket holds no object that is not
 a stored snapshot's (so no partial object ever reached a final key)."""
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import time
 import pytest
 
 from fault_helpers import Trainer, run_cli, s3_objects, s3fs_client, snapshot_rows, sql_rows, wait_for
+
+from autolog.storage.hashing import file_digest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
@@ -48,7 +50,7 @@ def _check_bucket_and_journal(pg_url: str, s3_uri: str) -> dict[str, int]:
         assert row["status"] in ("stored", "failed"), (row["status"], row["reason"])
         counts[row["status"]] += 1
         if row["status"] == "stored":
-            assert in_bucket.get(row["uri"]) == row["sha256"], (row["uri"], row["sha256"])
+            assert in_bucket.get(row["uri"]) == row["digest"], (row["uri"], row["digest"])
         else:
             assert row["reason"], row
     stored_uris = {r["uri"] for r in rows if r["status"] == "stored"}
@@ -138,8 +140,7 @@ task.flush()
 
 def _killed_at(point: str, pg_url: str, s3_uri: str, tmp_path, child_env) -> tuple[dict, str]:
     """Run KILLED_AT, then overwrite the saved file (as the run's next save would have): only what autolog
-    kept can restore the snapshot. Returns the pending row and the sha256 of the saved bytes."""
-    import hashlib
+    kept can restore the snapshot. Returns the pending row and the digest of the saved bytes."""
     import subprocess
     import sys
 
@@ -148,7 +149,7 @@ def _killed_at(point: str, pg_url: str, s3_uri: str, tmp_path, child_env) -> tup
     proc = subprocess.run([sys.executable, "-c", KILLED_AT, s3_uri, str(path), point], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    saved = hashlib.sha256(path.read_bytes()).hexdigest()
+    saved = file_digest(path)
     path.write_bytes(b"the next epoch")
     (row,) = snapshot_rows(pg_url)
     assert row["status"] == "pending"
@@ -157,18 +158,18 @@ def _killed_at(point: str, pg_url: str, s3_uri: str, tmp_path, child_env) -> tup
 
 def test_killed_after_the_copy_before_its_hash_was_journaled(pg_url, s3_uri, tmp_path, child_env):
     row, saved = _killed_at("copied", pg_url, s3_uri, tmp_path, child_env)
-    assert row["sha256"] is None and row["stage_uri"], row
+    assert row["digest"] is None and row["stage_uri"], row
     sync = run_cli(child_env({"AUTOLOG_DB_URL": pg_url}), "sync", "--json")
     assert sync.returncode == 0 and len(json.loads(sync.stdout)["stored"]) == 1, sync.stdout + sync.stderr
     (row,) = snapshot_rows(pg_url)
-    assert row["sha256"] == saved, "sync stored something else than the bytes saved"
+    assert row["digest"] == saved, "sync stored something else than the bytes saved"
     _check_bucket_and_journal(pg_url, s3_uri)
 
 
 @pytest.mark.parametrize("object_intact", [True, False])
 def test_killed_after_the_upload_before_it_was_recorded(object_intact, pg_url, s3_uri, tmp_path, child_env):
     row, saved = _killed_at("uploaded", pg_url, s3_uri, tmp_path, child_env)
-    assert row["sha256"] == saved
+    assert row["digest"] == saved
     (key,) = s3_objects(s3_uri)  # the upload completed
     if not object_intact:
         s3fs_client().pipe_file(key[len("s3://"):], b"not the checkpoint")

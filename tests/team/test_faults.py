@@ -1,6 +1,6 @@
 """Faults in team mode (PostgreSQL + S3), seen as a user sees them: training in a child process with
 AUTOLOG_STRICT=0. Each fault: every save returns what torch.save returns, quickly; one warning per kind;
-every snapshot ends stored (the bytes in the bucket hash to the recorded sha256) or is reported as not
+every snapshot ends stored (the bytes in the bucket hash to the recorded digest) or is reported as not
 stored, and `autolog sync` finishes what can be finished once the fault is gone."""
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ def _assert_saves_returned(summary: dict, max_seconds: float) -> None:
 
 
 def _assert_stored_and_verified(rows: list[dict], output_uri: str) -> None:
-    """Each row is stored, and its object in the bucket hashes to its sha256; nothing else is there."""
+    """Each row is stored, and its object in the bucket hashes to its digest; nothing else is there."""
     in_bucket = s3_objects(output_uri)
     for row in rows:
         assert row["status"] == "stored", (row["seq"], row["status"], row["reason"])
-        assert in_bucket.get(row["uri"]) == row["sha256"], (row["uri"], sorted(in_bucket))
+        assert in_bucket.get(row["uri"]) == row["digest"], (row["uri"], sorted(in_bucket))
     assert set(in_bucket) == {r["uri"] for r in rows}
 
 
@@ -53,7 +53,7 @@ def test_database_outage_mid_run(private_postgres, s3_uri, tmp_path, child_env):
     outage = [s for s in summary["saves"] if s["phase"] == "down"]
     print("saves during the outage took", [round(s["seconds"], 4) for s in outage], "s")
     rows = snapshot_rows(private_postgres.url)
-    assert [r["sha256"] for r in rows] == [s["sha256"] for s in summary["saves"]], "every save, in order, once"
+    assert [r["digest"] for r in rows] == [s["digest"] for s in summary["saves"]], "every save, in order, once"
     assert [r["status"] for r in rows] == ["stored"] * 9
     _assert_stored_and_verified(rows, s3_uri)
     assert autolog_warnings(err) == [], err
@@ -78,7 +78,7 @@ def test_database_down_when_the_run_starts(private_postgres, s3_uri, tmp_path, c
     _assert_saves_returned(summary, max_seconds=3.0)
     assert autolog_warnings(err) == [], err
     rows = snapshot_rows(private_postgres.url)
-    assert [r["sha256"] for r in rows] == [s["sha256"] for s in summary["saves"]], "every save, in order, once"
+    assert [r["digest"] for r in rows] == [s["digest"] for s in summary["saves"]], "every save, in order, once"
     _assert_stored_and_verified(rows, s3_uri)
 
 
@@ -107,7 +107,7 @@ def test_bucket_deleted_mid_run_is_reported_and_finished_by_sync(pg_url, s3_uri,
     _assert_saves_returned(summary, max_seconds=3.0)
     assert not s3fs_client().exists(bucket), "autolog created the deleted bucket again"
     rows = snapshot_rows(pg_url)
-    assert [r["sha256"] for r in rows] == [s["sha256"] for s in summary["saves"]]
+    assert [r["digest"] for r in rows] == [s["digest"] for s in summary["saves"]]
     for row in rows:
         assert row["status"] == "pending", (row["status"], row["reason"])
         assert "staged copy kept" in row["reason"] and "autolog sync" in row["reason"], row["reason"]
@@ -165,7 +165,7 @@ def test_s3_endpoint_that_never_answers(pg_url, s3_endpoint, s3_uri, tmp_path, a
     assert sync.returncode == 0, sync.stderr
     print(f"autolog sync took {time.monotonic() - start:.1f} s")
     rows = snapshot_rows(pg_url)
-    assert sorted(r["sha256"] for r in rows) == sorted(s["sha256"] for s in summary["saves"])
+    assert sorted(r["digest"] for r in rows) == sorted(s["digest"] for s in summary["saves"])
     _assert_stored_and_verified(rows, s3_uri)
 
 
@@ -226,9 +226,9 @@ def test_database_frozen_mid_run(private_postgres, s3_uri, tmp_path, child_env):
     # connect_timeout (10 s): a generous bound still tells them apart on a loaded machine.
     _assert_saves_returned(summary, max_seconds=3.0)
     rows = snapshot_rows(private_postgres.url)
-    by_sha = {r["sha256"]: r for r in rows if r["sha256"]}
+    by_digest = {r["digest"]: r for r in rows if r["digest"]}
     for save in summary["saves"]:
-        assert by_sha[save["sha256"]]["status"] == "stored", (save, by_sha.get(save["sha256"]))
+        assert by_digest[save["digest"]]["status"] == "stored", (save, by_digest.get(save["digest"]))
     assert len(rows) == len(summary["saves"]), rows
     _assert_stored_and_verified(rows, s3_uri)
     assert autolog_warnings(err) == [], err

@@ -43,7 +43,7 @@ def test_v1_database_is_upgraded_in_place_and_every_row_kept(v1_pg, real_run):
 
     train = Task.get_task(task_id=real_run.ids["train"])
 
-    assert schema_version(v1_pg) == SCHEMA_VERSION == 3
+    assert schema_version(v1_pg) == SCHEMA_VERSION == 4
     assert {"scalars", "single_values", "reports"} <= set(inspect(v1_pg))  # schema 3: Logger's tables
     assert train.get_parameters_as_dict(cast=True)["General"] == {"lr": 0.1, "epochs": 2}
     assert dump_v1_columns(v1_pg) == before
@@ -54,7 +54,8 @@ def test_v1_database_is_upgraded_in_place_and_every_row_kept(v1_pg, real_run):
     assert train.artifacts["config"].get() == {"lr": 0.1, "layers": [3, 2], "name": "résumé ✨"}
     ckpt = train.models["output"]["ckpt.pt"]
     assert [(s.seq, s.status, s.stored_at) for s in ckpt.snapshots] == [(1, "stored", None), (2, "stored", None)]
-    for snap in ckpt.snapshots:
+    for snap in ckpt.snapshots:  # schema 4: the old sha256 became the digest ('sha256:' || sha256 on PostgreSQL)
+        assert snap.digest == f"sha256:{snap.sha256}"
         assert hashlib.sha256(Path(ckpt.get_local_copy(snap.seq)).read_bytes()).hexdigest() == snap.sha256
     assert ckpt.loaded_by == [real_run.ids["eval"]]
     assert Model(real_run.ids["imported"]).origin == "imported"

@@ -5,7 +5,6 @@ reading the bucket directly with a fresh s3fs client, never only through autolog
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ from pipeline_helpers import tensor, wait_for_file  # noqa: I001 - importable on
 
 from autolog import InputModel, Model, OutputModel, Task
 from autolog.errors import StorageError
+from autolog.storage.hashing import bytes_digest
 
 import services
 
@@ -75,6 +75,7 @@ import hashlib, json, sys
 import joblib, keras, numpy as np, torch
 from sklearn.linear_model import LinearRegression
 from autolog import Task
+from autolog.storage.hashing import file_digest
 
 work = sys.argv[1]
 task = Task.init(project_name="team", task_name="capture", output_uri=True)
@@ -84,8 +85,9 @@ net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
 net.save(f"{work}/net.keras")
 joblib.dump(LinearRegression().fit(np.eye(3), [1.0, 2.0, 3.0]), f"{work}/reg.joblib")
 task.close()
-sha = {n: hashlib.sha256(open(f"{work}/{n}", "rb").read()).hexdigest() for n in ("net.pt", "net.keras", "reg.joblib")}
-print(json.dumps({"task_id": task.id, "sha256": sha}))
+names = ("net.pt", "net.keras", "reg.joblib")
+sha = {n: hashlib.sha256(open(f"{work}/{n}", "rb").read()).hexdigest() for n in names}
+print(json.dumps({"task_id": task.id, "sha256": sha, "digest": {n: file_digest(f"{work}/{n}") for n in names}}))
 """
 
 LOAD = """
@@ -117,7 +119,7 @@ def test_captured_saves_of_three_frameworks_go_to_s3_and_loads_link_to_them(team
         "net.pt": "PyTorch", "net.keras": "Keras", "reg.joblib": "scikit-learn"}
     for name, model in models.items():
         [snap] = model.snapshots
-        assert_stored_on_s3(snap, team, expected_sha256=saved["sha256"][name])
+        assert_stored_on_s3(snap, team, expected_digest=saved["digest"][name])
         assert sha256_bytes(Path(model.get_local_copy()).read_bytes()) == saved["sha256"][name]
 
     consumer = Task.get_task(task_id=loaded["task_id"])
@@ -156,6 +158,8 @@ def test_model_apis_on_postgres_and_s3(team, tmp_path):
         assert_stored_on_s3(snap, team)
     assert Path(net.get_local_copy(version=1)).read_bytes() == b"epoch 1"
     assert Path(net.get_local_copy()).read_bytes() == b"epoch 2"
+    assert net.sha256(1) == sha256_bytes(b"epoch 1")  # on demand, from the verified copy; then kept in the row
+    assert [s.sha256 for s in Model(model.id).snapshots] == [sha256_bytes(b"epoch 1"), None]
     assert net.tags == ["candidate"] and net.framework == "PyTorch"
     assert net.metadata == {"accuracy": {"top1": 0.9, "classes": ["cat", "dog"]}}
     assert net.config_dict == {"hidden": [64, 32]} and net.labels == {"cat": 0, "dog": 1}
@@ -166,7 +170,9 @@ def test_model_apis_on_postgres_and_s3(team, tmp_path):
     assert Model.query_models(project_name="team", model_name="best")[0].tags == ["best"]
     assert Model.query_models(project_name="team", tags=["candidate"]) == [net]
     [registered] = Model.query_models(model_name="registered")[0].snapshots
-    assert (registered.uri, registered.sha256) == (elsewhere, hashlib.sha256(b"registered elsewhere").hexdigest())
+    assert (registered.uri, registered.digest) == (elsewhere, bytes_digest(b"registered elsewhere"))
+    registered_model = Model.query_models(model_name="registered")[0]
+    assert registered_model.sha256() == sha256_bytes(b"registered elsewhere")
 
     assert Task.get_task(task_id=task.id[:10]).get_parameters_as_dict(cast=True) == {
         "General": {"lr": 0.1, "layers": [64, 32], "nested": {"ok": True}}}
@@ -181,7 +187,7 @@ def test_model_apis_on_postgres_and_s3(team, tmp_path):
     other.close()
     assert [m.id for m in Task.get_task(task_id=other.id).models["input"]] == [model.id]
     assert net.loaded_by == [other.id]
-    assert imported.origin == "imported" and imported.snapshot().sha256 == sha256_bytes(b"best weights")
+    assert imported.origin == "imported" and imported.snapshot().digest == bytes_digest(b"best weights")
     later = Task.init(project_name="team", task_name="eval")  # same name: get_task returns the newest
     later.close()
     assert Task.get_task(project_name="team", task_name="eval").id == later.id

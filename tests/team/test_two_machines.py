@@ -18,6 +18,7 @@ MACHINE_A = """
 import hashlib, json, sys
 import numpy as np, torch, xgboost as xgb
 from autolog import Task
+from autolog.storage.hashing import file_digest
 
 work = sys.argv[1]
 task = Task.init(project_name="team", task_name="train", output_uri=True)
@@ -39,6 +40,7 @@ probe = torch.ones(2, 4)
 print(json.dumps({
     "task_id": task.id,
     "sha256": {n: hashlib.sha256(open(f"{work}/{n}", "rb").read()).hexdigest() for n in ("model.pt", "booster.json")},
+    "digest": {n: file_digest(f"{work}/{n}") for n in ("model.pt", "booster.json")},
     "torch_out": net(probe).tolist(),
     "xgb_out": booster.predict(xgb.DMatrix(features[:3])).tolist(),
 }))
@@ -101,7 +103,7 @@ def test_machine_b_loads_machine_a_model_from_s3_and_links_it(team, tmp_path):
     snapshot_of = {}
     for name, model in produced.items():
         [snap] = model.snapshots
-        assert_stored_on_s3(snap, team, expected_sha256=trained["sha256"][name])
+        assert_stored_on_s3(snap, team, expected_digest=trained["digest"][name])
         snapshot_of[model.id] = snap.id
 
     store = Task.get_task(task_id=evaluated["task_id"])._ctx.store

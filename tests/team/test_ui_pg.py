@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
 
@@ -43,7 +44,8 @@ def test_the_ui_api_on_postgresql_and_s3(team, tmp_path):
         outputs = {m["model"]["name"]: m["snapshots"][0] for m in pages["pretrain"].json()["output_models"]}
         assert outputs["pretrain.joblib"]["uri"].startswith("s3://")
         one = client.get(outputs["pretrain.joblib"]["download"])
-        assert one.status_code == 200 and hashlib.sha256(one.content).hexdigest() == outputs["pretrain.joblib"]["sha256"]
+        assert one.status_code == 200
+        assert "blake3:" + blake3(one.content).hexdigest() == outputs["pretrain.joblib"]["digest"]
         folder = client.get(outputs["exported"]["download"])
         assert folder.status_code == 200
         with zipfile.ZipFile(io.BytesIO(folder.content)) as archive:

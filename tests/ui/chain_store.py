@@ -1,11 +1,13 @@
 """Builds the store the browser tests look at, with the public SDK as a user's scripts would: run as
 `python chain_store.py STAGE WORKDIR` in a fresh interpreter per stage (AUTOLOG_HOME from the
-environment), it prints one JSON line of what it made, the sha256 of each weights file computed here
-with hashlib (not by autolog), so a test can check what the pages show against it.
+environment), it prints one JSON line of what it made, the sha256 and the BLAKE3 digest of each weights
+file computed here with hashlib and blake3 (not by autolog), so a test can check what the pages show
+against it.
 
     pretrain  -> ui-chain/pretrain: two snapshots of model "pretrained" (OutputModel.update_weights)
     finetune  -> ui-chain/finetune: loads pretrained's newest snapshot (torch.load of its local copy),
-                 reports scalars and uploads an image, a DataFrame and a dict; three snapshots of "finetuned"
+                 reports scalars and uploads an image, a DataFrame and a dict; three snapshots of "finetuned",
+                 the first with its sha256 computed (Model.sha256: the pages show it beside the digest)
     evaluate  -> ui-chain/evaluate: loads a COPY of finetuned's last file (lineage by content only)
     other     -> ui-other/unrelated run: a task in another project, for the filters
     wide N    -> ui-wide: a "base" task and model, and N tasks that each connect it as input model and save
@@ -22,12 +24,18 @@ import sys
 from pathlib import Path
 
 import torch
+from blake3 import blake3
 
-from autolog import InputModel, OutputModel, Task
+from autolog import InputModel, Model, OutputModel, Task
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest(path: Path) -> str:
+    """The snapshot identity autolog should record for this file ("blake3:<hex>")."""
+    return "blake3:" + blake3(path.read_bytes()).hexdigest()
 
 
 def _write_weights(model: torch.nn.Module, path: Path) -> str:
@@ -45,15 +53,16 @@ def pretrain(work: Path) -> dict:
     torch.manual_seed(0)
     net = torch.nn.Linear(8, 4)
     output = OutputModel(task=task, name="pretrained", framework="PyTorch")
-    shas = []
+    shas, digests = [], []
     for epoch in (1, 2):
         with torch.no_grad():
             net.weight.add_(0.01 * epoch)
         shas.append(_write_weights(net, work / "pretrain.pt"))
+        digests.append(_digest(work / "pretrain.pt"))
         output.update_weights(weights_filename=str(work / "pretrain.pt"), iteration=epoch)
         task.get_logger().report_scalar("loss", "train", 1.0 / epoch, iteration=epoch)
     task.close()
-    return {"task": task.id, "model": output.id, "shas": shas}
+    return {"task": task.id, "model": output.id, "shas": shas, "digests": digests}
 
 
 def finetune(work: Path, pretrained_model: str) -> dict:
@@ -82,14 +91,16 @@ def finetune(work: Path, pretrained_model: str) -> dict:
     task.upload_artifact("label map", {"cat": 0, "dog": 1, "bird": 2})
 
     output = OutputModel(task=task, name="finetuned", framework="PyTorch")
-    shas = []
+    shas, digests = [], []
     for epoch in (1, 2, 3):
         with torch.no_grad():
             net.bias.add_(0.1)
         shas.append(_write_weights(net, work / "finetune" / "finetuned.pt"))
+        digests.append(_digest(work / "finetune" / "finetuned.pt"))
         output.update_weights(weights_filename=str(work / "finetune" / "finetuned.pt"), iteration=epoch * 10)
     task.close()
-    return {"task": task.id, "model": output.id, "shas": shas}
+    assert Model(output.id).sha256(version=1) == shas[0]  # kept in the row: the pages show it
+    return {"task": task.id, "model": output.id, "shas": shas, "digests": digests}
 
 
 def evaluate(work: Path) -> dict:
@@ -98,7 +109,7 @@ def evaluate(work: Path) -> dict:
     shutil.copyfile(work / "finetune" / "finetuned.pt", copy)  # another path, same bytes
     task = Task.init(project_name="ui-chain", task_name="evaluate", tags=["chain", "stage-3"])
     net = torch.nn.Linear(8, 4)
-    net.load_state_dict(torch.load(copy))  # linked to finetuned's last snapshot by its sha256
+    net.load_state_dict(torch.load(copy))  # linked to finetuned's last snapshot by its content digest
     task.get_logger().report_single_value("test accuracy", 0.84)
     task.close()
     return {"task": task.id, "copy_sha": _sha256(copy)}

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 from ui_helpers import assert_error, build_chain, check_long_series, json_ok, make_client, write_long_series
 
@@ -17,8 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 TASK_ROW = {"id", "project", "name", "status", "created", "ended", "duration", "tags", "user", "host"}
 MODEL_ROW = {"id", "name", "project", "framework", "task_id", "origin", "tags", "created", "updated", "labels",
              "config_text"}
-SNAPSHOT_ROW = {"id", "model_id", "seq", "iteration", "size", "sha256", "status", "reason", "uri", "created",
-                "stored_at", "download"}
+SNAPSHOT_ROW = {"id", "model_id", "seq", "iteration", "size", "digest", "sha256", "status", "reason", "uri",
+                "created", "stored_at", "download"}
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,7 @@ def test_task_page_of_pretrain(pages):
     for model in outputs.values():
         (snap,) = model["snapshots"]
         assert set(snap) == SNAPSHOT_ROW and snap["status"] == "stored"
+        assert snap["digest"].startswith("blake3:") and snap["sha256"] is None  # sha256: computed on demand only
         assert snap["download"] == f"/api/snapshots/{snap['id']}/download"
 
 
@@ -123,10 +125,12 @@ def test_artifact_downloads_are_the_recorded_bytes(client, pages):
 
 
 def test_snapshot_downloads_are_verified_bytes(client, pages):
+    from autolog.storage.hashing import manifest_digest
+
     outputs = {m["model"]["name"]: m["snapshots"][0] for m in pages["pretrain"]["output_models"]}
     one = client.get(outputs["pretrain.joblib"]["download"])
     assert one.status_code == 200
-    assert hashlib.sha256(one.content).hexdigest() == outputs["pretrain.joblib"]["sha256"]
+    assert "blake3:" + blake3(one.content).hexdigest() == outputs["pretrain.joblib"]["digest"]
     assert 'filename="pretrain.joblib"' in one.headers["content-disposition"]
     folder = client.get(outputs["exported"]["download"])
     assert folder.status_code == 200 and 'filename="export.zip"' in folder.headers["content-disposition"]
@@ -134,10 +138,8 @@ def test_snapshot_downloads_are_verified_bytes(client, pages):
         names = sorted(archive.namelist())
         assert names == ["config.json", "sub/weights.bin"]
         assert archive.read("sub/weights.bin") == bytes(range(256)) * 40
-        from autolog.storage.hashing import manifest_sha256
-
-        files = [{"name": n, "sha256": hashlib.sha256(archive.read(n)).hexdigest()} for n in names]
-    assert manifest_sha256(files) == outputs["exported"]["sha256"]
+        files = [{"name": n, "digest": "blake3:" + blake3(archive.read(n)).hexdigest()} for n in names]
+    assert manifest_digest(files) == outputs["exported"]["digest"]
 
 
 def test_model_page_and_loads_linked_by_path_and_by_content(client, pages):

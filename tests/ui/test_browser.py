@@ -235,7 +235,11 @@ def test_task_page_shows_models_artifacts_previews_and_charts(site: Site, browse
     assert model.find_element("css selector", "h3 a").get_attribute("href").endswith(f"/models/{finetune['model']}")
     rows = model.find_elements("css selector", "tbody tr")
     assert [r.find_element("css selector", ".seq").text for r in rows] == ["1", "2", "3"]
-    assert [r.find_element("css selector", "code.sha").get_attribute("title") for r in rows] == finetune["shas"]
+    assert [r.find_element("css selector", "code.digest").get_attribute("title") for r in rows] == finetune["digests"]
+    assert [r.find_element("css selector", "code.digest").text for r in rows] == [d[7:19] for d in finetune["digests"]]
+    # the sha256 was computed for seq 1 only (Model.sha256): shown beside its digest, nothing for the others
+    assert [[c.get_attribute("title") for c in r.find_elements("css selector", "code.sha")] for r in rows] == [
+        [finetune["shas"][0]], [], []]
     assert [r.find_element("css selector", ".status").text for r in rows] == ["stored"] * 3
     assert all("/api/snapshots/" in r.find_element("css selector", "a.download").get_attribute("href") for r in rows)
 
@@ -243,7 +247,8 @@ def test_task_page_shows_models_artifacts_previews_and_charts(site: Site, browse
     link = loaded.find_element("css selector", "a.model-link")
     assert link.text == "pretrained" and link.get_attribute("href").endswith(f"/models/{site.model('pretrain')}")
     assert "seq 2" in loaded.text
-    assert loaded.find_element("css selector", "code.sha").get_attribute("title") == site.made["pretrain"]["shas"][1]
+    loaded_digest = loaded.find_element("css selector", "code.digest").get_attribute("title")
+    assert loaded_digest == site.made["pretrain"]["digests"][1]
 
     image = chrome.wait_until(lambda: by_css(browser, "tr[data-artifact='sample image'] img.thumb"), "the image preview")[0]
     size = chrome.wait_until(lambda: browser.execute_script(
@@ -406,7 +411,8 @@ def test_model_page_lists_snapshots_and_tasks_and_downloads_a_verified_snapshot(
     browser.get(f"{site.url}/models/{finetune['model']}")
     rows = chrome.wait_until(lambda: by_css(browser, "#snapshots tbody tr"), "the snapshots")
     assert [r.find_element("css selector", ".seq").text for r in rows] == ["1", "2", "3"]
-    assert [r.find_element("css selector", "code.sha").text for r in rows] == finetune["shas"]
+    assert [r.find_element("css selector", "code.digest").text for r in rows] == [d[7:] for d in finetune["digests"]]
+    assert rows[0].find_element("css selector", "code.sha").text == finetune["shas"][0]  # computed: the whole sha256
     assert all(r.find_element("css selector", "code.uri").text for r in rows)  # where each is stored
     produced_by = by_css(browser, ".page-head a.task-link")[0]
     assert produced_by.text == "finetune" and produced_by.get_attribute("href").endswith(f"/tasks/{finetune['task']}")

@@ -1,6 +1,7 @@
 """Downloads through `autolog ui` send the recorded bytes or an error, never other bytes: stored objects
 altered on disk or in a remote store, a path-only snapshot whose file changed or is gone, a snapshot that
-was never stored, and a file that changes while it is being sent."""
+was never stored, a file that changes while it is being sent, and rows written before schema 4 (a
+"sha256:<hex>" digest, file lists with "sha256") checked with sha256."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 
 from ui_helpers import assert_error, json_ok, make_client
@@ -83,6 +85,39 @@ def test_an_altered_file_of_a_folder_snapshot_is_an_error_not_a_zip(stored):
     assert_error(client.get(snap["download"]), 500, "deep/b.bin", "do not match")
 
 
+def test_rows_written_before_schema_4_are_checked_with_sha256(stored):
+    """A snapshot recorded before BLAKE3: its digest "sha256:<hex>", its file list {"name", "size", "sha256"}.
+    Its bytes are still sent, checked with sha256, and still refused once altered."""
+    import sqlalchemy as sa
+
+    from autolog.context import default_context
+    from autolog.db import schema as s
+    from autolog.storage.hashing import manifest_digest, sha256_digest
+
+    client, page = stored
+    one, many = _stored(page, "one"), _stored(page, "many")
+    folder = _object_path(many)
+    old_files = [{"name": name, "size": (folder / name).stat().st_size,
+                  "sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest()}
+                 for name in ("a.txt", "deep/b.bin")]
+    old_one = sha256_digest(hashlib.sha256(PAYLOAD).hexdigest())
+    old_many = manifest_digest(old_files, "sha256")
+    with default_context().store.engine.begin() as conn:
+        c = s.snapshots.c
+        conn.execute(sa.update(s.snapshots).where(c.id == one["id"]).values(digest=old_one, sha256=old_one[7:]))
+        conn.execute(sa.update(s.snapshots).where(c.id == many["id"]).values(digest=old_many, files=old_files))
+    rows = {name: _stored(json_ok(client, f"/api/tasks/{page['task']['id']}"), name) for name in ("one", "many")}
+    assert rows["one"]["digest"] == old_one and rows["one"]["sha256"] == old_one[7:]
+    assert rows["many"]["digest"] == old_many and rows["many"]["download"] == many["download"]
+    assert client.get(one["download"]).content == PAYLOAD
+    with zipfile.ZipFile(io.BytesIO(client.get(many["download"]).content)) as archive:
+        assert archive.read("deep/b.bin") == PAYLOAD[:1000] and archive.read("a.txt") == b"alpha"
+    _tamper(_object_path(one))
+    assert_error(client.get(one["download"]), 500, "sha256", "do not match", "not sent")
+    _tamper(folder / "deep" / "b.bin")
+    assert_error(client.get(many["download"]), 500, "deep/b.bin", "sha256", "do not match")
+
+
 def test_a_deleted_stored_object_is_404(stored):
     client, page = stored
     snap = _stored(page, "one")
@@ -122,6 +157,10 @@ def test_a_snapshot_that_was_not_stored_is_409(autolog_home):
         row = json_ok(client, f"/api/models/{model.id}")["snapshots"][0]
         assert row["id"] == snap.id and row["download"] is None and row["reason"] == "disk full"
         assert_error(client.get(f"/api/snapshots/{snap.id}/download"), 409, "failed (disk full)")
+    by_uri = default_context().store.add_snapshot(model.id, status="stored", uri="s3://bucket/w.bin")  # no digest
+    with make_client() as client:
+        assert json_ok(client, f"/api/models/{model.id}")["snapshots"][1]["download"] is None
+        assert_error(client.get(f"/api/snapshots/{by_uri.id}/download"), 409, "no recorded content hash")
 
 
 def test_a_remote_object_is_fetched_verified_through_fsspec(memory_uri, autolog_home, tmp_path):
@@ -138,7 +177,7 @@ def test_a_remote_object_is_fetched_verified_through_fsspec(memory_uri, autolog_
         snap = _stored(json_ok(client, f"/api/tasks/{task.id}"), "remote")
         assert snap["uri"].startswith("memory://")
         got = client.get(snap["download"])
-        assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == snap["sha256"]
+        assert got.status_code == 200 and "blake3:" + blake3(got.content).hexdigest() == snap["digest"]
         shutil.rmtree(autolog_home / "cache")
         fs = fsspec.filesystem("memory")
         path = snap["uri"][len("memory://"):]
@@ -154,11 +193,12 @@ def test_a_file_that_changes_while_it_is_sent_never_completes(tmp_path):
     path = tmp_path / "big.bin"
     content = os.urandom(3 * (1 << 20) + 123)  # several chunks
     path.write_bytes(content)
-    right = hashlib.sha256(content).hexdigest()
-    sent = b"".join(_chunks(Outgoing(open(path, "rb"), len(content), "big.bin", right, "a file")))
-    assert sent == content
-    received = []
-    with pytest.raises(IntegrityError, match="changed while it was being sent"):
-        for chunk in _chunks(Outgoing(open(path, "rb"), len(content), "big.bin", "0" * 64, "a file")):
-            received.append(chunk)
-    assert 0 < len(b"".join(received)) < len(content)  # the last chunk was held back
+    for right in ("blake3:" + blake3(content).hexdigest(), "sha256:" + hashlib.sha256(content).hexdigest()):
+        sent = b"".join(_chunks(Outgoing(open(path, "rb"), len(content), "big.bin", right, "a file")))
+        assert sent == content
+        wrong = right.split(":")[0] + ":" + "0" * 64
+        received = []
+        with pytest.raises(IntegrityError, match="changed while it was being sent"):
+            for chunk in _chunks(Outgoing(open(path, "rb"), len(content), "big.bin", wrong, "a file")):
+                received.append(chunk)
+        assert 0 < len(b"".join(received)) < len(content)  # the last chunk was held back

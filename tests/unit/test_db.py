@@ -66,7 +66,7 @@ def test_task_init_creates_a_wal_database_in_autolog_home(autolog_home):
 EXPECTED_INDEXES = {
     "tasks": {"ix_tasks_project_name_created", "ix_tasks_created"},
     "models": {"ix_models_task_updated", "ix_models_project_name"},
-    "snapshots": {"ix_snapshots_sha256", "ix_snapshots_status"},
+    "snapshots": {"ix_snapshots_digest", "ix_snapshots_status"},
     "model_loads": {"ix_model_loads_task", "ix_model_loads_model"},
 }
 
@@ -89,8 +89,20 @@ def test_indexes_and_unique_constraints_exist(store, db_path):
 
 def test_query_plans_use_the_indexes(store, db_path):
     make_task(store)
-    plan = raw(db_path, "EXPLAIN QUERY PLAN SELECT * FROM snapshots WHERE sha256 = ?", "x" * 64)
-    assert any("ix_snapshots_sha256" in row[-1] for row in plan), plan
+    plan = raw(db_path, "EXPLAIN QUERY PLAN SELECT * FROM snapshots WHERE digest = ?", "blake3:" + "x" * 64)
+    assert any("ix_snapshots_digest" in row[-1] for row in plan), plan
+    # Whether any snapshot is still known by its sha256 (recorded before schema 4): an index probe too.
+    plan = raw(db_path, "EXPLAIN QUERY PLAN SELECT digest FROM snapshots WHERE digest >= 'sha256:' "
+                        "AND digest < 'sha256;' LIMIT 1")
+    assert any("ix_snapshots_digest" in row[-1] for row in plan), plan
+
+
+def test_sha256_identities_are_noticed_only_when_present(store):
+    model = make_model(store, make_task(store).id)
+    store.add_snapshot(model.id, status="stored", uri="/a", digest="blake3:" + "1" * 64)
+    assert not store.holds_sha256_identities()
+    store.add_snapshot(model.id, status="stored", uri="/b", digest="sha256:" + "2" * 64)
+    assert store.holds_sha256_identities()
 
 
 def test_schema_version_is_recorded_once(store, db_path):
@@ -257,10 +269,10 @@ def test_put_artifact_replaces_the_same_name(store):
 def test_stored_copy_matches_only_inside_the_prefix(store):
     task = make_task(store)
     model = make_model(store, task.id)
-    sha = "a" * 64
-    store.add_snapshot(model.id, status="stored", uri="/data/aXb/p/model.pt", sha256=sha)
-    store.add_snapshot(model.id, status="stored", uri="/data/a_bc/p/model.pt", sha256=sha)
-    store.add_snapshot(model.id, status="failed", uri="/data/a_b/p/failed.pt", sha256=sha)
+    sha = "blake3:" + "a" * 64
+    store.add_snapshot(model.id, status="stored", uri="/data/aXb/p/model.pt", digest=sha)
+    store.add_snapshot(model.id, status="stored", uri="/data/a_bc/p/model.pt", digest=sha)
+    store.add_snapshot(model.id, status="failed", uri="/data/a_b/p/failed.pt", digest=sha)
     assert store.stored_copy(sha, "/data/a_b") is None  # '_' is not a wildcard; failed is ignored
     assert store.stored_copy(sha, "/data/a_bc").uri == "/data/a_bc/p/model.pt"
     assert store.stored_copy(sha, "/data/a%") is None
@@ -268,11 +280,11 @@ def test_stored_copy_matches_only_inside_the_prefix(store):
 
 def test_producer_prefers_a_saved_model_over_an_import(store):
     task = make_task(store)
-    sha = "b" * 64
+    sha = "blake3:" + "b" * 64
     imported = make_model(store, None, origin="imported", name="weights.bin")
-    store.add_snapshot(imported.id, status="local", uri="/w", sha256=sha)
+    store.add_snapshot(imported.id, status="local", uri="/w", digest=sha)
     saved = make_model(store, task.id, name="weights.bin")
-    snap = store.add_snapshot(saved.id, status="stored", uri="/s", sha256=sha)
+    snap = store.add_snapshot(saved.id, status="stored", uri="/s", digest=sha)
     assert store.producer_of(sha).id == snap.id
 
 

@@ -17,6 +17,7 @@ from autolog.db import migrations
 from autolog.db.store import MetadataStore
 from autolog.db.version import SCHEMA_VERSION
 from autolog.errors import AutologError, SchemaVersionError
+from autolog.storage.hashing import file_digest
 from fixtures import v1_run
 from fixtures.v1_run import (
     build_v1_database, dump_v1_columns, inspect, schema_version, set_schema_version, start_together,
@@ -51,7 +52,7 @@ def test_v1_database_is_upgraded_in_place_and_every_row_kept(v1_url, real_run):
 
     train = Task.get_task(task_id=real_run.ids["train"])  # the first use opens, and upgrades, the store
 
-    assert schema_version(v1_url) == SCHEMA_VERSION == 3
+    assert schema_version(v1_url) == SCHEMA_VERSION == 4
     assert {"scalars", "single_values", "reports"} <= set(inspect(v1_url))  # schema 3: Logger's tables
     assert train.get_parameters_as_dict(cast=True)["General"] == {"lr": 0.1, "epochs": 2}
     assert dump_v1_columns(v1_url) == before
@@ -66,8 +67,14 @@ def test_v1_database_is_upgraded_in_place_and_every_row_kept(v1_url, real_run):
     assert sorted(m.name for m in output) == ["ckpt.pt", "final", "final.pt"]  # captured + explicit
     ckpt = output["ckpt.pt"]
     assert [(s.seq, s.status, s.stored_at) for s in ckpt.snapshots] == [(1, "stored", None), (2, "stored", None)]
-    for snap in ckpt.snapshots:
+    for snap in ckpt.snapshots:  # schema 4: the old sha256 became the snapshot's digest
+        assert snap.digest == f"sha256:{snap.sha256}"
         assert hashlib.sha256(Path(ckpt.get_local_copy(snap.seq)).read_bytes()).hexdigest() == snap.sha256
+        assert ckpt.sha256(snap.seq) == snap.sha256  # known already: not computed again
+    assert [load.digest for load in MetadataStore(v1_url).loads_by_task(real_run.ids["eval"])] == [
+        f"sha256:{load.sha256}" for load in MetadataStore(v1_url).loads_by_task(real_run.ids["eval"])]
+    with sa.create_engine(v1_url).connect() as conn:  # the stat cache started over (it is only a cache)
+        assert conn.execute(sa.text("SELECT count(*) FROM file_hashes")).scalar() == 0
     assert Path(output["final"].get_local_copy()).read_bytes() == (real_run.work / "final.pt").read_bytes()
     evaluate = Task.get_task(task_id=real_run.ids["eval"])
     assert {m.name for m in evaluate.models["input"]} == {"ckpt.pt", "pretrained"}
@@ -136,7 +143,7 @@ def test_a_snapshot_a_killed_v1_run_left_pending_is_finished_by_sync_after_the_u
     snap = MetadataStore(v1_url).get_snapshot(snap_id)
     assert snap.status == "stored" and snap.stored_at is not None and snap.stored_at >= now
     assert Path(snap.uri).read_bytes() == weights.read_bytes()
-    assert snap.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert snap.digest == file_digest(weights) and snap.digest.startswith("blake3:")
 
 
 def test_the_upgraded_schema_is_the_one_a_new_database_gets(v1_url, tmp_path):
@@ -242,33 +249,25 @@ def test_a_newer_database_is_refused_clearly_and_left_untouched(v1_url, real_run
 
 
 def test_a_failing_step_leaves_the_database_at_the_previous_version(v1_url, monkeypatch):
-    v2_step, v3_step = migrations.STEPS
+    v2_step, v3_step, v4_step = migrations.STEPS
 
     def half_done(op):
-        v3_step(op)  # the columns and the tables are created, then the step fails
+        v4_step(op)  # the columns are added, the stat cache dropped and created again, then the step fails
         op.execute("UPDATE no_such_table SET x = 1")
 
-    MetadataStore(v1_url).find_tasks()  # up to date, then set back to version 2 by hand: v1's tables + v2's
-    downgraded = MetadataStore(v1_url)
-    with downgraded.write() as conn:
-        for table in ("scalars", "single_values", "reports"):
-            conn.exec_driver_sql(f"DROP TABLE {table}")
-        conn.exec_driver_sql("ALTER TABLE tasks DROP COLUMN configuration")
-        conn.exec_driver_sql("ALTER TABLE tasks DROP COLUMN labels")
-        for index in ("ix_tasks_name", "ix_tasks_status_created", "ix_tasks_duration", "ix_tasks_tags"):
-            conn.exec_driver_sql(f"DROP INDEX {index}")  # the task list's indexes (`autolog ui`)
-    downgraded.engine.dispose()
-    set_schema_version(v1_url, 2)
-    monkeypatch.setattr(migrations, "STEPS", [v2_step, half_done])
-    before, tables = dump_v1_columns(v1_url), inspect(v1_url)
+    monkeypatch.setattr(migrations, "STEPS", [v2_step, v3_step, half_done])
     with pytest.raises(AutologError) as info:
-        MetadataStore(v1_url).find_tasks()
+        MetadataStore(v1_url).find_tasks()  # steps 2 and 3 complete, step 4 fails
     message = str(info.value)
-    assert "from schema version 2 to 3 failed" in message and "no_such_table" in message
-    assert "left at version 2" in message
-    assert schema_version(v1_url) == 2
-    assert inspect(v1_url) == tables and dump_v1_columns(v1_url) == before
-
-    monkeypatch.setattr(migrations, "STEPS", [v2_step, v3_step])  # the fixed autolog upgrades it
-    assert len(MetadataStore(v1_url).find_tasks()) == 2
+    assert "from schema version 3 to 4 failed" in message and "no_such_table" in message
+    assert "left at version 3" in message
     assert schema_version(v1_url) == 3
+    tables = inspect(v1_url)
+    assert "digest" not in tables["snapshots"][0] and "digest" not in tables["model_loads"][0]
+    assert "sha256" in tables["file_hashes"][0] and "ix_snapshots_sha256" in tables["snapshots"][1]
+    before = dump_v1_columns(v1_url)
+
+    monkeypatch.setattr(migrations, "STEPS", [v2_step, v3_step, v4_step])  # the fixed autolog upgrades it
+    assert len(MetadataStore(v1_url).find_tasks()) == 2
+    assert schema_version(v1_url) == 4
+    assert dump_v1_columns(v1_url) == before

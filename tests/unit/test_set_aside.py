@@ -43,6 +43,22 @@ def test_after_a_save_that_wrote_the_old_file_is_dropped(saved, tmp_path):
     assert not (tmp_path / "x.aside").exists()
 
 
+def test_a_file_whose_copy_is_still_unread_stays_aside_after_the_save(saved, tmp_path):
+    """Until the stager has read it (it removes it then), the old file keeps its name: a run killed
+    meanwhile leaves the saved bytes where `autolog sync` finds them."""
+    path, opened = saved
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"), source_read=lambda: False)
+    with open(path, "wb") as f:
+        f.write(b"new weights")
+    aside.settle(raised=False)
+
+    assert path.read_bytes() == b"new weights"
+    assert (tmp_path / "x.aside").read_bytes() == b"old weights"
+    sa.remove_set_aside(str(tmp_path / "x.aside"))  # the stager, once the copy is read
+    sa.remove_set_aside(str(tmp_path / "x.aside"))  # a second party finding it gone is fine
+    assert not (tmp_path / "x.aside").exists()
+
+
 def test_a_save_that_raised_before_writing_gets_the_old_file_back_as_it_was(saved, tmp_path):
     path, opened = saved
     aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"))

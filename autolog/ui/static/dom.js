@@ -115,8 +115,37 @@ export function formatValue(value) {
   return String(value);
 }
 
+// A plain sha256 (an artifact's, a snapshot's once computed): its first 12 hex digits, the whole as title.
 export function shortSha(sha) {
   return sha ? el("code", { class: "sha", title: sha }, sha.slice(0, 12)) : "";
+}
+
+export const DEFAULT_DIGEST = "blake3";
+
+// A snapshot's content digest "<algorithm>:<hex>" as text: its first 12 hex digits (every digit when
+// `full`), prefixed with the algorithm when it is not the default (rows written before BLAKE3 say sha256).
+export function digestText(digest, full = false) {
+  if (!digest) return "";
+  const cut = digest.indexOf(":");
+  const algorithm = cut < 0 ? "" : digest.slice(0, cut);
+  const hex = digest.slice(cut + 1);
+  const shown = full ? hex : hex.slice(0, 12);
+  return algorithm && algorithm !== DEFAULT_DIGEST ? `${algorithm}:${shown}` : shown;
+}
+
+export function shortDigest(digest, full = false) {
+  return digest ? el("code", { class: "digest", title: digest }, digestText(digest, full)) : "";
+}
+
+// What identifies a snapshot's bytes: its digest, then its plain sha256 when one was computed (unless the
+// digest is that sha256 already, as on rows written before BLAKE3).
+export function snapshotHash(snapshot, full = false) {
+  const { digest, sha256 } = snapshot;
+  const extra = sha256 && digest !== `sha256:${sha256}`
+    ? el("div", { class: "also-sha256" }, el("span", { class: "muted" }, "sha256 "),
+      full ? el("code", { class: "sha", title: sha256 }, sha256) : shortSha(sha256))
+    : null;
+  return [shortDigest(digest, full), extra];
 }
 
 export function statusBadge(status, reason) {

@@ -1,21 +1,22 @@
 // A model (/models/{id}): its snapshots, the task that produced it and every task that loaded it.
 import {
-  api, downloadLink, el, errorBox, facts, fill, formatBytes, formatTime, section, setTitle, shortSha, statusBadge,
+  api, downloadLink, el, errorBox, facts, fill, formatBytes, formatTime, section, setTitle, snapshotHash, statusBadge,
   table, tagChips, taskLink,
 } from "./dom.js";
 
 export const SNAPSHOT_COLUMNS = {
-  short: ["seq", "iteration", "size", "sha256", "status", "saved", ""],
-  full: ["seq", "iteration", "size", "sha256", "status", "stored at", "saved", ""],
+  short: ["seq", "iteration", "size", "digest", "status", "saved", ""],
+  full: ["seq", "iteration", "size", "digest", "status", "stored at", "saved", ""],
 };
 
-// Table rows of snapshots; `full` adds the whole sha256 and the stored URI (the model page).
+// Table rows of snapshots; `full` shows the whole digest (and sha256, when computed) and adds the stored
+// URI (the model page).
 export function snapshotRows(snapshots, full) {
   return snapshots.map((s) => [
     el("span", { class: "seq" }, String(s.seq)),
     s.iteration ?? "",
     formatBytes(s.size),
-    full ? (s.sha256 ? el("code", { class: "sha" }, s.sha256) : "") : shortSha(s.sha256),
+    snapshotHash(s, full),
     [statusBadge(s.status, s.reason), s.reason ? el("div", { class: "reason" }, s.reason) : null],
     ...(full ? [s.uri ? el("code", { class: "uri" }, s.uri) : ""] : []),
     formatTime(s.stored_at ?? s.created),

@@ -2,7 +2,7 @@
 // artifacts with previews, and the models it loaded and saved.
 import {
   api, downloadLink, el, errorBox, facts, fill, formatBytes, formatDuration, formatTime, formatValue, modelLink,
-  section, setTitle, shortSha, statusBadge, table, tagChips,
+  section, setTitle, shortSha, snapshotHash, statusBadge, table, tagChips,
 } from "./dom.js";
 import { scalarCharts } from "./charts.js";
 import { snapshotRows, SNAPSHOT_COLUMNS } from "./model_page.js";
@@ -157,11 +157,11 @@ function inputModels(list) {
     modelLink(model),
     snapshot ? `seq ${snapshot.seq}` : "",
     model.framework || "",
-    snapshot ? shortSha(snapshot.sha256) : "",
+    snapshot ? snapshotHash(snapshot) : "",
     model.task_id ? el("a", { href: `/tasks/${encodeURIComponent(model.task_id)}` }, "producing task") : el("span", { class: "muted" }, model.origin || "imported"),
     formatTime(loaded_at),
   ]);
-  return section("Input models", table(["model", "snapshot", "framework", "sha256", "from", "loaded"], rows, { class: "grid input-models" }), { id: "input-models" });
+  return section("Input models", table(["model", "snapshot", "framework", "digest", "from", "loaded"], rows, { class: "grid input-models" }), { id: "input-models" });
 }
 
 function outputModels(list) {
