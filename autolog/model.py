@@ -14,7 +14,7 @@ from .errors import IntegrityError, ModelNotFoundError, NotFoundError
 from .model_design import RESERVED_KEYS, design_dict, design_of, labels_of, user_metadata
 from .model_reporting import ModelReporting
 from .storage import Sources, collect_sources, fetch, hash_sources
-from .storage.hashing import IDENTITY, SHA256, algorithm_of, file_digest, hex_of, manifest_digest
+from .storage.hashing import IDENTITY, SHA256, algorithm_of, hex_of, manifest_digest, stream_digests
 from .storage.layout import real_path
 from .snapshots.identity import identify
 from .snapshots.waiting import wait_for_journal, wait_for_snapshot
@@ -171,15 +171,19 @@ class Model(ModelReporting):
             raise IntegrityError(f"Snapshot {snap.seq} of model {self.id[:8]} has no recorded content to compute "
                                  f"a sha256 from ({snap.status}: {snap.reason or 'its content is not known yet'}).")
         path = self.get_local_copy(snap.seq)
+        algorithm = algorithm_of(snap.digest)
         if snap.files:
             root = path[: len(path) - len(snap.entry)].rstrip(os.sep) if snap.entry else path  # path = root/entry
-            sha = hex_of(manifest_digest(
-                # names are display_path text in the row: real_path finds a name that is not UTF-8
-                ({"name": e["name"], "digest": file_digest(real_path(os.path.join(root, e["name"])), SHA256)}
-                 for e in snap.files),
-                SHA256))
+            # names are display_path text in the row: real_path finds a name that is not UTF-8
+            pairs = [(e["name"], _two_digests(real_path(os.path.join(root, e["name"])), algorithm)) for e in snap.files]
+            got = manifest_digest(({"name": name, "digest": both[0]} for name, both in pairs), algorithm)
+            sha = hex_of(manifest_digest(({"name": name, "digest": both[1]} for name, both in pairs), SHA256))
         else:
-            sha = hex_of(file_digest(path, SHA256))
+            got, sha256_digest = _two_digests(path, algorithm)
+            sha = hex_of(sha256_digest)
+        if got != snap.digest:  # a copy in a local store is returned in place, unverified: checked here
+            raise IntegrityError(f"The stored copy of snapshot {snap.seq} of model {self.id[:8]} ({path}) does not "
+                                 f"match its recorded {algorithm}: it was altered, so no sha256 is recorded for it.")
         self._ctx.store.update_snapshot(snap.id, sha256=sha)
         return sha
 
@@ -284,6 +288,13 @@ class InputModel(Model):
         labels = self.labels
         if labels and not store.get_task(task.id).labels:
             store.update_task(task.id, labels=labels)
+
+
+def _two_digests(path: str, algorithm: str) -> tuple[str, str]:
+    """(digest with algorithm, sha256 digest) of a file, in one read."""
+    with open(path, "rb") as f:
+        (digest, sha256), _ = stream_digests(f, (algorithm, SHA256))
+    return digest, sha256
 
 
 def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:

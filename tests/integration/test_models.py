@@ -471,6 +471,19 @@ def test_sha256_of_a_local_snapshot_is_read_in_place_and_only_from_the_recorded_
     assert Model(model.id).snapshot(2).sha256 is None
 
 
+def test_sha256_is_never_recorded_for_an_altered_stored_copy(tmp_path, weights):
+    """A copy in a local output_uri is returned in place: sha256() checks it against the digest first."""
+    task = Task.init(project_name="p", task_name="t", output_uri=str(tmp_path / "out"))
+    model = OutputModel(task=task, name="m")
+    model.update_weights(str(write(weights, b"as saved")))
+    task.close()
+    stored = Path(Model(model.id).get_local_copy())
+    stored.write_bytes(b"altered in the store")
+    with pytest.raises(IntegrityError, match="does not match its recorded blake3"):
+        Model(model.id).sha256()
+    assert Model(model.id).snapshot().sha256 is None
+
+
 def test_sha256_of_a_local_folder_with_a_name_that_is_not_utf8(tmp_path):
     """The row holds the name as display text (w\\xe8.bin); the file on disk has the raw byte."""
     folder = tmp_path / "export"
