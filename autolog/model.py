@@ -297,10 +297,20 @@ def _two_digests(path: str, algorithm: str) -> tuple[str, str]:
     return digest, sha256
 
 
+def _local_location(snap: SnapshotRecord) -> str:
+    """The path a path-only snapshot names: its uri is the folder holding a checkpoint prefix (entry), as
+    import_content and the pipeline record it; rows before 2026-11-29 held the prefix itself."""
+    if not snap.entry:
+        return snap.uri
+    if os.path.basename(snap.uri.rstrip(os.sep)) == snap.entry and not os.path.isdir(snap.uri):
+        return snap.uri
+    return os.path.join(snap.uri, snap.entry)
+
+
 def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
     """A snapshot recorded without a copy is only as good as the file still on disk."""
     # Rows hold display text: a name that is not UTF-8 is turned back into the real path here.
-    path = real_path(os.path.join(snap.uri, snap.entry) if snap.entry else snap.uri)
+    path = real_path(_local_location(snap))
     if snap.digest is None:  # registered by path before the file existed: there is nothing to verify against
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} does not exist: snapshot {snap.seq} was registered by its path only "

@@ -180,7 +180,9 @@ def _snapshot_file(ctx: Context, snap: SnapshotRecord) -> str:
     """The local file of a one-file snapshot (remote ones fetched, verified, into the cache)."""
     uri = snap.uri or ""
     if snap.status == "local":
-        return real_path(os.path.join(uri, snap.entry) if snap.entry else uri)
+        from ..model import _local_location  # where a path-only snapshot is, as the SDK reads it
+
+        return real_path(_local_location(snap))
     return _missing_as_404(lambda: fetch(uri, "", snap.digest, [], ctx.cache_dir), f"snapshot {snap.seq}")
 
 
@@ -188,9 +190,9 @@ def _snapshot_files(ctx: Context, snap: SnapshotRecord) -> list[tuple[str, str]]
     """(local path, name in the snapshot) of each file of a multi-file snapshot."""
     uri = snap.uri or ""
     if snap.status == "local":
-        from ..model import _recorded_sources  # the files a path-only snapshot was made of, as the SDK reads them
+        from ..model import _local_location, _recorded_sources  # a path-only snapshot's files, as the SDK reads them
 
-        path = real_path(os.path.join(uri, snap.entry) if snap.entry else uri)
+        path = real_path(_local_location(snap))
         return [(src, name) for src, name in _missing_as_404(lambda: _recorded_sources(snap, path).files,
                                                              f"snapshot {snap.seq}")]
     folder = real_path(normalize_uri(uri)) if is_local(uri) else _missing_as_404(

@@ -471,6 +471,20 @@ def test_sha256_of_a_local_snapshot_is_read_in_place_and_only_from_the_recorded_
     assert Model(model.id).snapshot(2).sha256 is None
 
 
+def test_a_checkpoint_prefix_recorded_without_a_copy_is_found_where_it_was_saved(tmp_path):
+    """output_uri=None: get_local_copy gives the prefix a framework restores from (the folder's files
+    verified), and sha256() works on it too."""
+    make_folder(tmp_path / "tf", CHECKPOINT)
+    task = Task.init(project_name="p", task_name="t", output_uri=None)
+    prefix = OutputModel(task=task, name="prefix")
+    prefix.update_weights(str(tmp_path / "tf" / "ckpt"))
+    task.close()
+    snap = Model(prefix.id).snapshot()
+    assert (snap.status, snap.entry) == ("local", "ckpt")
+    assert Model(prefix.id).get_local_copy() == str(tmp_path / "tf" / "ckpt")
+    assert Model(prefix.id).sha256() == manifest_sha(CHECKPOINT)
+
+
 def test_sha256_is_never_recorded_for_an_altered_stored_copy(tmp_path, weights):
     """A copy in a local output_uri is returned in place: sha256() checks it against the digest first."""
     task = Task.init(project_name="p", task_name="t", output_uri=str(tmp_path / "out"))
