@@ -335,6 +335,9 @@ def _parts(job: CopyJob) -> list[tuple[str, str, int, str]]:
             raise StorageError(f"{local} is recorded as stored but is missing (deleted by hand?). Push the other "
                                "tasks with --task, or delete the runs that need it.")
         expected = entry_digest(e)
+        if expected is None:  # registered by URI, its background hash never finished
+            raise IntegrityError(f"{local} has no recorded content hash to check it against, so it is not pushed. "
+                                 "Push the other tasks with --task.")
         got = file_digest(local, algorithm_of(expected))
         if got != expected:
             raise IntegrityError(f"{local} does not match its recorded content hash ({short(got)} != {short(expected)}): "

@@ -98,9 +98,10 @@ def stream_digests(src: BinaryIO, algorithms: tuple[str, ...] = (IDENTITY,),
     return [f"{a}:{h.hexdigest()}" for a, h in zip(algorithms, hashers)], size
 
 
-def entry_digest(entry: dict) -> str:
-    """The digest of one file of a multi-file snapshot (entries written before schema 4 hold "sha256")."""
-    return entry.get("digest") or f"{SHA256}:{entry['sha256']}"
+def entry_digest(entry: dict) -> str | None:
+    """The digest of one file of a multi-file snapshot (entries written before schema 4 hold "sha256");
+    None when none was recorded."""
+    return entry.get("digest") or sha256_digest(entry.get("sha256"))
 
 
 def manifest_digest(files: Iterable[dict], algorithm: str = IDENTITY) -> str:

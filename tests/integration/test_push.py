@@ -276,6 +276,17 @@ def test_a_corrupted_local_object_is_not_pushed(runs, team, child_env):
     assert counts(team["url"])["tasks"] == 0
 
 
+def test_a_local_object_with_no_recorded_hash_is_not_pushed(runs, team, child_env):
+    """A snapshot registered by URI whose background hash never finished has no digest to check."""
+    store = open_store(f"sqlite:///{Path(os.environ['AUTOLOG_HOME']) / 'autolog.db'}")
+    [model] = [m for m in store.find_models(task_id=runs["train"])][:1]
+    snap = store.snapshots_of(model.id)[-1]
+    store.update_snapshot(snap.id, digest=None)
+    proc = push(child_env, "--to", team["url"], "--storage", team["storage"], "--task", runs["train"])
+    assert proc.returncode == 1 and "has no recorded content hash" in proc.stderr and "Traceback" not in proc.stderr
+    assert counts(team["url"])["tasks"] == 0
+
+
 def test_pushing_into_its_own_store_is_refused(runs, child_env):
     own = f"sqlite:///{Path(os.environ['AUTOLOG_HOME']) / 'autolog.db'}"
     proc = push(child_env, "--to", own, "--storage", "/tmp/x")
