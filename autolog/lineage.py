@@ -7,7 +7,7 @@ from .context import Context
 from .db import SnapshotRecord
 from .storage import Content, Sources
 from .storage.hashing import SHA256
-from .storage.objects import hash_sources
+from .storage.objects import hash_sources, path_only_location
 
 
 def record_load(
@@ -42,7 +42,7 @@ def import_content(
         task_id=None, origin="imported", name=name or os.path.basename(path.rstrip(os.sep)), project=project,
         framework=framework, source_path=path,
     )
-    location = path if not sources.entry else os.path.dirname(path)
+    location = path_only_location(path, sources)
     return ctx.store.add_snapshot(
         model.id, status="local", uri=location, entry=sources.entry, digest=content.digest, size=content.size,
         files=content.manifest, source_path=path,

@@ -151,8 +151,7 @@ def record_outcomes(ctx: Context, jobs: list[SnapshotJob]) -> None:
     for job in jobs:
         content = job.content
         if job.store is None:
-            location = source_path(job.sources)  # a checkpoint prefix: its folder, entry names the prefix
-            location = os.path.dirname(location) if job.sources.entry else location
+            location = objects.path_only_location(source_path(job.sources), job.sources)
             updates.append((job.snapshot_id, {"status": "local", "uri": location,
                                               "digest": content.digest, "size": content.size,
                                               "files": content.manifest}))
