@@ -7,7 +7,8 @@ from .context import Context
 from .db import SnapshotRecord
 from .storage import Content, Sources
 from .storage.hashing import SHA256
-from .storage.objects import hash_sources, path_only_location
+from .snapshots.in_place import path_only_location
+from .storage.objects import hash_sources
 
 
 def record_load(

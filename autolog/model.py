@@ -13,10 +13,11 @@ from .db import ModelRecord, SnapshotRecord
 from .errors import IntegrityError, ModelNotFoundError, NotFoundError
 from .model_design import RESERVED_KEYS, design_dict, design_of, labels_of, user_metadata
 from .model_reporting import ModelReporting
-from .storage import Sources, collect_sources, fetch, hash_sources
+from .storage import collect_sources, fetch, hash_sources
 from .storage.hashing import IDENTITY, SHA256, algorithm_of, hex_of, manifest_digest, stream_digests
 from .storage.layout import real_path
 from .snapshots.identity import identify
+from .snapshots.in_place import local_location, recorded_sources
 from .snapshots.waiting import wait_for_journal, wait_for_snapshot
 from .tag_query import parse_tag_query
 
@@ -297,20 +298,10 @@ def _two_digests(path: str, algorithm: str) -> tuple[str, str]:
     return digest, sha256
 
 
-def _local_location(snap: SnapshotRecord) -> str:
-    """The path a path-only snapshot names: its uri is the folder holding a checkpoint prefix (entry), as
-    import_content and the pipeline record it; rows before 2026-11-29 held the prefix itself."""
-    if not snap.entry:
-        return snap.uri
-    if os.path.basename(snap.uri.rstrip(os.sep)) == snap.entry and not os.path.isdir(snap.uri):
-        return snap.uri
-    return os.path.join(snap.uri, snap.entry)
-
-
 def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
     """A snapshot recorded without a copy is only as good as the file still on disk."""
     # Rows hold display text: a name that is not UTF-8 is turned back into the real path here.
-    path = real_path(_local_location(snap))
+    path = real_path(local_location(snap))
     if snap.digest is None:  # registered by path before the file existed: there is nothing to verify against
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} does not exist: snapshot {snap.seq} was registered by its path only "
@@ -320,7 +311,7 @@ def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
                        "so no content hash was recorded", path, snap.seq)
         return path
     try:
-        sources = _recorded_sources(snap, path)
+        sources = recorded_sources(snap, path)
         algorithm = algorithm_of(snap.digest)  # sha256 for snapshots recorded before schema 4
         content = identify(ctx, sources) if algorithm == IDENTITY else hash_sources(sources, algorithm)
     except FileNotFoundError:
@@ -334,14 +325,6 @@ def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:
             "Set output_uri to keep copies of future snapshots."
         )
     return path
-
-
-def _recorded_sources(snap: SnapshotRecord, path: str) -> Sources:
-    """The files a path-only snapshot was made of: exactly those, so other files beside them don't count."""
-    recorded = [real_path(entry[0]) for entry in (snap.source_stat or {}).get("files", [])]
-    if not snap.files or len(recorded) != len(snap.files):
-        return collect_sources(path)
-    return Sources(files=tuple(zip(recorded, (e["name"] for e in snap.files))), name="", entry=snap.entry)
 
 
 def delete_path(path: str) -> None:

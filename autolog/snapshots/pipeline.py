@@ -118,6 +118,7 @@ class SnapshotPipeline(Waits, Outcomes):
             aside = set_aside(fence_key, job.stats[0], aside_path(job.staging), source_read=job.staged.is_set)
             if aside is not None:
                 return aside
+            job.set_aside = False  # not renamed: the save waits below, nothing is left to remove
         if not self.wait_for(job, "staged"):
             job.overwritten_unread = True
         return None

@@ -21,6 +21,7 @@ from ..storage.objects import Published, copied_marker, source_path
 from . import identity
 from .database_guard import database_unreachable
 from .dedupe import stored_copy_finder
+from .in_place import path_only_location
 from .jobs import PipelineOptions, SnapshotJob
 from .worker import attempt
 
@@ -151,7 +152,7 @@ def record_outcomes(ctx: Context, jobs: list[SnapshotJob]) -> None:
     for job in jobs:
         content = job.content
         if job.store is None:
-            location = objects.path_only_location(source_path(job.sources), job.sources)
+            location = path_only_location(source_path(job.sources), job.sources)
             updates.append((job.snapshot_id, {"status": "local", "uri": location,
                                               "digest": content.digest, "size": content.size,
                                               "files": content.manifest}))

@@ -493,12 +493,6 @@ def copied_marker(staging: str) -> str:
     return staging.rstrip(os.sep) + ".copied"
 
 
-def path_only_location(path: str, sources: Sources) -> str:
-    """The uri of a snapshot recorded in place (no copy): the path itself, or for a checkpoint prefix
-    the folder holding it (its entry names the prefix)."""
-    return os.path.dirname(path) if sources.entry else path
-
-
 def source_path(sources: Sources) -> str:
     """The path the user saved: the file, the folder, the checkpoint prefix, or the files' common folder.
 

@@ -33,6 +33,7 @@ from starlette.responses import StreamingResponse
 from ..context import Context
 from ..db.records import ArtifactRecord, SnapshotRecord
 from ..errors import IntegrityError
+from ..snapshots.in_place import local_location, recorded_sources
 from ..storage import fetch, is_local, normalize_uri
 from ..storage.hashing import CHUNK, algorithm_of, entry_digest, manifest_digest, new_hasher, sha256_digest, short
 from ..storage.layout import real_path
@@ -180,9 +181,7 @@ def _snapshot_file(ctx: Context, snap: SnapshotRecord) -> str:
     """The local file of a one-file snapshot (remote ones fetched, verified, into the cache)."""
     uri = snap.uri or ""
     if snap.status == "local":
-        from ..model import _local_location  # where a path-only snapshot is, as the SDK reads it
-
-        return real_path(_local_location(snap))
+        return real_path(local_location(snap))
     return _missing_as_404(lambda: fetch(uri, "", snap.digest, [], ctx.cache_dir), f"snapshot {snap.seq}")
 
 
@@ -190,10 +189,8 @@ def _snapshot_files(ctx: Context, snap: SnapshotRecord) -> list[tuple[str, str]]
     """(local path, name in the snapshot) of each file of a multi-file snapshot."""
     uri = snap.uri or ""
     if snap.status == "local":
-        from ..model import _local_location, _recorded_sources  # a path-only snapshot's files, as the SDK reads them
-
-        path = real_path(_local_location(snap))
-        return [(src, name) for src, name in _missing_as_404(lambda: _recorded_sources(snap, path).files,
+        path = real_path(local_location(snap))
+        return [(src, name) for src, name in _missing_as_404(lambda: recorded_sources(snap, path).files,
                                                              f"snapshot {snap.seq}")]
     folder = real_path(normalize_uri(uri)) if is_local(uri) else _missing_as_404(
         lambda: fetch(uri, "", snap.digest, snap.files, ctx.cache_dir), f"snapshot {snap.seq}")
