@@ -63,6 +63,7 @@ class TaskRuntime:
         self._blobstore = blobstore
         self._artifact_store: BlobStore | None = None
         self._pipeline: SnapshotPipeline | None = None
+        self._pipeline_lock = threading.Lock()
         self._ready = threading.Event()
         self._ready.set()
         self._init_error: BaseException | None = None
@@ -81,6 +82,9 @@ class TaskRuntime:
 
     def _create_record(self) -> None:
         ctx, record = self.context, self.record
+        if self.auto_connect is not False:  # saves will come: their workers are started here, not by the first
+            with shielded("starting the snapshot workers"):
+                self.pipeline.start_workers()
         try:
             # Patient, like the snapshot workers: a database that is down right after Task.init (a
             # restart, a failover) must not leave the whole run unrecorded.
@@ -138,15 +142,16 @@ class TaskRuntime:
 
     @property
     def pipeline(self) -> SnapshotPipeline:
-        if self._pipeline is None:
-            # The context without waiting for the task's row: workers wait for the database, not callers.
-            settings = self.context.settings
-            self._pipeline = SnapshotPipeline(self.context, PipelineOptions(
-                backlog_bytes=settings.backlog_bytes, backlog_policy=settings.backlog_policy,
-                upload_retries=settings.upload_retries, stall_timeout=settings.stall_timeout,
-                db_retry_seconds=settings.db_retry_seconds,
-            ))
-        return self._pipeline
+        with self._pipeline_lock:  # made once, by the init thread (start_workers) or by the first save
+            if self._pipeline is None:
+                # The context without waiting for the task's row: workers wait for the database, not callers.
+                settings = self.context.settings
+                self._pipeline = SnapshotPipeline(self.context, PipelineOptions(
+                    backlog_bytes=settings.backlog_bytes, backlog_policy=settings.backlog_policy,
+                    upload_retries=settings.upload_retries, stall_timeout=settings.stall_timeout,
+                    db_retry_seconds=settings.db_retry_seconds,
+                ))
+            return self._pipeline
 
     def snapshot_key(self, model: "ModelRecord", seq: int) -> str:
         return snapshot_key(self.task_key, model.name, model.id, seq)

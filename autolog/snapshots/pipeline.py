@@ -106,6 +106,16 @@ class SnapshotPipeline(Waits, Outcomes):
         self._started = False
         track(self)
 
+    def start_workers(self) -> None:
+        """Start the worker threads ahead of the first job, from a background thread: each Thread.start
+        waits until its thread runs, which on a busy machine costs the first save milliseconds per worker.
+        Jobs queued meanwhile wait in their queue for the worker that takes them."""
+        with self._cond:
+            if self._started:
+                return
+            self._started = True
+        self._supervisor.start_all()
+
     # -- training thread ------------------------------------------------------------------
     def fence(self, fence_key: str) -> SetAside | None:
         """Before a save of this path: an earlier snapshot of it that is still unread is set aside (the
@@ -184,10 +194,9 @@ class SnapshotPipeline(Waits, Outcomes):
             self._wake(*(w for w, q in (("recorder", self._journal_queue), ("stage", self._stage_queue),
                                         ("lineage", self._lineage_queue))
                          if any(q is queue for queue in queues) and not (w == "recorder" and self._gathering)))
-            if not self._started:
+            if not self._started:  # nobody started them ahead (start_workers): this save pays for it
                 self._started = True
-                for worker in self._supervisor.workers:
-                    worker.start()
+                self._supervisor.start_all()
             self._cond.notify_all()
 
     def _wait_for_room(self, size: int, fence_key: str | None) -> None:

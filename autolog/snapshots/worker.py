@@ -92,6 +92,14 @@ class Supervisor:
         self._lock = threading.Lock()
         self.broken: str | None = None
 
+    def start_all(self) -> None:
+        """Start every worker not started yet (under the lock: check() must not take a worker being
+        started for a dead one)."""
+        with self._lock:
+            for worker in self.workers:
+                if worker.thread is None:
+                    worker.start()
+
     def check(self) -> str | None:
         """Revive dead workers; returns why the pipeline cannot go on, or None while it can."""
         with self._lock:
