@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from autolog.db import MetadataStore
-from autolog.db import store as store_module
+from autolog.db import connection as connection_module
 from autolog.db.version import preflight_check
 from autolog.errors import AutologError, DatabaseCorruptError, DatabaseLockedError
 
@@ -135,7 +135,7 @@ def test_task_init_on_a_locked_database_fails_within_seconds(autolog_home, run_p
 
 
 def test_opening_the_store_on_a_locked_database_says_locked(healthy_db, monkeypatch):
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 1000)  # the store's 60 s, shortened for the test
+    monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_MS", 1000)  # the store's 60 s, shortened for the test
     st = MetadataStore(f"sqlite:///{healthy_db}")
     with lock_held(healthy_db, "exclusive"):
         with pytest.raises(DatabaseLockedError) as info:
@@ -146,7 +146,7 @@ def test_opening_the_store_on_a_locked_database_says_locked(healthy_db, monkeypa
 
 
 def test_a_write_kept_out_by_another_process_says_locked_in_one_line(healthy_db, monkeypatch):
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 1000)
+    monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_MS", 1000)
     st = MetadataStore(f"sqlite:///{healthy_db}")
     st.find_tasks()  # opened before the other process takes the lock
     with lock_held(healthy_db, "write"):
