@@ -113,10 +113,11 @@ def save_in_thread(obj: Any, path: str | os.PathLike) -> threading.Thread:
 
 
 def no_snapshot_being_read(task: Any) -> bool:
-    """Every submitted snapshot of the task has been copied and hashed (none left in state 'queued')."""
+    """Every submitted snapshot of the task has been copied and hashed: none is still in state "new"
+    (the hasher sets "staged", and counts its bytes in the backlog, once both are done)."""
     from autolog.snapshots.pipeline import SnapshotJob
 
-    return all(j.state != "queued" for j in task._runtime.pipeline.pending() if isinstance(j, SnapshotJob))
+    return all(j.state != "new" for j in task._runtime.pipeline.pending() if isinstance(j, SnapshotJob))
 
 
 # -- a controllable remote store -------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_coalesce_policy_never_blocks_and_keeps_the_newest(remote_store, work, p
     assert [s.seq for s in snaps] == list(range(1, steps + 1))
     assert_stored_tensor(snaps[-1], tensor(steps - 1))
     skipped = [s for s in snaps if s.status == "skipped"]
-    assert skipped, "nothing was coalesced although every upload was held"
+    assert skipped, f"nothing was coalesced although every upload was held: {[(s.seq, s.status, s.reason) for s in snaps]} in flight {in_flight}"
     for snap in snaps:
         assert snap.status in ("stored", "skipped"), (snap.seq, snap.status, snap.reason)
         if snap.status == "skipped":
