@@ -62,7 +62,11 @@ def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str 
     return {"calls": calls, "persisted": total, "peak_rss_mb": sampler.stop(), "stored": stored}
 
 
-def import_and_init(workdir: str) -> dict:
+def import_and_init(workdir: str, first: str = "") -> dict:
+    """first: a module imported before the clock starts (torch, as a training script does; torch,
+    TensorFlow and scikit-learn all import asyncio, which autolog's wrapt would otherwise import)."""
+    if first:
+        __import__(first)
     t0 = time.perf_counter()
     from autolog import Task
 
