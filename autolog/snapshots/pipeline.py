@@ -59,13 +59,15 @@ class SnapshotPipeline(Waits, Outcomes):
         # that has work, not every thread (on two cores, needless wake-ups cost the training thread).
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # state changes: flush, fences, room, earlier saves
-        self._wakeup = {name: threading.Condition(lock) for name in ("recorder", "stage", "hash", "upload", "lineage")}
+        self._wakeup = {name: threading.Condition(lock)
+                        for name in ("recorder", "stage", "hash", "upload", "lineage", "superseded")}
         self._journal_queue: collections.deque = collections.deque()
         self._stage_queue: collections.deque = collections.deque()
         self._hash_queue: collections.deque = collections.deque()
         self._upload_queue: collections.deque = collections.deque()
         self._record_queue: collections.deque = collections.deque()
         self._lineage_queue: collections.deque = collections.deque()
+        self._superseded_queue: collections.deque = collections.deque()  # coalesced: staging to discard, status
         self._journaling = 0  # jobs taken by the journal writer, not yet in the stage queue
         self._unstaged: dict[str, SnapshotJob | CallJob] = {}  # fence key -> job still reading that path
         self._jobs: dict[int, SnapshotJob | CallJob] = {}  # not yet done, by submission order
@@ -97,6 +99,9 @@ class SnapshotPipeline(Waits, Outcomes):
                    lambda job: None),
             Worker("autolog-lineage", lambda: self._take(self._lineage_queue, "lineage"), self._link, self._fail,
                    self._after_staging),
+            # Finishes snapshots a save superseded (backlog_policy = coalesce): that save does not wait for it.
+            Worker("autolog-coalescer", lambda: self._take(self._superseded_queue, "superseded"),
+                   self._finish_skipped, self._skip_not_recorded, lambda job: None),
         ] + [
             Worker(f"autolog-uploader-{i}", self._take_upload, self._upload,
                    lambda job, exc: self._fail(job, exc, keep_pending=True), self._after_upload)
@@ -229,7 +234,8 @@ class SnapshotPipeline(Waits, Outcomes):
                 self._upload_queue.remove(job)
                 job.state = "skipped"
                 self._count_backlog(job, False)
-                threading.Thread(target=self._finish_skipped, args=(job,), daemon=True).start()
+                self._superseded_queue.append(job)
+                self._wake("superseded")
                 return True
         return False
 
@@ -242,6 +248,11 @@ class SnapshotPipeline(Waits, Outcomes):
                                    reason="superseded by a newer save before upload (backlog_policy = coalesce)")
         finally:
             self._complete(job)
+
+    def _skip_not_recorded(self, job: SnapshotJob, exc: BaseException) -> None:
+        """_finish_skipped completed the job whatever happened; only its status row may be missing."""
+        logger.warning("autolog: %s was superseded (backlog_policy = coalesce) but that was not recorded: %s",
+                       job.label, exc)
 
     # -- taking work ----------------------------------------------------------------------
     # -- the steps ------------------------------------------------------------------------

@@ -63,8 +63,18 @@ def test_block_policy_makes_a_further_save_wait_until_uploads_make_room(remote_s
     assert len(put.calls) == 3
 
 
-def test_coalesce_policy_never_blocks_and_keeps_the_newest(remote_store, work, put, backlog_for_two, staging_root):
+def test_coalesce_policy_never_blocks_and_keeps_the_newest(remote_store, work, put, backlog_for_two, staging_root,
+                                                           monkeypatch):
     backlog_for_two("coalesce")
+    started_by_training = []
+    original_start = threading.Thread.start
+
+    def recording_start(self: threading.Thread) -> None:
+        if threading.current_thread().name == "training":
+            started_by_training.append(self.name)
+        original_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", recording_start)
     put.block()
     task = Task.init(project_name="pipeline", task_name="coalesce", output_uri=remote_store)
     ckpt = work / "ckpt.pt"
@@ -93,6 +103,7 @@ def test_coalesce_policy_never_blocks_and_keeps_the_newest(remote_store, work, p
     assert [s.seq for s in snaps] == list(range(1, steps + 1))
     assert_stored_tensor(snaps[-1], tensor(steps - 1))
     skipped = [s for s in snaps if s.status == "skipped"]
+    assert started_by_training == [], "a save started a thread to finish the snapshot it superseded"
     assert skipped, f"nothing was coalesced although every upload was held: {[(s.seq, s.status, s.reason) for s in snaps]} in flight {in_flight}"
     for snap in snaps:
         assert snap.status in ("stored", "skipped"), (snap.seq, snap.status, snap.reason)
