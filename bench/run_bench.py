@@ -52,7 +52,7 @@ def verdict(ratio: float, bound: float) -> str:
 
 
 def save_rows(sizes: list[int], repeat: int, saves: int, device: str = "cpu") -> list[str]:
-    modes = ["plain", "floor", "autolog"] + (["clearml"] if importlib.util.find_spec("clearml") else [])
+    modes = ["plain", "floor", "autolog", "autolog-started"] + (["clearml"] if importlib.util.find_spec("clearml") else [])
     rows = []
     for mb in sizes:
         results: dict[str, list[dict]] = {m: [] for m in modes}

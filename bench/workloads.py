@@ -26,7 +26,9 @@ def state_dict(megabytes: int, device: str = "cpu"):
 
 
 def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str = "cpu") -> dict:
-    """mode: plain | floor (plain save + shutil.copyfile of each snapshot) | autolog | clearml."""
+    """mode: plain | floor (plain save + shutil.copyfile of each snapshot) | autolog | autolog-started |
+    clearml. autolog-started waits until Task.init's background start is over before the first save, as a
+    run that builds its model and trains before it saves does; autolog saves at once."""
     import torch
 
     sd = state_dict(megabytes, device)
@@ -34,10 +36,12 @@ def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str 
     store = os.path.join(workdir, "store")
     os.makedirs(store, exist_ok=True)
     task = None
-    if mode == "autolog":
+    if mode in ("autolog", "autolog-started"):
         from autolog import Task
 
         task = Task.init(project_name="bench", task_name=f"save-{megabytes}", output_uri=store)
+        if mode == "autolog-started":
+            Task.get_task(task_id=task.id)  # waits for the task's row: the background start is over
     elif mode == "clearml":
         from clearml import Task as ClearMLTask
 
