@@ -27,7 +27,8 @@ from .settling import SettlingFolders, SettlingSave
 from .storage import collect_sources
 from .snapshots.identity import opened_content, stat_key
 from .storage.blobstore import is_local
-from .storage.objects import Content, OpenedSources, Sources, open_sources
+from .storage.objects import Content
+from .storage.sources import OpenedSources, Sources, open_sources
 from .storage.objects import object_content as remote_content
 from .storage.set_aside import SetAside
 

@@ -14,7 +14,8 @@ from typing import Callable
 from ..context import Context
 from ..run_info import host_name
 from ..storage.hashing import fd_digest
-from ..storage.objects import Content, OpenedSources, Sources, content_of, open_sources
+from ..storage.objects import Content, content_of
+from ..storage.sources import OpenedSources, Sources, open_sources
 
 # (device, inode) -> (stat_key, digest): one entry per file, so a run that rewrites one path many
 # times keeps one entry, not one per save (a file's ctime never goes back, so older keys are dead).

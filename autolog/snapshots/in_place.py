@@ -9,7 +9,7 @@ import os
 
 from ..db import SnapshotRecord
 from ..storage.layout import real_path
-from ..storage.objects import Sources, collect_sources
+from ..storage.sources import Sources, collect_sources
 
 
 def path_only_location(path: str, sources: Sources) -> str:

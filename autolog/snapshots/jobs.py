@@ -9,7 +9,7 @@ from typing import Callable
 from ..db import ModelRecord
 from ..storage import objects
 from ..storage.blobstore import BlobStore
-from ..storage.objects import OpenedSources
+from ..storage.sources import OpenedSources, Sources, source_path
 
 
 BATCH = 256  # jobs per database transaction at most
@@ -76,12 +76,12 @@ class SnapshotJob:
         return self.seq > 0 or self.journal_error is not None
 
     @property
-    def sources(self) -> objects.Sources:
+    def sources(self) -> Sources:
         return self.opened.sources
 
     @property
     def label(self) -> str:
-        name = self.model.name if self.model is not None else objects.source_path(self.sources)
+        name = self.model.name if self.model is not None else source_path(self.sources)
         return f"{name} #{self.seq}" if self.seq else f"{name} (not journaled)"
 
 

@@ -10,7 +10,7 @@ from typing import Iterable
 
 from ..config import scrub
 from ..safety import report_failure, strict
-from ..storage.objects import SourceChangedError
+from ..storage.sources import SourceChangedError
 from ..storage.set_aside import aside_path, remove_set_aside
 from . import steps
 from .database_guard import retry_while_unreachable

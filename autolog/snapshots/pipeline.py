@@ -36,7 +36,7 @@ from ..context import Context
 from ..db import ModelRecord, new_time_ordered_id
 from ..storage import objects
 from ..storage.blobstore import BlobStore
-from ..storage.objects import OpenedSources, Sources, source_path
+from ..storage.sources import OpenedSources, Sources, open_sources, source_path
 from ..storage.set_aside import SetAside, aside_path, set_aside
 from . import steps
 from .database_guard import retry_while_unreachable
@@ -145,7 +145,7 @@ class SnapshotPipeline(Waits, Outcomes):
     ) -> SnapshotJob:
         """Queue a snapshot of sources (opened now). model: its record, or a call that finds or creates
         it (run by the journal writer, so the first save of a path makes no database call here)."""
-        opened = objects.open_sources(sources)
+        opened = open_sources(sources)
         try:
             self._wait_for_room(opened.size, fence_key)
         except BaseException as exc:

@@ -17,7 +17,8 @@ from ..config import redact_url
 from ..context import Context
 from ..storage import objects
 from ..storage.blobstore import remove_quietly
-from ..storage.objects import Published, copied_marker, source_path
+from ..storage.objects import Published, copied_marker
+from ..storage.sources import source_path
 from . import identity
 from .database_guard import database_unreachable
 from .dedupe import stored_copy_finder

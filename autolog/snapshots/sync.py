@@ -28,6 +28,7 @@ from ..run_info import host_name
 from ..storage.hashing import file_digest
 from ..storage.layout import display_path, snapshot_key, task_prefix
 from ..storage.objects import copied_marker
+from ..storage.sources import Sources, collect_sources, open_sources
 from ..storage.set_aside import aside_path
 from .dedupe import stored_copy_finder
 
@@ -126,7 +127,7 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
     else:
         sources = _set_aside_source(snap) or _unchanged_sources(snap)
         staging = objects.staging_dir(store, str(ctx.settings.cache_dir))
-        content = objects.stage(objects.open_sources(sources), staging)
+        content = objects.stage(open_sources(sources), staging)
     published = objects.publish_staged(staging, sources, content, store, key, str(ctx.settings.cache_dir),
                                        find_copy=stored_copy_finder(ctx, store))
     ctx.store.update_snapshot(
@@ -215,16 +216,16 @@ def _staged_root(snap: SnapshotRecord) -> str:
     return snap.stage_uri
 
 
-def _sources_like_staged(snap: SnapshotRecord, staging: str) -> objects.Sources:
+def _sources_like_staged(snap: SnapshotRecord, staging: str) -> Sources:
     root = _staged_root(snap)
     if not snap.files:
-        return objects.Sources(files=((root, os.path.basename(root)),), name=os.path.basename(root), single=True)
+        return Sources(files=((root, os.path.basename(root)),), name=os.path.basename(root), single=True)
     name = os.path.basename(root) if root != staging else ""
-    return objects.Sources(files=tuple((os.path.join(root, e["name"]), e["name"]) for e in snap.files), name=name,
+    return Sources(files=tuple((os.path.join(root, e["name"]), e["name"]) for e in snap.files), name=name,
                            entry=snap.entry)
 
 
-def _set_aside_source(snap: SnapshotRecord) -> objects.Sources | None:
+def _set_aside_source(snap: SnapshotRecord) -> Sources | None:
     """The saved file, renamed aside by a later save of its path before its copy was read (a rename
     keeps its size and mtime: it must still match the journal)."""
     files = (snap.source_stat or {}).get("files", [])
@@ -238,15 +239,15 @@ def _set_aside_source(snap: SnapshotRecord) -> objects.Sources | None:
     if (st.st_size, st.st_mtime_ns) != (files[0][1], files[0][2]):
         return None
     name = os.path.basename(files[0][0])
-    return objects.Sources(files=((aside, name),), name=name, single=True)
+    return Sources(files=((aside, name),), name=name, single=True)
 
 
-def _unchanged_sources(snap: SnapshotRecord) -> objects.Sources:
+def _unchanged_sources(snap: SnapshotRecord) -> Sources:
     # Rows hold display text (display_path): compare the files found now the same way.
     recorded = {path: (size, mtime) for path, size, mtime in (snap.source_stat or {}).get("files", [])}
     if not recorded or not snap.source_path:
         raise RuntimeError("no record of the source files")
-    sources = objects.collect_sources(snap.source_path)
+    sources = collect_sources(snap.source_path)
     current = {display_path(src): (os.stat(src).st_size, os.stat(src).st_mtime_ns) for src, _ in sources.files}
     if current != recorded:
         raise RuntimeError(f"{snap.source_path} changed or was deleted after the save, and no staged copy is left")

@@ -1,7 +1,8 @@
 """Bytes: fsspec-backed blob stores, content hashing, snapshot staging/publishing, local cache."""
 from .blobstore import BlobStore, download, is_local, normalize_uri
 from .hashing import file_digest, sha256_file
-from .objects import Content, Published, Sources, collect_file_list, collect_sources, fetch, hash_sources, publish
+from .objects import Content, Published, fetch, hash_sources, publish
+from .sources import Sources, collect_file_list, collect_sources
 
 __all__ = [
     "BlobStore", "Content", "Published", "Sources", "collect_file_list", "collect_sources", "download",

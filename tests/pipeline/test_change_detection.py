@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autolog import Task
-from autolog.storage.objects import SourceChangedError
+from autolog.storage.sources import SourceChangedError
 from pipeline_helpers import files_under, output_snapshots, tensor
 
 

@@ -137,7 +137,7 @@ def _cleanup(monkeypatch: pytest.MonkeyPatch, task: Task) -> list[Injection]:
 
 def _close(failing: str | None) -> Callable[..., list[Injection]]:
     def install(monkeypatch: pytest.MonkeyPatch, task: Task) -> list[Injection]:
-        from autolog.storage.objects import OpenedSources
+        from autolog.storage.sources import OpenedSources
 
         injections = [patch_function(monkeypatch, _module("objects"), failing, f"objects.{failing}")] if failing else []
         injections.append(patch_method(monkeypatch, OpenedSources, "close", "OpenedSources.close"))
