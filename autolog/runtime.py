@@ -83,8 +83,10 @@ class TaskRuntime:
     def _create_record(self) -> None:
         ctx, record = self.context, self.record
         if self.auto_connect is not False:  # saves will come: their workers are started here, not by the first
-            with shielded("starting the snapshot workers"):
+            try:
                 self.pipeline.start_workers()
+            except Exception as exc:  # noqa: BLE001 - only a head start: the first save makes and starts them
+                logger.debug("autolog: snapshot workers not started ahead: %s", exc, exc_info=True)
         try:
             # Patient, like the snapshot workers: a database that is down right after Task.init (a
             # restart, a failover) must not leave the whole run unrecorded.

@@ -119,7 +119,12 @@ class SnapshotPipeline(Waits, Outcomes):
             if self._started:
                 return
             self._started = True
-        self._supervisor.start_all()
+        try:
+            self._supervisor.start_all()
+        except BaseException:
+            with self._cond:
+                self._started = False  # the first job starts those not started
+            raise
 
     # -- training thread ------------------------------------------------------------------
     def fence(self, fence_key: str) -> SetAside | None:

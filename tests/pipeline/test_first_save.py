@@ -62,3 +62,21 @@ def test_a_task_that_captures_nothing_starts_no_snapshot_worker(local_store, thr
     task.close()
 
     assert [started for _, started in thread_starts if started.startswith("autolog-stager")] == []
+
+
+def test_workers_that_could_not_be_started_ahead_are_started_by_the_first_save(local_store, work, monkeypatch,
+                                                                               thread_starts):
+    from autolog.snapshots.pipeline import SnapshotPipeline
+
+    def refuse(self: SnapshotPipeline) -> None:
+        raise RuntimeError("can't start new thread")  # what threading says when a process is at its limit
+
+    monkeypatch.setattr(SnapshotPipeline, "start_workers", refuse)
+    task = Task.init(project_name="pipeline", task_name="no head start", output_uri=local_store)
+    Task.get_task(task_id=task.id)  # the row exists: the init thread went on after the refusal
+    torch.save(tensor(3), work / "ckpt.pt")
+    task.close()
+
+    assert ("MainThread", "autolog-stager") in thread_starts
+    [snap] = output_snapshots(task, "ckpt.pt")
+    assert_stored_tensor(snap, tensor(3))
