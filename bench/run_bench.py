@@ -27,7 +27,10 @@ def run(name: str, home: str | None = None, **args) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     env["AUTOLOG_HOME"] = home or tempfile.mkdtemp(prefix="autolog-bench-home-")
-    for var in ("AUTOLOG_STRICT", "AUTOLOG_TASK_ID", "AUTOLOG_TASK_PID", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG"):
+    # PYTHONDONTWRITEBYTECODE: installed packages run from cached bytecode (pip compiles it); without the
+    # cache every run would compile autolog's sources, and time that.
+    for var in ("AUTOLOG_STRICT", "AUTOLOG_TASK_ID", "AUTOLOG_TASK_PID", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG",
+                "PYTHONDONTWRITEBYTECODE"):
         env.pop(var, None)
     proc = subprocess.run([sys.executable, str(HERE / "workloads.py"), name, json.dumps(args)], env=env,
                           capture_output=True, text=True)
