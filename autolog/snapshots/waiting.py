@@ -201,6 +201,7 @@ class Waits:
                     break
                 stalled = self._stall_reason()
                 if stalled is not None:
+                    self._let_the_journal_finish(deadline)
                     break
                 with self._cond:
                     self._cond.wait(timeout=min(0.2, left))
@@ -215,6 +216,18 @@ class Waits:
             kept, self._kept = self._kept, []
         return FlushOutcome(left=self.pending(), failed=failed, unrecorded=unrecorded, stalled=stalled,
                             timeout=timeout, unqueued=unqueued, kept=kept)
+
+    def _let_the_journal_finish(self, deadline: float) -> None:
+        """A stall elsewhere (a stager that keeps dying, a stuck upload) need not cost the saves their rows:
+        while the recorder lives, wait (within the flush's time, and at most stall_timeout) until every
+        pending save is journaled, so that `autolog sync` can finish them."""
+        recorder = next((w for w in self._supervisor.workers if w.name == "autolog-recorder"), None)
+        limit = min(deadline, time.monotonic() + self.options.stall_timeout)
+        with self._cond:
+            while recorder is not None and recorder.alive() and time.monotonic() < limit:
+                if all(j.journal_settled for j in self.pending() if isinstance(j, SnapshotJob)):
+                    return
+                self._cond.wait(timeout=min(0.2, max(0.0, limit - time.monotonic())))
 
     def pending_summary(self) -> str:
         jobs = [j for j in self.pending() if isinstance(j, SnapshotJob)]

@@ -385,10 +385,10 @@ def test_a_dead_worker_thread_is_restarted_and_later_snapshots_are_stored(
         store_kind, name, local_store, remote_store, work, config, lenient, monkeypatch):
     caplog = lenient
     config(pipeline={"stall_timeout": 2})
+    death = _kill_worker(monkeypatch, name, times=1)  # before Task.init, whose thread starts the workers
     task = Task.init(project_name="pipeline", task_name="dies once",
                      output_uri=_store_uri(store_kind, local_store, remote_store))
     _configure(task, inline=False)
-    death = _kill_worker(monkeypatch, name, times=1)
     for step in (1, 2, 3):
         torch.save(tensor(step), work / "ckpt.pt")
     took = _timed_close(task)
@@ -415,9 +415,9 @@ def test_a_worker_that_dies_every_time_lets_close_return_naming_it_and_autolog_s
     caplog = lenient
     stall_timeout = 2.0
     config(pipeline={"stall_timeout": stall_timeout})
+    death = _kill_worker(monkeypatch, "autolog-stager", times=10**9)  # before Task.init starts the workers
     task = Task.init(project_name="pipeline", task_name="dies always", output_uri=local_store)
     _configure(task, inline=False)
-    death = _kill_worker(monkeypatch, "autolog-stager", times=10**9)
     save_took = []
     for step in (1, 2, 3):
         started = time.monotonic()
