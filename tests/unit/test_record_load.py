@@ -61,3 +61,4 @@ def test_a_folder_no_task_saved_becomes_an_imported_model_named_after_it(tmp_pat
     model = ctx.store.get_model(snap.model_id)
     assert (model.origin, model.name, model.framework, model.task_id) == ("imported", "bert-tiny", "HuggingFace", None)
     assert snap.status == "local" and snap.digest.startswith("blake3:")
+    assert os.path.normpath(snap.uri) == str(folder)  # recorded where it is: nothing was copied
