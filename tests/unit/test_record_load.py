@@ -62,3 +62,15 @@ def test_a_folder_no_task_saved_becomes_an_imported_model_named_after_it(tmp_pat
     assert (model.origin, model.name, model.framework, model.task_id) == ("imported", "bert-tiny", "HuggingFace", None)
     assert snap.status == "local" and snap.digest.startswith("blake3:")
     assert os.path.normpath(snap.uri) == str(folder)  # recorded where it is: nothing was copied
+    assert (snap.size, [f["name"] for f in snap.files], snap.source_path) == (18, ["config.json"], str(folder) + os.sep)
+
+
+def test_a_checkpoint_prefix_no_task_saved_is_recorded_as_its_folder_and_prefix(tmp_path):
+    ctx = default_context()
+    for name, data in (("ckpt-3.index", b"index"), ("ckpt-3.data-00000-of-00001", b"tensors")):
+        (tmp_path / name).write_bytes(data)
+
+    snap = _load(ctx, str(tmp_path / "ckpt-3"), "TensorFlow")
+
+    assert (snap.status, snap.uri, snap.entry, snap.size) == ("local", str(tmp_path), "ckpt-3", 12)
+    assert sorted(f["name"] for f in snap.files) == ["ckpt-3.data-00000-of-00001", "ckpt-3.index"]
