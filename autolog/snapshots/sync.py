@@ -222,7 +222,7 @@ def _sources_like_staged(snap: SnapshotRecord, staging: str) -> Sources:
         return Sources(files=((root, os.path.basename(root)),), name=os.path.basename(root), single=True)
     name = os.path.basename(root) if root != staging else ""
     return Sources(files=tuple((os.path.join(root, e["name"]), e["name"]) for e in snap.files), name=name,
-                           entry=snap.entry)
+                   entry=snap.entry)
 
 
 def _set_aside_source(snap: SnapshotRecord) -> Sources | None:
