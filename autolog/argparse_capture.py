@@ -1,7 +1,8 @@
 """Argparse arguments, noted as the script parses them (ClearML's auto_connect_arg_parser).
 
-Importing autolog.task calls `install()`: one wrapt wrapper around `ArgumentParser.parse_known_args`
-(which `parse_args` calls) and `parse_known_intermixed_args`. After the user's call returns, the
+Importing autolog.task calls `install()`: one wrapper around `ArgumentParser.parse_known_args`
+(which `parse_args` calls) and `parse_known_intermixed_args`; a plain function, not wrapt's, so that
+`import autolog` does not import wrapt (and asyncio) before there is a framework to patch. After the user's call returns, the
 wrapper notes each parser's parsed values and help texts, and hands them to the running task when
 one follows arguments (`follow`). A script that parses before `Task.init()` has them stored when its
 task starts (`recorded`). The call itself is untouched: same arguments, same return value, same
@@ -15,11 +16,10 @@ the namespace; the task's run_info argv has it).
 from __future__ import annotations
 
 import argparse
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
-
-import wrapt
 
 from .parameters import parameter_value
 from .safety import shielded
@@ -51,8 +51,17 @@ def install() -> None:
             return
         _installed = True
     for name in _WRAPPED:
-        if hasattr(argparse.ArgumentParser, name):
-            wrapt.wrap_function_wrapper(argparse.ArgumentParser, name, _noting_parse)
+        original = argparse.ArgumentParser.__dict__.get(name)
+        if original is not None:
+            setattr(argparse.ArgumentParser, name, _noting(original))
+
+
+def _noting(parse: Callable) -> Callable:
+    @functools.wraps(parse)
+    def noting_parse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return _noting_parse(functools.partial(parse, self), self, args, kwargs)
+
+    return noting_parse
 
 
 def follow(listener: Callable[[ParsedArguments], None] | None) -> None:

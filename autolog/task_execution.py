@@ -7,7 +7,6 @@ raises: it cannot send the task anywhere, and pretending it did would run the sc
 """
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 import re
@@ -66,6 +65,8 @@ class TaskExecution:
 
 def _version_spec(package: str, version: str | None) -> str:
     if version is None:
+        import importlib.metadata  # ~15 ms: only for Task.add_requirements without a version
+
         try:
             return "==" + importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

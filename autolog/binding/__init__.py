@@ -4,6 +4,11 @@
 a module that is already imported, so Task.init may come before or after `import torch`. Patches
 are applied once per process and stay: with no active task they only pass calls through.
 
+wrapt is imported only once there is a framework to patch: its import brings asyncio and
+importlib.metadata (~50 ms), which every framework imports anyway but a script calling Task.init()
+before its imports, or using no framework, would wait for. Until then one finder on `sys.meta_path`
+(`_FirstFrameworkImport`) watches for the first framework import and registers the hooks from there.
+
 Import order never matters: a module function bound under other names before it was patched
 (`from torch import save`, `torch.serialization.save`, transformers' `safe_save_file` alias of
 safetensors' `save_file`) is rebound to the patched one in every imported module (`_rebind`), and a
@@ -18,8 +23,7 @@ import logging
 import sys
 import threading
 from types import ModuleType
-
-import wrapt
+from typing import Any, Callable
 
 from ..safety import shielded
 from .core import Recorder, activate, make_wrapper, path_filter
@@ -36,6 +40,8 @@ BINDINGS = [
 ]
 
 _installed = False
+_registered = False
+_register_lock = threading.Lock()
 _lock = threading.RLock()
 # While install() applies the hooks of already-imported modules, their rebinding is batched into one
 # pass over sys.modules (original id -> (original, patched)); None outside install().
@@ -57,22 +63,84 @@ def load_bindings() -> list[ModuleType]:
 
 
 def install() -> None:
-    """Register the import hooks (once per process)."""
-    global _installed, _batched
+    """Patch the frameworks imported so far and have each one imported later patched (once per process)."""
+    global _installed
     with _lock:
         if _installed:
             return
         _installed = True
+        hooks = [(module_name, binding, targets) for binding in load_bindings()
+                 for module_name, targets in _hook_points(binding.PATCHES).items()]
+        packages = frozenset(module_name.partition(".")[0] for module_name, _, _ in hooks)
+        # The watcher goes in before sys.modules is looked at: a framework imported meanwhile by another
+        # thread is seen by one or the other (registering twice does nothing).
+        watcher = _FirstFrameworkImport(packages, lambda: _register(hooks))
+        sys.meta_path.insert(0, watcher)
+    if not packages.isdisjoint(sys.modules):
+        watcher.retire()
+        _register(hooks)
+
+
+def _register(hooks: list[tuple[str, ModuleType, list[tuple[Patch, str]]]]) -> None:
+    """Once per process. The first framework import may call this from inside importlib's finder loop,
+    with the global import lock held: no lock is held here while anything imports (wrapt, or a lazy
+    framework attribute that patching touches), or two threads could wait on each other."""
+    global _registered, _batched
+    import wrapt
+
+    with _register_lock:
+        if _registered:
+            return
+        _registered = True
+        imported = []
+        for module_name, binding, targets in hooks:
+            if module_name in sys.modules:
+                imported.append((module_name, _patcher(binding, targets)))
+            else:  # only noted by wrapt: patched when it is imported
+                wrapt.when_imported(module_name)(_patcher(binding, targets))
+    with _lock:
         _batched = {}
+    try:
+        for module_name, patch_module in imported:
+            wrapt.when_imported(module_name)(patch_module)  # fires at once
+    finally:
+        with _lock:
+            replaced, _batched = _batched, None
+    with shielded("rebinding aliases of patched functions"):
+        _rebind(replaced)
+
+
+class _FirstFrameworkImport:
+    """A meta path finder that finds nothing: at the first import of one of `packages` it leaves
+    sys.meta_path, registers the hooks (wrapt puts its own finder first), then hands that import to
+    the finders after it, wrapt's included, so the framework being imported is patched too."""
+
+    def __init__(self, packages: frozenset[str], register: Callable[[], None]):
+        self.packages = packages
+        self.register = register
+
+    def retire(self) -> None:
         try:
-            for binding in load_bindings():
-                for module_name, targets in _hook_points(binding.PATCHES).items():
-                    wrapt.when_imported(module_name)(_patcher(binding, targets))
-            replaced = _batched
-        finally:
-            _batched = None
-        with shielded("rebinding aliases of patched functions"):
-            _rebind(replaced)
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass  # already gone (the other thread's first import, or install's check)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname.partition(".")[0] not in self.packages:
+            return None
+        self.retire()
+        with shielded("installing the framework patches"):  # a failure must not break the user's import
+            self.register()
+        # This import is under way in importlib's loop over sys.meta_path, which the two changes above
+        # shifted: asking the finders here, rather than returning None, keeps any from being skipped.
+        for finder in list(sys.meta_path):
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is self or find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
 
 
 def _hook_points(patches: list[Patch]) -> dict[str, list[tuple[Patch, str]]]:
@@ -89,6 +157,8 @@ def _hook_points(patches: list[Patch]) -> dict[str, list[tuple[Patch, str]]]:
 
 
 def _patcher(binding: ModuleType, targets: list[tuple[Patch, str]]):
+    import wrapt  # imported by _register already
+
     def patch_module(module: ModuleType) -> None:
         # An exception here would break the user's `import torch`: everything is shielded.
         replaced: dict[int, tuple[object, object]] = {}

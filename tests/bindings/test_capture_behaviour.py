@@ -347,6 +347,36 @@ def test_save_and_load_bound_under_other_names_before_task_init_are_captured(run
     assert out["loads"] == ["early.pt"]
 
 
+def test_task_init_before_any_framework_defers_wrapt_to_the_first_framework_import(run):
+    """Task.init() at the top of a script imports no patching library: the first framework import
+    (here torch, from another thread too) brings the patches, and that framework's saves are captured."""
+    out = run('''
+        import threading
+        task = init()
+        before = "wrapt" in sys.modules
+        failures = []
+
+        def train():
+            try:
+                import torch
+                torch.save({"w": torch.zeros(2)}, "thread.pt")
+            except BaseException as exc:
+                failures.append(repr(exc))
+
+        worker = threading.Thread(target=train)
+        worker.start(); worker.join()
+        import torch
+        from autolog.binding import is_patched
+        torch.save({"w": torch.ones(2)}, "main.pt")
+        patched = is_patched(torch.save) and "wrapt" in sys.modules
+        task.close()
+        emit(before=before, patched=patched, failures=failures, **report(task.id))
+    ''')
+    assert out["before"] is False
+    assert out["patched"] and out["failures"] == []
+    assert out["output"] == {"thread.pt": ["stored"], "main.pt": ["stored"]}
+
+
 def test_joblib_dump_imported_by_name_before_task_init_is_captured(run):
     require_framework("joblib")
     out = run('''

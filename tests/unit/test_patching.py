@@ -1,13 +1,15 @@
 """How declarations become patches: each function wrapped once, aliases rebound, foreign wrappers wrapped."""
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from types import SimpleNamespace
 
+import pytest
 import wrapt
 
-from autolog.binding import _patcher, _rebind, is_patched
+from autolog.binding import _FirstFrameworkImport, _patcher, _rebind, is_patched
 from autolog.binding.spec import Arg, Save
 
 BINDING = SimpleNamespace(FRAMEWORK="Fake", KEY="fake")
@@ -64,3 +66,46 @@ def test_rebind_leaves_a_global_that_only_shares_the_id_of_a_dead_object():
         assert user.value is save
     finally:
         del sys.modules["fake_user_script"]
+
+
+def test_the_first_framework_import_registers_once_and_still_imports(tmp_path, monkeypatch):
+    (tmp_path / "fake_watched_fw").mkdir()
+    (tmp_path / "fake_watched_fw" / "__init__.py").write_text("VALUE = 42\n")
+    (tmp_path / "fake_watched_fw" / "sub.py").write_text("VALUE = 43\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    calls = []
+    watcher = _FirstFrameworkImport(frozenset({"fake_watched_fw", "fake_missing_fw"}), lambda: calls.append(1))
+    sys.meta_path.insert(0, watcher)
+    try:
+        import json  # noqa: F401 - not watched: nothing happens
+        assert calls == [] and watcher in sys.meta_path
+        module = importlib.import_module("fake_watched_fw")
+        assert module.VALUE == 42 and calls == [1]
+        assert watcher not in sys.meta_path  # retired: later imports never reach it
+        assert importlib.import_module("fake_watched_fw.sub").VALUE == 43 and calls == [1]
+        # A watched package that is not installed still fails the way it would without autolog.
+        sys.meta_path.insert(0, watcher)
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module("fake_missing_fw")
+        assert calls == [1, 1] and watcher not in sys.meta_path
+    finally:
+        watcher.retire()
+        for name in ("fake_watched_fw", "fake_watched_fw.sub"):
+            sys.modules.pop(name, None)
+
+
+def test_a_failing_registration_does_not_break_the_import(tmp_path, monkeypatch):
+    (tmp_path / "fake_watched_fw2.py").write_text("VALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("AUTOLOG_STRICT", raising=False)
+
+    def broken():
+        raise RuntimeError("no patches today")
+
+    watcher = _FirstFrameworkImport(frozenset({"fake_watched_fw2"}), broken)
+    sys.meta_path.insert(0, watcher)
+    try:
+        assert importlib.import_module("fake_watched_fw2").VALUE == 7
+    finally:
+        watcher.retire()
+        sys.modules.pop("fake_watched_fw2", None)
