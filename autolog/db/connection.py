@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..forking import on_fork
 from ..storage.layout import display_path, has_undecodable
+from . import schema
 from .migrations import migrate
 from .version import bad_url_error, corrupt_error, locked_error, sqlite_failure, sqlite_path, unreadable_error
 
@@ -70,6 +71,8 @@ class Database:
         sa.event.listen(engine, "before_cursor_execute", _escape_parameters, retval=True)
         if is_sqlite:
             self._configure_sqlite(engine)
+        elif url.get_backend_name() == "postgresql":
+            schema.use_postgresql_options()
         try:
             self._migrate(engine)
         except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:  # OperationalError: "database is locked"

@@ -5,6 +5,8 @@ snapshots saved in the same second. ids are 32-hex-digit uuids.
 """
 from __future__ import annotations
 
+import threading
+
 import sqlalchemy as sa
 
 from .version import SCHEMA_TABLE, SCHEMA_VERSION  # noqa: F401 - re-exported for tests
@@ -76,9 +78,9 @@ models = sa.Table(
     sa.Column("updated", Time, nullable=False),  # time of the last snapshot
     sa.Index("ix_models_task_updated", "task_id", "updated"),
     sa.Index("ix_models_project_name", "project", "name"),
-    # Lineage (producer_of) looks loads up by path; hash, because a btree on PostgreSQL refuses
-    # entries over ~2.7 kB and paths may be longer.
-    sa.Index("ix_models_source_path", "source_path", postgresql_using="hash"),
+    # Lineage (producer_of) looks loads up by path; hash on PostgreSQL (use_postgresql_options),
+    # because a btree there refuses entries over ~2.7 kB and paths may be longer.
+    sa.Index("ix_models_source_path", "source_path"),
 )
 
 snapshots = sa.Table(
@@ -168,8 +170,8 @@ def model_id_column() -> sa.Column:
 
 
 def _rows_where(condition: str) -> dict[str, sa.TextClause]:
-    """A partial index's WHERE, on both databases."""
-    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+    """A partial index's WHERE (PostgreSQL's is the same, set by use_postgresql_options)."""
+    return {"sqlite_where": sa.text(condition)}
 
 
 # The model side indexes only the (few) model rows: a task's scalar INSERTs do not pay for it.
@@ -228,3 +230,27 @@ reports = sa.Table(
     sa.Index("ix_reports_task", "task_id", "kind", "id"),
     sa.Index("ix_reports_model", "model_id", "kind", "id", **OF_MODELS),
 )
+
+
+# PostgreSQL's index options are set when a PostgreSQL database is opened, not in the definitions
+# above: naming a postgresql_* option imports SQLAlchemy's PostgreSQL dialect (~20 ms, in the
+# background start that a training script's first steps share the GIL with) in every SQLite run.
+HASH_INDEXES = ("ix_models_source_path",)
+_postgresql_options_lock = threading.Lock()
+_postgresql_options_set = False
+
+
+def use_postgresql_options() -> None:
+    """Give every partial index its WHERE on PostgreSQL too, and the hash indexes their method."""
+    global _postgresql_options_set
+    with _postgresql_options_lock:
+        if _postgresql_options_set:
+            return
+        for table in metadata.tables.values():
+            for index in table.indexes:
+                where = index.dialect_options["sqlite"]["where"]
+                if where is not None:
+                    index.dialect_kwargs["postgresql_where"] = where
+                if index.name in HASH_INDEXES:
+                    index.dialect_kwargs["postgresql_using"] = "hash"
+        _postgresql_options_set = True

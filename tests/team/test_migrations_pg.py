@@ -85,6 +85,10 @@ def test_the_upgraded_schema_is_the_one_a_new_database_gets(v1_pg, pg_server_url
     try:
         MetadataStore(fresh).find_tasks()
         assert inspect(v1_pg) == inspect(fresh)
+        indexes = {ix: options for _, table_indexes in inspect(fresh).values() for ix, (_, options) in table_indexes.items()}
+        assert indexes["ix_models_source_path"].get("postgresql_using") == "hash"
+        assert "model_id IS NULL" in indexes["uq_single_values_task_name"].get("postgresql_where", "")
+        assert "model_id IS NOT NULL" in indexes["ix_reports_model"].get("postgresql_where", "")
         assert schema_version(fresh) == SCHEMA_VERSION
     finally:
         services.drop_database(pg_server_url, name)  # WITH (FORCE): pooled connections do not block it

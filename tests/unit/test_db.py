@@ -301,3 +301,21 @@ def test_new_ids_are_32_hex_and_unique():
     ids = {new_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_an_sqlite_run_does_not_import_the_postgresql_dialect(tmp_path: Path, child_env):
+    """PostgreSQL's index options are set only when a PostgreSQL database is opened: an SQLite
+    run's background start does not pay for that dialect's import."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from autolog.db import MetadataStore\n"
+        f"MetadataStore('sqlite:///{tmp_path / 'a.db'}').find_tasks()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    dialects = out.stdout.strip().splitlines()[-1]
+    assert "sqlalchemy.dialects.sqlite" in dialects and "postgresql" not in dialects
