@@ -223,6 +223,8 @@ class TaskRuntime:
         finally:
             if self.recorder is not None:
                 self.recorder.settling.stop()
+            if self._pipeline is not None:
+                self._pipeline.stop()
             self._run_flushers(final=True)
             if not self.attached:  # the parent process owns the task's status
                 with shielded(f"the end of task {self.task_id[:8]}"):

@@ -53,6 +53,8 @@ class Outcomes:
                 if job.data is not None:
                     self._held -= job.size
                     job.data = None
+            if self._stopping and not self._jobs:
+                self._wake(*self._wakeup)  # the last job of a closed task: the idle workers end
             self._cond.notify_all()
         self._heartbeat.beat()
         if isinstance(job, SnapshotJob):

@@ -109,6 +109,7 @@ class SnapshotPipeline(Waits, Outcomes):
         ]
         self._supervisor = Supervisor(workers)
         self._started = False
+        self._stopping = False  # stop(): the workers end once no job is left
         track(self)
 
     def start_workers(self) -> None:
@@ -125,6 +126,13 @@ class SnapshotPipeline(Waits, Outcomes):
             with self._cond:
                 self._started = False  # the first job starts those not started
             raise
+
+    def stop(self) -> None:
+        """The task is closed: each worker's thread ends once no job is left (at once when none is;
+        one that close() gave up on still finishes first). A later job starts them again."""
+        with self._cond:
+            self._stopping = True
+            self._wake(*self._wakeup)
 
     # -- training thread ------------------------------------------------------------------
     def fence(self, fence_key: str) -> SetAside | None:
@@ -204,8 +212,8 @@ class SnapshotPipeline(Waits, Outcomes):
             self._wake(*(w for w, q in (("recorder", self._journal_queue), ("stage", self._stage_queue),
                                         ("lineage", self._lineage_queue))
                          if any(q is queue for queue in queues) and not (w == "recorder" and self._gathering)))
-            if not self._started:  # nobody started them ahead (start_workers): this save pays for it
-                self._started = True
+            if not self._started or self._stopping:  # not started ahead (start_workers), or ended by stop()
+                self._started, self._stopping = True, False
                 self._supervisor.start_all()
             self._cond.notify_all()
 

@@ -11,12 +11,14 @@ import collections
 import contextlib
 import itertools
 import logging
+import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..forking import on_fork
 from .jobs import BATCH, CallJob, FlushOutcome, SnapshotJob
+from .worker import StopWorker
 
 if TYPE_CHECKING:
     from .pipeline import SnapshotPipeline
@@ -73,8 +75,18 @@ class Waits:
     def _take(self, queue: collections.deque, worker: str) -> SnapshotJob | CallJob:
         with self._cond:
             while not queue:
+                self._end_if_stopped()
                 self._wakeup[worker].wait()
             return queue.popleft()
+
+    def _end_if_stopped(self) -> None:
+        """Called holding the lock by a worker with nothing to take. Once the task is closed (stop())
+        and no job is left anywhere, none can reach its queue: its thread ends, so that a process
+        running task after task (a Pool worker) does not keep every closed task's threads. A job
+        submitted after that starts them again (_enqueue)."""
+        if self._stopping and not self._jobs:
+            self._supervisor.stopping(threading.current_thread())
+            raise StopWorker
 
     def _take_database_work(self) -> list[SnapshotJob]:
         """Saves to journal (perhaps none), once there are rows to write or outcomes to record.
@@ -85,6 +97,7 @@ class Waits:
         """
         with self._cond:
             while not self._journal_queue and not self._settled(self._record_queue, 1, remove=False):
+                self._end_if_stopped()
                 self._wakeup["recorder"].wait()
             start = time.monotonic()
             self._gathering = True
@@ -116,6 +129,7 @@ class Waits:
                 settled = self._settled(queue, limit)
                 if settled:
                     return settled
+                self._end_if_stopped()
                 self._wakeup["upload"].wait()
 
     def _take_upload(self) -> SnapshotJob:

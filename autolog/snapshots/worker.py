@@ -19,6 +19,10 @@ logger = logging.getLogger("autolog")
 MAX_RESTARTS = 3
 
 
+class StopWorker(Exception):
+    """Raised by a worker's take() when its pipeline is stopped and no job is left: the loop ends."""
+
+
 def attempt(what: str, effect: Callable[[], Any]) -> None:
     """Run one cleanup effect; a failure is logged at debug and goes no further."""
     try:
@@ -48,6 +52,7 @@ class Worker:
         self.thread: threading.Thread | None = None
         self.restarts = 0
         self.death: str | None = None  # why the last thread ended, if it did
+        self.stopped = False  # its thread ended on StopWorker: not dead, not to be restarted by check()
         self._current: Any = None  # the job it is on
 
     def start(self) -> None:
@@ -68,6 +73,8 @@ class Worker:
         try:
             while True:
                 self._one()
+        except StopWorker:
+            pass
         except BaseException as exc:  # noqa: BLE001 - only a bug in _one itself gets here
             self.death = f"{type(exc).__name__}: {exc}"
             logger.debug("autolog: worker %s ended: %s", self.name, self.death, exc_info=True)
@@ -93,18 +100,26 @@ class Supervisor:
         self.broken: str | None = None
 
     def start_all(self) -> None:
-        """Start every worker not started yet (under the lock: check() must not take a worker being
-        started for a dead one)."""
+        """Start every worker not started yet, or stopped (under the lock: check() must not take a
+        worker being started for a dead one)."""
         with self._lock:
             for worker in self.workers:
-                if worker.thread is None:
+                if worker.thread is None or worker.stopped:
+                    worker.stopped = False
                     worker.start()
+
+    def stopping(self, thread: threading.Thread) -> None:
+        """The worker running `thread` is about to end on StopWorker (called before it raises)."""
+        with self._lock:
+            for worker in self.workers:
+                if worker.thread is thread:
+                    worker.stopped = True
 
     def check(self) -> str | None:
         """Revive dead workers; returns why the pipeline cannot go on, or None while it can."""
         with self._lock:
             for worker in self.workers:
-                if worker.thread is None or worker.alive():
+                if worker.thread is None or worker.stopped or worker.alive():
                     continue
                 if worker.restarts >= MAX_RESTARTS:
                     self.broken = (f"autolog's background worker {worker.name} stopped {worker.restarts + 1} times "

@@ -222,11 +222,16 @@ def _timed_close(task: Task) -> float:
     return time.monotonic() - started
 
 
+def _not_dead(worker: Any) -> bool:
+    """Running, or ended by the close of its task (stop()): not died."""
+    return worker.alive() or worker.stopped
+
+
 def _assert_workers_survived(task: Task) -> None:
     supervisor = task._runtime.pipeline._supervisor
     assert supervisor.broken is None, supervisor.broken
     for worker in supervisor.workers:
-        assert worker.alive(), f"{worker.name} died: {worker.death}"
+        assert _not_dead(worker), f"{worker.name} died: {worker.death}"
         assert worker.restarts == 0, f"{worker.name} needed {worker.restarts} restart(s) (last death: {worker.death})"
 
 
@@ -400,9 +405,9 @@ def test_a_dead_worker_thread_is_restarted_and_later_snapshots_are_stored(
     supervisor = task._runtime.pipeline._supervisor
     assert supervisor.broken is None
     (dead,) = [w for w in supervisor.workers if w.name == name]
-    assert dead.restarts == 1 and dead.alive(), (dead.restarts, dead.death)
+    assert dead.restarts == 1 and _not_dead(dead), (dead.restarts, dead.death)
     assert dead.death == f"RuntimeError: {death.message}"
-    assert all(w.alive() for w in supervisor.workers)
+    assert all(_not_dead(w) for w in supervisor.workers)
     assert f"autolog: background worker {name} stopped (RuntimeError: {death.message}); restarted it" \
         in _warnings(caplog)
     assert _summaries(caplog, task) == []
@@ -491,4 +496,7 @@ def test_saves_beyond_the_backlog_room_return_while_the_stager_is_stuck_forever(
     for step in range(1, room + 1):
         (snap,) = output_snapshots(task, f"ckpt-{step:02d}.pt")
         assert snap.status == "stored" and snap.digest == expected[step], (step, snap.status, snap.reason)
-    assert all(w.alive() for w in pipeline._supervisor.workers)
+    # The task is closed: with its last job done, its workers end (none died on the way).
+    wait_until(lambda: all(w.stopped and not w.alive() for w in pipeline._supervisor.workers),
+               "the closed task's workers to end")
+    assert all(w.restarts == 0 for w in pipeline._supervisor.workers)
