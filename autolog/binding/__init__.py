@@ -7,7 +7,8 @@ are applied once per process and stay: with no active task they only pass calls 
 wrapt is imported only once there is a framework to patch: its import brings asyncio and
 importlib.metadata (~50 ms), which every framework imports anyway but a script calling Task.init()
 before its imports, or using no framework, would wait for. Until then one finder on `sys.meta_path`
-(`_FirstFrameworkImport`) watches for the first framework import and registers the hooks from there.
+(`_FirstFrameworkImport`) watches for the first framework import; once that package has run, its
+loader registers the hooks, which patch it and everything it imported at once.
 
 Import order never matters: a module function bound under other names before it was patched
 (`from torch import save`, `torch.serialization.save`, transformers' `safe_save_file` alias of
@@ -111,9 +112,11 @@ def _register(hooks: list[tuple[str, ModuleType, list[tuple[Patch, str]]]]) -> N
 
 
 class _FirstFrameworkImport:
-    """A meta path finder that finds nothing: at the first import of one of `packages` it leaves
-    sys.meta_path, registers the hooks (wrapt puts its own finder first), then hands that import to
-    the finders after it, wrapt's included, so the framework being imported is patched too."""
+    """A meta path finder for the first import of one of `packages`: it hands that import the spec the
+    finders after it give, with a loader that registers the hooks once the package has run. Nothing is
+    imported while importlib's global lock is held (finding): wrapt's own import waiting there for a
+    module that another thread is importing (SQLAlchemy's importlib.metadata, on Task.init's thread)
+    would wait forever."""
 
     def __init__(self, packages: frozenset[str], register: Callable[[], None]):
         self.packages = packages
@@ -128,19 +131,46 @@ class _FirstFrameworkImport:
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname.partition(".")[0] not in self.packages:
             return None
-        self.retire()
-        with shielded("installing the framework patches"):  # a failure must not break the user's import
-            self.register()
-        # This import is under way in importlib's loop over sys.meta_path, which the two changes above
-        # shifted: asking the finders here, rather than returning None, keeps any from being skipped.
         for finder in list(sys.meta_path):
             find_spec = getattr(finder, "find_spec", None)
             if finder is self or find_spec is None:
                 continue
             spec = find_spec(fullname, path, target)
             if spec is not None:
-                return spec
-        return None
+                break
+        else:
+            return None  # not installed: the import fails as it would without autolog
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec  # nothing to chain (a namespace package): the next framework import registers
+        # Returning a spec ends importlib's loop over sys.meta_path: leaving it now skips no finder.
+        self.retire()
+        spec.loader = _RegisteringLoader(spec.loader, self.register)
+        return spec
+
+
+class _RegisteringLoader:
+    """The first framework package's own loader, then the registration of every hook (outside
+    importlib's global lock; the package and what it imported are complete by then, and wrapt
+    patches them at once)."""
+
+    def __init__(self, loader: Any, register: Callable[[], None]):
+        self.loader = loader
+        self.register = register
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        # The module keeps its real loader: inspect, importlib.resources and reload ask it.
+        if getattr(module, "__loader__", None) in (None, self):
+            module.__loader__ = self.loader
+        if getattr(module.__spec__, "loader", None) is self:
+            module.__spec__.loader = self.loader
+        try:
+            self.loader.exec_module(module)
+        finally:
+            with shielded("installing the framework patches"):  # must not break the user's import
+                self.register()
 
 
 def _hook_points(patches: list[Patch]) -> dict[str, list[tuple[Patch, str]]]:

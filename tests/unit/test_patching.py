@@ -69,6 +69,8 @@ def test_rebind_leaves_a_global_that_only_shares_the_id_of_a_dead_object():
 
 
 def test_the_first_framework_import_registers_once_and_still_imports(tmp_path, monkeypatch):
+    """Registration runs once the package has run (not while importlib finds it: nothing may be
+    imported under its global lock), and the package keeps its own loader."""
     (tmp_path / "fake_watched_fw").mkdir()
     (tmp_path / "fake_watched_fw" / "__init__.py").write_text("VALUE = 42\n")
     (tmp_path / "fake_watched_fw" / "sub.py").write_text("VALUE = 43\n")
@@ -81,13 +83,15 @@ def test_the_first_framework_import_registers_once_and_still_imports(tmp_path, m
         assert calls == [] and watcher in sys.meta_path
         module = importlib.import_module("fake_watched_fw")
         assert module.VALUE == 42 and calls == [1]
+        assert type(module.__loader__).__name__ == "SourceFileLoader" and module.__spec__.loader is module.__loader__
         assert watcher not in sys.meta_path  # retired: later imports never reach it
         assert importlib.import_module("fake_watched_fw.sub").VALUE == 43 and calls == [1]
-        # A watched package that is not installed still fails the way it would without autolog.
+        # A watched package that is not installed fails the way it would without autolog, and the
+        # watcher stays for the next framework import.
         sys.meta_path.insert(0, watcher)
         with pytest.raises(ModuleNotFoundError):
             importlib.import_module("fake_missing_fw")
-        assert calls == [1, 1] and watcher not in sys.meta_path
+        assert calls == [1] and watcher in sys.meta_path
     finally:
         watcher.retire()
         for name in ("fake_watched_fw", "fake_watched_fw.sub"):
@@ -109,3 +113,44 @@ def test_a_failing_registration_does_not_break_the_import(tmp_path, monkeypatch)
     finally:
         watcher.retire()
         sys.modules.pop("fake_watched_fw2", None)
+
+
+DEADLOCK_SCRIPT = """
+import importlib, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import builtins
+from autolog.binding import _FirstFrameworkImport
+
+builtins.started, builtins.go = threading.Event(), threading.Event()
+# Another thread is importing slow_mod (its module lock held) and goes on to import more (which needs
+# importlib's global lock) a little after the framework import below began.
+importer = threading.Thread(target=importlib.import_module, args=("slow_mod",), daemon=True)
+importer.start()
+builtins.started.wait(10)
+watcher = _FirstFrameworkImport(frozenset({"fake_fw_x"}), lambda: importlib.import_module("slow_mod"))
+sys.meta_path.insert(0, watcher)
+builtins.go.set()
+import fake_fw_x
+importer.join(10)
+print("imported", fake_fw_x.VALUE, sys.modules["slow_mod"].DONE)
+"""
+
+
+def test_registering_at_the_first_framework_import_cannot_deadlock_with_another_threads_import(tmp_path, child_env):
+    """The registration imports (wrapt, and what it imports) while another thread may be importing the
+    same modules (Task.init's thread imports SQLAlchemy, which imports importlib.metadata): done while
+    importlib's global lock is held, that waited forever (seen: Task.init, then `import keras`)."""
+    import subprocess
+
+    (tmp_path / "slow_mod.py").write_text(
+        "import builtins, time\nbuiltins.started.set()\nbuiltins.go.wait(10)\ntime.sleep(0.3)\n"
+        "import slow_mod_part\nDONE = True\n")
+    (tmp_path / "slow_mod_part.py").write_text("X = 1\n")
+    (tmp_path / "fake_fw_x.py").write_text("VALUE = 5\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", DEADLOCK_SCRIPT, str(tmp_path)], env=child_env(),
+                             capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the framework import and the other thread's import waited on each other")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "imported 5 True"
