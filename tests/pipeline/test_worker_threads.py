@@ -14,21 +14,23 @@ PIPELINE_THREADS = ("autolog-recorder", "autolog-stager", "autolog-hasher", "aut
                     "autolog-coalescer", "autolog-uploader-")
 
 
-def pipeline_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(PIPELINE_THREADS)]
+def pipeline_threads(earlier: set[threading.Thread]) -> list[threading.Thread]:
+    """Pipeline threads running now that were not in `earlier` (tests before this one in this process
+    may leave some: a stager stuck on purpose, a task never closed)."""
+    return [t for t in threading.enumerate() if t.name.startswith(PIPELINE_THREADS) and t not in earlier]
 
 
 def test_task_after_task_in_one_process_keeps_no_closed_tasks_threads(local_store, work):
-    wait_until(lambda: not pipeline_threads(), "the threads of earlier tests' tasks to end")
+    earlier = set(threading.enumerate())
     for run in range(3):
         task = Task.init(project_name="pipeline", task_name=f"sweep {run}", output_uri=local_store)
         torch.save(tensor(run), work / "ckpt.pt")
         torch.load(work / "ckpt.pt")  # the lineage worker too
-        assert pipeline_threads(), "the task's workers run while it does"
+        assert pipeline_threads(earlier), "the task's workers run while it does"
         task.close()
         [snap] = output_snapshots(task, "ckpt.pt")
         assert_stored_tensor(snap, tensor(run))
-        wait_until(lambda: not pipeline_threads(), f"task {run}'s threads to end after its close()")
+        wait_until(lambda: not pipeline_threads(earlier), f"task {run}'s threads to end after its close()")
         supervisor = task._runtime.pipeline._supervisor
         assert all(w.stopped and w.restarts == 0 and w.death is None for w in supervisor.workers)
         assert supervisor.check() is None  # ended, not dead: nothing to restart

@@ -50,6 +50,29 @@ def test_a_load_matched_by_its_sha256_links_to_the_save_of_the_path_it_was_loade
     assert _load(ctx, str(first), "PyTorch").id == by_a.id
 
 
+def test_a_load_links_to_the_save_of_the_path_it_was_loaded_from_not_the_first_save_of_those_bytes(tmp_path):
+    """Two runs saved the same bytes (a seeded rerun) at two paths: each load is the save of its path."""
+    ctx = default_context()
+    first, second = tmp_path / "run-a.pt", tmp_path / "run-b.pt"
+    snaps = []
+    for name, path in (("run a", first), ("run b", second)):
+        path.write_bytes(WEIGHTS)
+        task = _task(ctx.store, name)
+        model = ctx.store.create_model(task_id=task.id, origin="capture", name=path.name, project="p",
+                                       framework="PyTorch", source_path=str(path))
+        content = identify(ctx, collect_sources(str(path)))
+        snaps.append(ctx.store.add_snapshot(model.id, status="stored", uri=f"/store/{task.id}/{path.name}",
+                                            size=content.size, digest=content.digest, source_path=str(path)))
+    by_a, by_b = snaps
+    assert by_a.digest == by_b.digest and by_a.digest.startswith("blake3:")
+
+    assert _load(ctx, str(second), "PyTorch").id == by_b.id
+    assert _load(ctx, str(first), "PyTorch").id == by_a.id
+    elsewhere = tmp_path / "copied.pt"  # the bytes at a path no run saved: the first save of them
+    elsewhere.write_bytes(WEIGHTS)
+    assert _load(ctx, str(elsewhere), "PyTorch").id == by_a.id
+
+
 def test_a_folder_no_task_saved_becomes_an_imported_model_named_after_it(tmp_path):
     ctx = default_context()
     folder = tmp_path / "bert-tiny"
