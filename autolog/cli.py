@@ -23,10 +23,6 @@ nothing and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime
-import json
-import math
 import os
 import re
 import shutil
@@ -35,6 +31,8 @@ from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
 from . import cli_reports, cli_scalars
+from .cli_format import (as_dict, emit, format_duration, format_size, format_time, indented, model_design_lines,
+                         model_heading, one_line, snapshot_table, table)
 from .config import env_flag
 from .errors import AutologError
 
@@ -190,9 +188,9 @@ def task_list(args: argparse.Namespace) -> None:
     name = f"^{re.escape(args.name)}$" if args.name else None  # --name is a name; get_tasks takes a pattern
     tasks = Task.get_tasks(project_name=args.project, task_name=name, tags=args.tags, task_filter=task_filter)
     records = [t._record for t in tasks]
-    _emit(args, [_as_dict(r, drop=("run_info", "parameters", "configuration")) for r in records], lambda: _table(
+    emit(args, [as_dict(r, drop=("run_info", "parameters", "configuration")) for r in records], lambda: table(
         ["id", "project", "name", "status", "started", "duration", "tags"],
-        [[r.id[:12], r.project, r.name, r.status, _time(r.created), _duration(r.created, r.ended),
+        [[r.id[:12], r.project, r.name, r.status, format_time(r.created), format_duration(r.created, r.ended),
           ",".join(r.tags)] for r in records],
     ))
 
@@ -205,10 +203,10 @@ def task_show(args: argparse.Namespace) -> None:
     record = task._ctx.store.get_task(task.id)
     artifacts = list(task.artifacts.values())
     models = task.models
-    data = _as_dict(record)
-    data["artifacts"] = [_as_dict(a._record) for a in artifacts]
+    data = as_dict(record)
+    data["artifacts"] = [as_dict(a._record) for a in artifacts]
     data["models"] = {
-        direction: [dict(_as_dict(m._record), snapshots=[_as_dict(s) for s in m.snapshots]) for m in models[direction]]
+        direction: [dict(as_dict(m._record), snapshots=[as_dict(s) for s in m.snapshots]) for m in models[direction]]
         for direction in ("input", "output")
     }
     data["scalars"] = cli_scalars.summaries(task)
@@ -221,7 +219,7 @@ def task_show(args: argparse.Namespace) -> None:
             f"project   {record.project}",
             f"name      {record.name}",
             f"status    {record.status}" + (f" ({record.status_message})" if record.status_message else ""),
-            f"started   {_time(record.created)}   duration {_duration(record.created, record.ended)}",
+            f"started   {format_time(record.created)}   duration {format_duration(record.created, record.ended)}",
             f"output    {record.output_uri or '(paths only, no copies)'}",
             f"script    {info.get('script')}   git {info.get('git_commit', '-')}",
             f"host      {info.get('host')}   python {info.get('python')}",
@@ -229,19 +227,19 @@ def task_show(args: argparse.Namespace) -> None:
         lines += parameters.summary_lines(record.parameters) + configuration.summary_lines(record.configuration)
         lines += ["", f"artifacts ({len(artifacts)})"]
         if artifacts:
-            lines.append(_table(["name", "type", "size", "sha256", "preview"], [
-                [a.name, a.type, _size(a.size), (a.sha256 or "")[:12], _one_line(a.preview)] for a in artifacts
+            lines.append(table(["name", "type", "size", "sha256", "preview"], [
+                [a.name, a.type, format_size(a.size), (a.sha256 or "")[:12], one_line(a.preview)] for a in artifacts
             ]))
         for direction in ("input", "output"):
             lines += ["", f"{direction} models ({len(models[direction])})"]
             for m in models[direction]:
-                lines.append(_model_heading(m))
-                lines.append(_indent(_snapshot_table(m.snapshots)))
-        lines += cli_scalars.show_section(data["scalars"], _table)
-        lines += cli_reports.show_lines(data, record.labels, _table)
+                lines.append(model_heading(m))
+                lines.append(indented(snapshot_table(m.snapshots)))
+        lines += cli_scalars.show_section(data["scalars"], table)
+        lines += cli_reports.show_lines(data, record.labels, table)
         return "\n".join(lines)
 
-    _emit(args, data, human)
+    emit(args, data, human)
 
 
 def model_list(args: argparse.Namespace) -> None:
@@ -250,9 +248,9 @@ def model_list(args: argparse.Namespace) -> None:
     models = Model.query_models(args.project, args.name, framework=args.framework, task_id=args.task_id,
                                 max_results=args.limit)
     records = [m._record for m in models]
-    _emit(args, [_as_dict(r) for r in records], lambda: _table(
+    emit(args, [as_dict(r) for r in records], lambda: table(
         ["id", "name", "project", "framework", "task", "origin", "updated"],
-        [[r.id[:12], r.name, r.project, r.framework or "", (r.task_id or "")[:12], r.origin, _time(r.updated)]
+        [[r.id[:12], r.name, r.project, r.framework or "", (r.task_id or "")[:12], r.origin, format_time(r.updated)]
          for r in records],
     ))
 
@@ -263,20 +261,20 @@ def model_show(args: argparse.Namespace) -> None:
     model = Model(args.model_id)
     snapshots = model.snapshots
     loads = model._ctx.store.loads_of_model(model.id)
-    data = dict(_as_dict(model._record), labels=model.labels, config_text=model.config_text,
-                snapshots=[_as_dict(s) for s in snapshots], loaded_by=[_as_dict(load) for load in loads])
+    data = dict(as_dict(model._record), labels=model.labels, config_text=model.config_text,
+                snapshots=[as_dict(s) for s in snapshots], loaded_by=[as_dict(load) for load in loads])
 
     def human() -> str:
-        lines = [_model_heading(model), f"  source  {model.source_path}", *_model_design_lines(model),
-                 "", "snapshots", _snapshot_table(snapshots), "", f"loaded by ({len(loads)})"]
+        lines = [model_heading(model), f"  source  {model.source_path}", *model_design_lines(model),
+                 "", "snapshots", snapshot_table(snapshots), "", f"loaded by ({len(loads)})"]
         if loads:
-            lines.append(_table(["task", "snapshot", "path", "when"], [
+            lines.append(table(["task", "snapshot", "path", "when"], [
                 [load.task_id[:12], next((str(s.seq) for s in snapshots if s.id == load.snapshot_id), "?"),
-                 load.path or "", _time(load.created)] for load in loads
+                 load.path or "", format_time(load.created)] for load in loads
             ]))
         return "\n".join(lines)
 
-    _emit(args, data, human)
+    emit(args, data, human)
 
 
 def model_download(args: argparse.Namespace) -> None:
@@ -291,7 +289,7 @@ def model_sha256(args: argparse.Namespace) -> None:
     model = Model(args.model_id)
     sha = model.sha256(version=args.version)
     snap = model.snapshot(args.version)
-    _emit(args, {"model_id": model.id, "seq": snap.seq, "digest": snap.digest, "sha256": sha},
+    emit(args, {"model_id": model.id, "seq": snap.seq, "digest": snap.digest, "sha256": sha},
           lambda: f"{sha}  {model.name} snapshot {snap.seq}")
 
 
@@ -310,9 +308,9 @@ def sync(args: argparse.Namespace) -> None:
 
     report = snapshot_sync.sync(default_context(), force=args.force)
     data = {
-        "stored": [_as_dict(s) for s in report.stored],
-        "failed": [dict(_as_dict(s), reason=reason) for s, reason in report.failed],
-        "still_running": [_as_dict(s) for s in report.live],
+        "stored": [as_dict(s) for s in report.stored],
+        "failed": [dict(as_dict(s), reason=reason) for s, reason in report.failed],
+        "still_running": [as_dict(s) for s in report.live],
         "tasks_marked_failed": [t.id for t in report.closed_tasks],
     }
 
@@ -323,7 +321,7 @@ def sync(args: argparse.Namespace) -> None:
         lines += [f"  failed  {s.id[:12]} seq {s.seq}  {reason}" for s, reason in report.failed]
         return "\n".join(lines)
 
-    _emit(args, data, human)
+    emit(args, data, human)
 
 
 def gc(args: argparse.Namespace) -> None:
@@ -337,10 +335,10 @@ def gc(args: argparse.Namespace) -> None:
     models = [ctx.store.get_model(args.model_id)] if args.model_id else ctx.store.find_models(project=args.project)
     deleted = {m.id: retention.prune(ctx, m.id, keep_last, dry_run=args.dry_run) for m in models}
     data = {"keep_last": keep_last, "dry_run": args.dry_run,
-            "deleted": {mid: [_as_dict(s) for s in snaps] for mid, snaps in deleted.items() if snaps}}
+            "deleted": {mid: [as_dict(s) for s in snaps] for mid, snaps in deleted.items() if snaps}}
     total = sum(len(v) for v in deleted.values())
     verb = "would delete" if args.dry_run else "deleted"
-    _emit(args, data, lambda: f"{verb} {total} snapshot(s) of {sum(1 for v in deleted.values() if v)} model(s), "
+    emit(args, data, lambda: f"{verb} {total} snapshot(s) of {sum(1 for v in deleted.values() if v)} model(s), "
                               f"keeping the newest {keep_last} of each")
 
 
@@ -350,7 +348,7 @@ def push(args: argparse.Namespace) -> None:
 
     report = pushing.push(default_context(), args.target, task_ids=args.task_ids, project=args.project,
                           storage=args.storage, dry_run=args.dry_run)
-    _emit(args, report.as_dict(), report.summary)
+    emit(args, report.as_dict(), report.summary)
     if report.held_back:
         raise AutologError(report.held_back_message())
 
@@ -370,100 +368,7 @@ def _copy_out(local: str, args: argparse.Namespace) -> None:
             if name.startswith(prefix + "."):
                 shutil.copyfile(os.path.join(folder, name), os.path.join(os.path.dirname(dest) or ".",
                                                                          os.path.basename(dest) + name[len(prefix):]))
-    _emit(args, {"path": os.path.abspath(dest)}, lambda: os.path.abspath(dest))
-
-
-# -- formatting -------------------------------------------------------------------------
-def _emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None:
-    if args.json:  # allow_nan=False: NaN and Infinity are not JSON, and strict parsers (jq, JS) reject them
-        print(json.dumps(finite(data), indent=2, default=str, allow_nan=False))
-    else:
-        print(human())
-
-
-def finite(value: Any) -> Any:
-    """value with every NaN or infinite float (a metric, a metadata value) replaced by None, so that it
-    is strict JSON (`--json` here, and every response of `autolog ui`)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
-def _as_dict(record: Any, drop: Sequence[str] = ()) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(record).items() if k not in drop}
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    from tabulate import tabulate
-
-    return tabulate(rows, headers=headers, tablefmt="simple") if rows else "(none)"
-
-
-def _model_heading(model: Any) -> str:
-    r = model._record
-    tags = f" tags={','.join(r.tags)}" if r.tags else ""
-    return f"model {r.id[:12]} {r.name!r} framework={r.framework or '-'} task={(r.task_id or '-')[:12]} ({r.origin}){tags}"
-
-
-def _model_design_lines(model: Any, most: int = 20) -> list[str]:
-    """The label enumeration on one line, the design's first `most` lines below it."""
-    lines = []
-    if model.labels:
-        lines.append("  labels  " + ", ".join(f"{label}={value}" for label, value in model.labels.items()))
-    design = model.config_text.splitlines()
-    if design:
-        lines += ["  design"] + [f"    {line}" for line in design[:most]]
-        if len(design) > most:
-            lines.append(f"    ... ({len(design) - most} more lines: --json shows all)")
-    return lines
-
-
-def _digest(digest: str | None) -> str:
-    """A snapshot's digest as people read it: 12 hex digits, the algorithm named when it is not BLAKE3."""
-    if not digest:
-        return ""
-    algorithm, _, hex_part = digest.partition(":")
-    return hex_part[:12] if algorithm == "blake3" else f"{algorithm}:{hex_part[:12]}"
-
-
-def _snapshot_table(snapshots: list) -> str:
-    return _table(["seq", "iter", "status", "size", "digest", "uri", "saved"], [
-        [s.seq, "" if s.iteration is None else s.iteration, s.status + (f": {s.reason}" if s.reason else ""),
-         _size(s.size), _digest(s.digest), (s.uri or "") + (f" [{s.entry}]" if s.entry else ""), _time(s.created)]
-        for s in snapshots
-    ])
-
-
-def _time(ts: float | None) -> str:
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _duration(start: float, end: float | None) -> str:
-    return f"{end - start:.1f}s" if end else "-"
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
-
-
-def _one_line(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
+    emit(args, {"path": os.path.abspath(dest)}, lambda: os.path.abspath(dest))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def show_section(series: list[dict[str, Any]], table: Callable[[list[str], list[
 
 
 def task_scalars(args: argparse.Namespace) -> None:
-    from .cli import _emit, _table
+    from .cli_format import emit, table
     from .task import Task
 
     task = Task.get_task(task_id=args.task_id)
@@ -50,15 +50,15 @@ def task_scalars(args: argparse.Namespace) -> None:
 
     def human() -> str:
         lines = [f"scalars of task {task.id} ({len(rows)} series)",
-                 _table(["title", "series", "values", "last iter", "last", "min", "max"], [
+                 table(["title", "series", "values", "last iter", "last", "min", "max"], [
                      [r["title"], r["series"], r["count"], r["last_iteration"], _number(r["last"]), _number(r["min"]),
                       _number(r["max"])] for r in rows])]
         if singles:
             lines += ["", f"single values ({len(singles)})",
-                      _table(["name", "value"], [[name, _number(v)] for name, v in singles.items()])]
+                      table(["name", "value"], [[name, _number(v)] for name, v in singles.items()])]
         return "\n".join(lines)
 
-    _emit(args, data, human)
+    emit(args, data, human)
 
 
 def _number(value: float) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ..cli import finite  # the CLI's --json rule: NaN and infinities as null
+from ..cli_format import finite  # the CLI's --json rule: NaN and infinities as null
 from ..config import scrub
 
 
