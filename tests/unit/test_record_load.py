@@ -68,6 +68,8 @@ def test_a_load_links_to_the_save_of_the_path_it_was_loaded_from_not_the_first_s
 
     assert _load(ctx, str(second), "PyTorch").id == by_b.id
     assert _load(ctx, str(first), "PyTorch").id == by_a.id
+    [link] = ctx.store.loads_of_model(by_b.model_id)  # what the load row says: the path, bytes and framework
+    assert (link.path, link.digest, link.framework, link.snapshot_id) == (str(second), by_b.digest, "PyTorch", by_b.id)
     elsewhere = tmp_path / "copied.pt"  # the bytes at a path no run saved: the first save of them
     elsewhere.write_bytes(WEIGHTS)
     assert _load(ctx, str(elsewhere), "PyTorch").id == by_a.id
