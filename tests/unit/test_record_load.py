@@ -75,6 +75,26 @@ def test_a_load_links_to_the_save_of_the_path_it_was_loaded_from_not_the_first_s
     assert _load(ctx, str(elsewhere), "PyTorch").id == by_a.id
 
 
+def test_a_snapshot_whose_bytes_were_not_stored_is_no_producer(tmp_path):
+    """Run A's save of x.pt was hashed, then failed to store (or is still pending): its bytes are
+    nowhere. A load of x.pt links to the run that did store those bytes (at another path)."""
+    ctx = default_context()
+    lost, kept = tmp_path / "x.pt", tmp_path / "y.pt"
+    for path in (lost, kept):
+        path.write_bytes(WEIGHTS)
+    content = identify(ctx, collect_sources(str(kept)))
+    stored = None
+    for name, path, status in (("run b", kept, "stored"), ("run a", lost, "failed"), ("run c", lost, "pending")):
+        task = _task(ctx.store, name)
+        model = ctx.store.create_model(task_id=task.id, origin="capture", name=path.name, project="p",
+                                       framework="PyTorch", source_path=str(path))
+        snap = ctx.store.add_snapshot(model.id, status=status, uri=f"/store/{task.id}/{path.name}",
+                                      size=content.size, digest=content.digest, source_path=str(path))
+        stored = stored or snap
+
+    assert _load(ctx, str(lost), "PyTorch").id == stored.id
+
+
 def test_a_folder_no_task_saved_becomes_an_imported_model_named_after_it(tmp_path):
     ctx = default_context()
     folder = tmp_path / "bert-tiny"
