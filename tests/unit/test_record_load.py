@@ -95,6 +95,25 @@ def test_a_snapshot_whose_bytes_were_not_stored_is_no_producer(tmp_path):
     assert _load(ctx, str(lost), "PyTorch").id == stored.id
 
 
+def test_a_save_recorded_in_place_is_the_producer_of_its_file(tmp_path):
+    """output_uri=None: run A's save is recorded by path and hash only (status local, nothing copied).
+    A later load of that file is A's, not an imported model."""
+    ctx = default_context()
+    path = tmp_path / "x.pt"
+    path.write_bytes(WEIGHTS)
+    content = identify(ctx, collect_sources(str(path)))
+    task = _task(ctx.store, "run a")
+    model = ctx.store.create_model(task_id=task.id, origin="capture", name=path.name, project="p",
+                                   framework="PyTorch", source_path=str(path))
+    in_place = ctx.store.add_snapshot(model.id, status="local", uri=str(path), size=content.size,
+                                      digest=content.digest, source_path=str(path))
+
+    assert _load(ctx, str(path), "PyTorch").id == in_place.id
+    copied = tmp_path / "copy.pt"  # the same bytes elsewhere: still A's
+    copied.write_bytes(WEIGHTS)
+    assert _load(ctx, str(copied), "PyTorch").id == in_place.id
+
+
 def test_a_folder_no_task_saved_becomes_an_imported_model_named_after_it(tmp_path):
     ctx = default_context()
     folder = tmp_path / "bert-tiny"
