@@ -114,6 +114,59 @@ def test_a_save_recorded_in_place_is_the_producer_of_its_file(tmp_path):
     assert _load(ctx, str(copied), "PyTorch").id == in_place.id
 
 
+def _saved(ctx, name: str, path: Path, content, origin: str = "capture", status: str = "stored") -> SnapshotRecord:
+    task = _task(ctx.store, name)
+    model = ctx.store.create_model(task_id=None if origin == "imported" else task.id, origin=origin, name=path.name,
+                                   project="p", framework="PyTorch", source_path=str(path))
+    return ctx.store.add_snapshot(model.id, status=status, uri=f"/store/{task.id}/{path.name}", size=content.size,
+                                  digest=content.digest, source_path=str(path))
+
+
+def test_of_two_runs_that_saved_the_same_bytes_at_the_loaded_path_the_newer_is_the_producer(tmp_path):
+    """A seeded rerun wrote the same weights to the same path: the load is of the newer save."""
+    ctx = default_context()
+    path = tmp_path / "model.pt"
+    path.write_bytes(WEIGHTS)
+    content = identify(ctx, collect_sources(str(path)))
+    older = _saved(ctx, "run 1", path, content)
+    newer = _saved(ctx, "run 2", path, content)
+    assert newer.created > older.created
+
+    assert _load(ctx, str(path), "PyTorch").id == newer.id
+
+
+def test_an_earlier_import_of_the_same_bytes_does_not_hide_the_run_that_saved_them(tmp_path):
+    """x.pt was loaded (and imported) before any run's save of those bytes was known; a run then saved
+    the same bytes at y.pt. A new load of x.pt is that run's save, not the import, even at the same path."""
+    ctx = default_context()
+    imported_at, saved_at = tmp_path / "x.pt", tmp_path / "y.pt"
+    for path in (imported_at, saved_at):
+        path.write_bytes(WEIGHTS)
+    content = identify(ctx, collect_sources(str(imported_at)))
+    _saved(ctx, "the import", imported_at, content, origin="imported", status="local")
+    by_run = _saved(ctx, "run", saved_at, content)
+
+    assert _load(ctx, str(imported_at), "PyTorch").id == by_run.id
+
+
+def test_the_first_save_of_some_bytes_is_the_one_made_first_not_the_one_recorded_first(tmp_path):
+    """`autolog push` copies older runs into a team store after newer ones were recorded there: a load of
+    those bytes from a path no run saved links to the save made first."""
+    ctx = default_context()
+    recorded_first, made_first, loaded = tmp_path / "b.pt", tmp_path / "a.pt", tmp_path / "elsewhere.pt"
+    for path in (recorded_first, made_first, loaded):
+        path.write_bytes(WEIGHTS)
+    content = identify(ctx, collect_sources(str(loaded)))
+    later = _saved(ctx, "run b", recorded_first, content)
+    task = _task(ctx.store, "run a, pushed later")
+    model = ctx.store.create_model(task_id=task.id, origin="capture", name=made_first.name, project="p",
+                                   framework="PyTorch", source_path=str(made_first))
+    earlier = ctx.store.add_snapshot(model.id, status="stored", uri=f"/store/{task.id}/a.pt", size=content.size,
+                                     digest=content.digest, source_path=str(made_first), created=later.created - 3600)
+
+    assert _load(ctx, str(loaded), "PyTorch").id == earlier.id
+
+
 def test_a_folder_no_task_saved_becomes_an_imported_model_named_after_it(tmp_path):
     ctx = default_context()
     folder = tmp_path / "bert-tiny"
