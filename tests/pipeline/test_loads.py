@@ -32,3 +32,44 @@ def test_loaded_file_is_hashed_off_the_training_thread(local_store, work, monkey
     assert hashed_in, "the loaded file was never hashed"
     assert threading.main_thread() not in hashed_in, "the load was hashed in the training thread"
     task.close()
+
+
+def test_a_save_over_a_file_whose_load_is_still_being_hashed_waits_and_the_load_keeps_its_lineage(
+        local_store, work, monkeypatch):
+    """Fine-tuning in place: torch.load(ckpt) then torch.save(new, ckpt) at once. The save waits until
+    the load's background hash has read the file (the fence of a load), so the load is linked to the
+    snapshot of the bytes it loaded, not to the new ones."""
+    ckpt = work / "ckpt.pt"
+    producer = Task.init(project_name="pipeline", task_name="producer", output_uri=local_store)
+    torch.save(tensor(1), ckpt)
+    producer.close()
+    [produced] = producer.models["output"]
+
+    reading, release = threading.Event(), threading.Event()
+    real_fd_digest = identity.fd_digest
+
+    def slow_digest(fd: int, *args, **kwargs) -> str:
+        if threading.current_thread().name == "autolog-lineage":
+            reading.set()
+            release.wait(30)
+        return real_fd_digest(fd, *args, **kwargs)
+
+    monkeypatch.setattr(identity, "fd_digest", slow_digest)
+    identity._memory.clear()  # the producer's save left this file's hash in memory: read it again
+    monkeypatch.setattr(identity, "_HOST", "another-host")  # and not from the database's stat cache
+    task = Task.init(project_name="pipeline", task_name="fine-tune", output_uri=local_store)
+    assert torch.equal(torch.load(ckpt, weights_only=True), tensor(1))
+    assert reading.wait(30), "the load's hash never started"
+    saving = threading.Thread(target=torch.save, args=(tensor(2), ckpt))
+    saving.start()
+    saving.join(1.0)
+    assert saving.is_alive(), "the save overwrote the file while the load's hash was reading it"
+    release.set()
+    saving.join(30)
+    assert not saving.is_alive()
+    task.close()
+
+    [source] = task.models["input"]
+    assert source.id == produced.id, "the load was not linked to the snapshot of the bytes it loaded"
+    [tuned] = task.models["output"]
+    assert torch.equal(torch.load(tuned.get_local_copy(), weights_only=True), tensor(2))
