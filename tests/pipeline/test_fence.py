@@ -148,3 +148,36 @@ def test_a_save_autolog_does_not_record_still_protects_the_previous_snapshot_of_
     [snap] = output_snapshots(task, "model.bin")
     assert snap.status == "stored"
     assert_stored_tensor(snap, tensor(1))
+
+
+def test_a_save_that_stopped_waiting_on_a_stalled_copy_names_the_overwrite_as_the_cause(
+        local_store, work, copier, config, caplog, monkeypatch):
+    """The copy of a hard-linked file's snapshot (which cannot be set aside) makes no progress: the next
+    save of the path stops waiting after stall_timeout and overwrites the file. That earlier snapshot
+    then fails, and its reason says why (a later save overwrote it unread), not only what the copy saw."""
+    from autolog import safety
+
+    monkeypatch.delenv("AUTOLOG_STRICT")  # the failure is the point: reported, not raised
+    monkeypatch.setattr(safety, "_reported", set())  # reported afresh, whatever ran before in this process
+    config(pipeline={"stall_timeout": 2})
+    ckpt, other_name = work / "ckpt.pt", work / "same-file.pt"
+    task = Task.init(project_name="pipeline", task_name="stalled fence", output_uri=local_store)
+    copier.hold()
+    torch.save(tensor(1), ckpt)
+    os.link(ckpt, other_name)
+    assert copier.wait_for_calls(1)
+    second = save_in_thread(tensor(2), ckpt)
+    second.join(timeout=WAIT)
+    assert not second.is_alive(), "the save kept waiting on a copy that made no progress"
+    copier.release.set()
+    # The work moves again (a flush that began while it was stalled would give up at once, by design).
+    assert copier.wait_for_calls(2), "the second snapshot was never copied"
+    with caplog.at_level("WARNING", logger="autolog"):
+        task.close()
+
+    first, last = output_snapshots(task, "ckpt.pt")
+    assert first.status == "failed", (first.status, first.reason)
+    assert first.reason.startswith("overwritten by a later save of the same path before autolog could copy it"), \
+        first.reason
+    assert_stored_tensor(last, tensor(2))
+    assert any("overwritten by a later save" in r.getMessage() for r in caplog.records), "close() did not say why"
