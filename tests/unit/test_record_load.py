@@ -30,6 +30,15 @@ def _sha256_era_snapshot(store: MetadataStore, name: str, path: Path) -> Snapsho
                               digest="sha256:" + hashlib.sha256(WEIGHTS).hexdigest(), source_path=str(path))
 
 
+def _saved(ctx, name: str, path: Path, content, origin: str = "capture", **values) -> SnapshotRecord:
+    """A run's save of content at path (status stored unless values say otherwise)."""
+    task = _task(ctx.store, name)
+    model = ctx.store.create_model(task_id=None if origin == "imported" else task.id, origin=origin, name=path.name,
+                                   project="p", framework="PyTorch", source_path=str(path))
+    values = {"status": "stored", "uri": f"/store/{task.id}/{path.name}", **values}
+    return ctx.store.add_snapshot(model.id, size=content.size, digest=content.digest, source_path=str(path), **values)
+
+
 def _load(ctx, path: str, framework: str) -> SnapshotRecord:
     sources = collect_sources(path)
     loader = _task(ctx.store, "loader")
@@ -57,12 +66,7 @@ def test_a_load_links_to_the_save_of_the_path_it_was_loaded_from_not_the_first_s
     snaps = []
     for name, path in (("run a", first), ("run b", second)):
         path.write_bytes(WEIGHTS)
-        task = _task(ctx.store, name)
-        model = ctx.store.create_model(task_id=task.id, origin="capture", name=path.name, project="p",
-                                       framework="PyTorch", source_path=str(path))
-        content = identify(ctx, collect_sources(str(path)))
-        snaps.append(ctx.store.add_snapshot(model.id, status="stored", uri=f"/store/{task.id}/{path.name}",
-                                            size=content.size, digest=content.digest, source_path=str(path)))
+        snaps.append(_saved(ctx, name, path, identify(ctx, collect_sources(str(path)))))
     by_a, by_b = snaps
     assert by_a.digest == by_b.digest and by_a.digest.startswith("blake3:")
 
@@ -85,11 +89,7 @@ def test_a_snapshot_whose_bytes_were_not_stored_is_no_producer(tmp_path):
     content = identify(ctx, collect_sources(str(kept)))
     stored = None
     for name, path, status in (("run b", kept, "stored"), ("run a", lost, "failed"), ("run c", lost, "pending")):
-        task = _task(ctx.store, name)
-        model = ctx.store.create_model(task_id=task.id, origin="capture", name=path.name, project="p",
-                                       framework="PyTorch", source_path=str(path))
-        snap = ctx.store.add_snapshot(model.id, status=status, uri=f"/store/{task.id}/{path.name}",
-                                      size=content.size, digest=content.digest, source_path=str(path))
+        snap = _saved(ctx, name, path, content, status=status)
         stored = stored or snap
 
     assert _load(ctx, str(lost), "PyTorch").id == stored.id
@@ -102,24 +102,12 @@ def test_a_save_recorded_in_place_is_the_producer_of_its_file(tmp_path):
     path = tmp_path / "x.pt"
     path.write_bytes(WEIGHTS)
     content = identify(ctx, collect_sources(str(path)))
-    task = _task(ctx.store, "run a")
-    model = ctx.store.create_model(task_id=task.id, origin="capture", name=path.name, project="p",
-                                   framework="PyTorch", source_path=str(path))
-    in_place = ctx.store.add_snapshot(model.id, status="local", uri=str(path), size=content.size,
-                                      digest=content.digest, source_path=str(path))
+    in_place = _saved(ctx, "run a", path, content, status="local", uri=str(path))
 
     assert _load(ctx, str(path), "PyTorch").id == in_place.id
     copied = tmp_path / "copy.pt"  # the same bytes elsewhere: still A's
     copied.write_bytes(WEIGHTS)
     assert _load(ctx, str(copied), "PyTorch").id == in_place.id
-
-
-def _saved(ctx, name: str, path: Path, content, origin: str = "capture", status: str = "stored") -> SnapshotRecord:
-    task = _task(ctx.store, name)
-    model = ctx.store.create_model(task_id=None if origin == "imported" else task.id, origin=origin, name=path.name,
-                                   project="p", framework="PyTorch", source_path=str(path))
-    return ctx.store.add_snapshot(model.id, status=status, uri=f"/store/{task.id}/{path.name}", size=content.size,
-                                  digest=content.digest, source_path=str(path))
 
 
 def test_of_two_runs_that_saved_the_same_bytes_at_the_loaded_path_the_newer_is_the_producer(tmp_path):
@@ -158,11 +146,7 @@ def test_the_first_save_of_some_bytes_is_the_one_made_first_not_the_one_recorded
         path.write_bytes(WEIGHTS)
     content = identify(ctx, collect_sources(str(loaded)))
     later = _saved(ctx, "run b", recorded_first, content)
-    task = _task(ctx.store, "run a, pushed later")
-    model = ctx.store.create_model(task_id=task.id, origin="capture", name=made_first.name, project="p",
-                                   framework="PyTorch", source_path=str(made_first))
-    earlier = ctx.store.add_snapshot(model.id, status="stored", uri=f"/store/{task.id}/a.pt", size=content.size,
-                                     digest=content.digest, source_path=str(made_first), created=later.created - 3600)
+    earlier = _saved(ctx, "run a, pushed later", made_first, content, created=later.created - 3600)
 
     assert _load(ctx, str(loaded), "PyTorch").id == earlier.id
 
