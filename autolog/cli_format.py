@@ -68,7 +68,8 @@ def short_digest(digest: str | None) -> str:
 def snapshot_table(snapshots: list) -> str:
     return table(["seq", "iter", "status", "size", "digest", "uri", "saved"], [
         [s.seq, "" if s.iteration is None else s.iteration, s.status + (f": {s.reason}" if s.reason else ""),
-         format_size(s.size), short_digest(s.digest), (s.uri or "") + (f" [{s.entry}]" if s.entry else ""), format_time(s.created)]
+         format_size(s.size), short_digest(s.digest), (s.uri or "") + (f" [{s.entry}]" if s.entry else ""),
+         format_time(s.created)]
         for s in snapshots
     ])
 
