@@ -1,12 +1,12 @@
 """Argparse arguments, noted as the script parses them (ClearML's auto_connect_arg_parser).
 
-Importing autolog.task calls `install()`: one wrapper around `ArgumentParser.parse_known_args`
-(which `parse_args` calls) and `parse_known_intermixed_args`; a plain function, not wrapt's, so that
-`import autolog` does not import wrapt (and asyncio) before there is a framework to patch. After the
-user's call returns, the wrapper notes each parser's parsed values and help texts, and hands them to
-the running task when one follows arguments (`follow`). A script that parses before `Task.init()` has them stored when its
-task starts (`recorded`). The call itself is untouched: same arguments, same return value, same
-exception (`--help`'s SystemExit included), and nothing is noted for a call that raised.
+Importing autolog.task calls `install()`: one wrapper around `ArgumentParser.parse_known_args` (which
+`parse_args` calls) and `parse_known_intermixed_args`; a plain function, not wrapt's, so that `import
+autolog` does not import wrapt (and asyncio) before there is a framework to patch. After the user's
+call returns, the wrapper notes each parser's parsed values and help texts, and hands them to the
+running task when one follows arguments (`follow`). A script that parses before `Task.init()` has them
+stored when its task starts (`recorded`). The call itself is untouched: same arguments, same return
+value, same exception (`--help`'s SystemExit included), and nothing is noted for a call that raised.
 
 A sub-parser's parse runs inside its parent's: only the outermost call is noted, and its namespace
 holds the sub-command's values too. Limits: a parse that ran before autolog.task was imported is not
