@@ -13,8 +13,8 @@ from .db import ModelRecord, SnapshotRecord
 from .errors import IntegrityError, ModelNotFoundError, NotFoundError
 from .model_design import RESERVED_KEYS, design_dict, design_of, labels_of, user_metadata
 from .model_reporting import ModelReporting
-from .storage import collect_sources, fetch, hash_sources
-from .storage.hashing import IDENTITY, SHA256, algorithm_of, hex_of, manifest_digest, stream_digests
+from .storage import collect_sources, fetch, fetch_sha256, hash_sources, verify
+from .storage.hashing import IDENTITY, algorithm_of
 from .storage.layout import real_path
 from .snapshots.identity import identify
 from .snapshots.in_place import local_location, recorded_sources
@@ -171,20 +171,12 @@ class Model(ModelReporting):
         if not snap.digest:
             raise IntegrityError(f"Snapshot {snap.seq} of model {self.id[:8]} has no recorded content to compute "
                                  f"a sha256 from ({snap.status}: {snap.reason or 'its content is not known yet'}).")
-        path = self.get_local_copy(snap.seq)
-        algorithm = algorithm_of(snap.digest)
-        if snap.files:
+        if snap.status == "local":  # no copy: the file where it was saved, checked against its digest
+            path = self.get_local_copy(snap.seq)
             root = path[: len(path) - len(snap.entry)].rstrip(os.sep) if snap.entry else path  # path = root/entry
-            # names are display_path text in the row: real_path finds a name that is not UTF-8
-            pairs = [(e["name"], _two_digests(real_path(os.path.join(root, e["name"])), algorithm)) for e in snap.files]
-            got = manifest_digest(({"name": name, "digest": both[0]} for name, both in pairs), algorithm)
-            sha = hex_of(manifest_digest(({"name": name, "digest": both[1]} for name, both in pairs), SHA256))
-        else:
-            got, sha256_digest = _two_digests(path, algorithm)
-            sha = hex_of(sha256_digest)
-        if got != snap.digest:  # a copy in a local store is returned in place, unverified: checked here
-            raise IntegrityError(f"The stored copy of snapshot {snap.seq} of model {self.id[:8]} ({path}) does not "
-                                 f"match its recorded {algorithm}: it was altered, so no sha256 is recorded for it.")
+            sha = verify(root, snap.digest, snap.files, path, with_sha256=True)
+        else:  # a copy in a local store is checked in place; a remote one while it is downloaded
+            _, sha = fetch_sha256(snap.uri, snap.entry, snap.digest, snap.files, self._ctx.cache_dir)
         self._ctx.store.update_snapshot(snap.id, sha256=sha)
         return sha
 
@@ -289,13 +281,6 @@ class InputModel(Model):
         labels = self.labels
         if labels and not store.get_task(task.id).labels:
             store.update_task(task.id, labels=labels)
-
-
-def _two_digests(path: str, algorithm: str) -> tuple[str, str]:
-    """(digest with algorithm, sha256 digest) of a file, in one read."""
-    with open(path, "rb") as f:
-        (digest, sha256), _ = stream_digests(f, (algorithm, SHA256))
-    return digest, sha256
 
 
 def _verified_local_path(ctx: Context, snap: SnapshotRecord) -> str:

@@ -59,14 +59,22 @@ def sha256_digest(sha256_hex: str | None) -> str | None:
 def file_digest(path: str | os.PathLike, algorithm: str = IDENTITY,
                 on_progress: Callable[[int], None] | None = None) -> str:
     """Digest of a file; on_progress(bytes) is called after each step (a slow disk still shows progress)."""
+    return file_digests(path, (algorithm,), on_progress)[0]
+
+
+def file_digests(path: str | os.PathLike, algorithms: tuple[str, ...],
+                 on_progress: Callable[[int], None] | None = None) -> list[str]:
+    """Digests of a file, one per algorithm, from one read."""
     with open(path, "rb", buffering=0) as f:
-        digest, buffer = new_hasher(algorithm), bytearray(min(HASH_STEP, os.fstat(f.fileno()).st_size + 1))
+        hashers = [new_hasher(a) for a in algorithms]
+        buffer = bytearray(min(HASH_STEP, os.fstat(f.fileno()).st_size + 1))
         view = memoryview(buffer)
         while size := f.readinto(buffer):
-            digest.update(view[:size])
+            for hasher in hashers:
+                hasher.update(view[:size])
             if on_progress is not None:
                 on_progress(size)
-        return f"{algorithm}:{digest.hexdigest()}"
+        return [f"{a}:{h.hexdigest()}" for a, h in zip(algorithms, hashers)]
 
 
 def fd_digest(fd: int, algorithm: str = IDENTITY) -> str:

@@ -15,7 +15,8 @@ from typing import Callable
 from ..errors import IntegrityError
 from ..config import redact_url
 from .blobstore import BlobStore, download, filesystem, is_local, normalize_uri, open_for_read
-from .hashing import CHUNK, IDENTITY, SHA256, algorithm_of, bytes_digest, fd_digest, file_digest, hex_of, manifest_digest, short, stream_digests
+from .hashing import (CHUNK, IDENTITY, SHA256, algorithm_of, bytes_digest, fd_digest, file_digest, file_digests, hex_of,
+                      manifest_digest, short, stream_digests)
 from .layout import real_path
 from .sources import OpenedSources, SourceChangedError, Sources, open_sources
 
@@ -286,15 +287,33 @@ def fetch(uri: str, entry: str, digest: str | None, manifest: list, cache_dir: s
           force_download: bool = False) -> str:
     """A local path holding the snapshot: the stored file itself when local, else a verified cached copy
     (downloaded again when force_download)."""
+    root, _ = _fetched(uri, digest, manifest, cache_dir, force_download)
+    return os.path.join(root, entry) if entry else root
+
+
+def fetch_sha256(uri: str, entry: str, digest: str, manifest: list, cache_dir: str) -> tuple[str, str]:
+    """fetch(), and the snapshot's sha256 (see verify), its bytes read once for both the digest check
+    and the sha256: while verifying a new download, or from the copy already there."""
+    root, sha = _fetched(uri, digest, manifest, cache_dir, with_sha256=True)
+    if sha is None:  # nothing was downloaded: the stored file in place, or a cached copy
+        sha = verify(root, digest, manifest, uri, with_sha256=True)
+    return (os.path.join(root, entry) if entry else root), sha
+
+
+def _fetched(uri: str, digest: str | None, manifest: list, cache_dir: str, force_download: bool = False,
+             with_sha256: bool = False) -> tuple[str, str | None]:
+    """(local root of the snapshot, the sha256 computed while verifying a download or None when nothing
+    was downloaded)."""
     if is_local(uri):
         path = real_path(normalize_uri(uri))  # a path-only snapshot's uri is display_path text
         if not os.path.exists(path):
             raise FileNotFoundError(f"Stored snapshot {path} is missing (deleted by hand or by retention).")
-        return os.path.join(path, entry) if entry else path
+        return path, None
     uri_name = uri.rstrip("/").rsplit("/", 1)[-1]
     local = os.path.join(cache_dir, "objects", _cache_name(digest), uri_name)
     if force_download and os.path.lexists(local):
         discard_cached(local, cache_dir)
+    sha = None
     if not os.path.exists(local):
         tmp = os.path.join(cache_dir, "objects", f"incomplete-{uuid.uuid4().hex}")
         try:
@@ -303,11 +322,11 @@ def fetch(uri: str, entry: str, digest: str | None, manifest: list, cache_dir: s
                     download(f"{uri}/{e['name']}", os.path.join(tmp, uri_name, e["name"]))
             else:
                 download(uri, os.path.join(tmp, uri_name))
-            verify(os.path.join(tmp, uri_name), digest, manifest, uri)
+            sha = verify(os.path.join(tmp, uri_name), digest, manifest, uri, with_sha256=with_sha256)
             _move_into_cache(os.path.join(tmp, uri_name), local)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return os.path.join(local, entry) if entry else local
+    return local, sha
 
 
 def discard_cached(path: str, cache_dir: str) -> None:
@@ -323,23 +342,27 @@ def discard_cached(path: str, cache_dir: str) -> None:
         os.remove(gone)
 
 
-def verify(local: str, digest: str | None, manifest: list, what: str) -> None:
-    """Raise IntegrityError unless local holds the content recorded as digest (with its files' manifest)."""
+def verify(local: str, digest: str | None, manifest: list, what: str, with_sha256: bool = False) -> str | None:
+    """Raise IntegrityError unless local holds the content recorded as digest (with its files' manifest).
+    with_sha256: also the content's sha256 hex from the same read (else None), to compare with `sha256sum`:
+    a file's own, or for several files the sha256 over their sorted "name NUL file-sha256 LF" lines."""
     if digest is None:
-        return
+        return None
     algorithm = algorithm_of(digest)
+    algorithms = (algorithm, SHA256) if with_sha256 else (algorithm,)
     if manifest:
-        got = manifest_digest(
-            ({"name": e["name"], "digest": file_digest(os.path.join(local, e["name"]), algorithm)} for e in manifest),
-            algorithm,
-        )
+        # names are display_path text in the row: real_path finds a name that is not UTF-8
+        per_file = [(e["name"], file_digests(real_path(os.path.join(local, e["name"])), algorithms)) for e in manifest]
+        got, *sha = (manifest_digest(({"name": name, "digest": ds[i]} for name, ds in per_file), a)
+                     for i, a in enumerate(algorithms))
     else:
-        got = file_digest(local, algorithm)
+        got, *sha = file_digests(local, algorithms)
     if got != digest:
         raise IntegrityError(
             f"Content of {what} does not match its recorded {algorithm} ({short(got)} != {short(digest)}): "
             "the stored copy was altered or corrupted. Do not use it; re-upload from the source."
         )
+    return hex_of(sha[0]) if sha else None
 
 
 def copied_marker(staging: str) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import fsspec
@@ -456,6 +457,51 @@ def test_sha256_is_computed_on_demand_then_kept_in_the_row(output_uri, tmp_path,
     assert (sorted(f["name"] for f in snap.files), snap.entry) == (sorted(CHECKPOINT), "ckpt")
     assert Model(prefix.id).sha256() == manifest_sha(CHECKPOINT)
     assert Model(prefix.id).snapshot().sha256 == manifest_sha(CHECKPOINT)
+
+
+def test_sha256_of_a_remote_snapshot_reads_its_bytes_once(memory_uri, tmp_path, weights, monkeypatch):
+    """Downloaded: the digest check and the sha256 come from one read of the download (a second read
+    of a 4 GB file would double the wait); already cached: one read of the cached copy."""
+    task = Task.init(project_name="p", task_name="t", output_uri=memory_uri)
+    single = OutputModel(task=task, name="single")
+    for i, data in enumerate(VERSIONS[:2], start=1):
+        single.update_weights(str(write(weights, data)), iteration=i)
+    folder = OutputModel(task=task, name="folder")
+    folder.update_weights(str(make_folder(tmp_path / "export", FOLDER)))
+    task.close()
+    shutil.rmtree(os.path.join(Model(single.id)._ctx.cache_dir, "objects"))  # as on another machine
+    opened: list[str] = []
+    real_open = open
+
+    def counting_open(path, mode="r", *args, **kwargs):
+        if "cache" in os.fspath(path) and "r" in mode:
+            opened.append(os.path.basename(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    assert Model(single.id).sha256(1) == sha(VERSIONS[0])  # not cached yet: downloaded, then read once
+    assert len(opened) == 1
+    Model(single.id).get_local_copy(2)  # cached (and verified) first
+    opened.clear()
+    assert Model(single.id).sha256(2) == sha(VERSIONS[1])
+    assert len(opened) == 1
+    opened.clear()
+    assert Model(folder.id).sha256() == manifest_sha(FOLDER)
+    assert sorted(opened) == sorted(os.path.basename(name) for name in FOLDER)
+
+
+def test_sha256_of_a_remote_snapshot_altered_in_the_store_is_refused(memory_uri, weights):
+    task = Task.init(project_name="p", task_name="t", output_uri=memory_uri)
+    model = OutputModel(task=task, name="m")
+    model.update_weights(str(write(weights, b"as saved")))
+    task.close()
+    shutil.rmtree(os.path.join(Model(model.id)._ctx.cache_dir, "objects"))  # as on another machine
+    uri = Model(model.id).snapshot().uri
+    with fsspec.open(uri, "wb") as f:
+        f.write(b"altered in the store")
+    with pytest.raises(IntegrityError, match="does not match its recorded blake3"):
+        Model(model.id).sha256()
+    assert Model(model.id).snapshot().sha256 is None
 
 
 def test_sha256_of_a_local_snapshot_is_read_in_place_and_only_from_the_recorded_bytes(tmp_path, weights):
