@@ -45,25 +45,25 @@ class Context:
 
 
 # Task.init creates its row in a background thread; a query made meanwhile in this process waits for
-# it, so that Task.get_task(task_id=Task.current_task().id) finds the task.
-_rows_being_created: set[threading.Event] = set()
+# it, so that Task.get_task(task_id=Task.current_task().id) finds the task. That thread waits for the
+# script's imports to go quiet (quiet_start.py): setting its `wanted` event starts it at once.
+_rows_being_created: dict[threading.Event, threading.Event] = {}  # ready -> wanted
+_init_threads: dict[threading.Thread, threading.Event] = {}  # thread -> wanted
 
 
-_init_threads: set[threading.Thread] = set()
-
-
-def row_being_created(ready: threading.Event, thread: threading.Thread) -> None:
-    _rows_being_created.add(ready)
-    _init_threads.add(thread)
+def row_being_created(ready: threading.Event, wanted: threading.Event, thread: threading.Thread) -> None:
+    _rows_being_created[ready] = wanted
+    _init_threads[thread] = wanted
 
 
 def _finish_rows_before_fork() -> None:
     """A fork while the background thread imports SQLAlchemy would copy held import locks into the
     child, which then hangs at its first save: let that thread finish first (~0.1 s)."""
-    for thread in list(_init_threads):
+    for thread, wanted in list(_init_threads.items()):
         if thread is not threading.current_thread():
+            wanted.set()
             thread.join(timeout=60)
-        _init_threads.discard(thread)
+        _init_threads.pop(thread, None)
 
 
 on_fork("context.rows", before=_finish_rows_before_fork)
@@ -75,7 +75,8 @@ _ROW_WAIT = 120.0  # seconds
 
 def default_context() -> Context:
     """Read config and environment now, so a changed AUTOLOG_HOME or AUTOLOG_DB_URL takes effect."""
-    for ready in list(_rows_being_created):
+    for ready, wanted in list(_rows_being_created.items()):
+        wanted.set()
         ready.wait(_ROW_WAIT)  # bounded: the row's thread itself gives up on the database before this
-        _rows_being_created.discard(ready)
+        _rows_being_created.pop(ready, None)
     return Context(load_settings())

@@ -20,6 +20,7 @@ from .config import redact_url
 from .context import Context, row_being_created
 from .db import TaskRecord
 from .errors import AutologError
+from .quiet_start import wait_for_quiet_imports
 from .safety import shielded
 from .snapshots import retention
 from .snapshots.database_guard import retry_while_unreachable
@@ -66,6 +67,7 @@ class TaskRuntime:
         self._pipeline_lock = threading.Lock()
         self._ready = threading.Event()
         self._ready.set()
+        self._wanted = threading.Event()  # something waits for the row: the background start goes ahead now
         self._init_error: BaseException | None = None
         self._init_thread: threading.Thread | None = None
         self._flushers: list[tuple[str, Callable[[bool], None]]] = []
@@ -73,11 +75,12 @@ class TaskRuntime:
 
     # -- the task's row ------------------------------------------------------------------
     def create_record_in_background(self) -> None:
-        """Opening the database (and importing SQLAlchemy) takes ~0.1 s: the training script goes on
-        meanwhile, and whatever needs the task's row waits for it (`ctx`)."""
+        """Opening the database (and importing SQLAlchemy) takes ~0.2 s: the training script goes on
+        meanwhile, and whatever needs the task's row waits for it (`ctx`). The thread first lets the
+        script's imports end (quiet_start.py)."""
         self._ready.clear()
         self._init_thread = threading.Thread(target=self._create_record, name="autolog-init", daemon=True)
-        row_being_created(self._ready, self._init_thread)
+        row_being_created(self._ready, self._wanted, self._init_thread)
         self._init_thread.start()
 
     def _create_record(self) -> None:
@@ -87,6 +90,7 @@ class TaskRuntime:
                 self.pipeline.start_workers()
             except Exception as exc:  # noqa: BLE001 - only a head start: the first save makes and starts them
                 logger.debug("autolog: snapshot workers not started ahead: %s", exc, exc_info=True)
+        wait_for_quiet_imports(self._wanted)  # the workers only wait for work; the database start imports
         try:
             # Patient, like the snapshot workers: a database that is down right after Task.init (a
             # restart, a failover) must not leave the whole run unrecorded.
@@ -111,6 +115,7 @@ class TaskRuntime:
         """The context, once the task's row exists (its thread gives up on the database after
         [db] retry_seconds; this wait is bounded beyond that in case the thread itself hangs)."""
         row_wait = self.context.settings.db_retry_seconds + ROW_WAIT_MARGIN_SECONDS
+        self._wanted.set()
         if not self._ready.wait(row_wait):
             raise AutologError(
                 f"The row of task {self.task_id[:8]} was not written within {row_wait:.0f} s: the metadata "
@@ -260,6 +265,7 @@ class TaskRuntime:
             os.environ.pop(TASK_ENV, None)
             os.environ.pop(PID_ENV, None)
         if self._init_thread is not None:
+            self._wanted.set()
             self._init_thread.join(timeout=10)
         status = "failed" if self.failure else "completed"
         store = self.ctx.store

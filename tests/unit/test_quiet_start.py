@@ -1,0 +1,123 @@
+"""Task.init's background start waits for the script's imports to end (autolog/quiet_start.py)."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import types
+
+from autolog.quiet_start import wait_for_quiet_imports
+
+
+class Importing:
+    """A thread adding a module to sys.modules every `every` seconds, as a script's imports do."""
+
+    def __init__(self, every: float = 0.01):
+        self.every, self.names, self._stop = every, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            name = f"_autolog_test_module_{len(self.names)}"
+            sys.modules[name] = types.ModuleType(name)
+            self.names.append(name)
+
+    def __enter__(self) -> "Importing":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for name in self.names:
+            sys.modules.pop(name, None)
+
+
+def timed(wanted: threading.Event, **kwargs: float) -> tuple[str, float]:
+    start = time.monotonic()
+    outcome = wait_for_quiet_imports(wanted, **kwargs)
+    return outcome, time.monotonic() - start
+
+
+def test_nothing_imported_goes_ahead_after_one_quiet_step():
+    outcome, elapsed = timed(threading.Event(), quiet=0.05, at_most=5)
+    assert outcome == "quiet" and elapsed < 1
+
+
+def test_it_waits_while_modules_are_imported_then_goes_ahead_once_they_stop():
+    with Importing():
+        outcome, elapsed = timed(threading.Event(), quiet=0.05, at_most=0.6)
+    assert (outcome, elapsed >= 0.6) == ("timeout", True)
+    importing = Importing()
+    with importing:
+        threading.Timer(0.4, importing._stop.set).start()  # the imports end after 0.4 s
+        outcome, elapsed = timed(threading.Event(), quiet=0.05, at_most=5)
+    assert outcome == "quiet" and 0.4 <= elapsed < 2
+
+
+def test_something_wanting_the_row_starts_it_at_once():
+    wanted = threading.Event()
+    with Importing():
+        threading.Timer(0.2, wanted.set).start()
+        outcome, elapsed = timed(wanted, quiet=0.05, at_most=5)
+    assert outcome == "wanted" and elapsed < 1.5
+
+
+SCRIPT = r"""
+import json, os, sys, time
+from autolog import Task, runtime
+os.makedirs("mods", exist_ok=True)
+sys.path.insert(0, "mods")
+task = Task.init(project_name="p", task_name="quiet", output_uri=False)
+run = runtime.live()
+seen = []
+for i in range(60):  # the script's own imports: one module every 10 ms for 0.6 s
+    with open(f"mods/script_module_{i}.py", "w") as f:
+        f.write("X = 1\n")
+    __import__(f"script_module_{i}")
+    seen.append("sqlalchemy" in sys.modules or run._ready.is_set())
+    time.sleep(0.01)
+ended = time.monotonic()
+row_after = None
+while time.monotonic() - ended < 10 and row_after is None:
+    if run._ready.is_set():
+        row_after = time.monotonic() - ended
+    time.sleep(0.01)
+print(json.dumps({"during": any(seen), "row_after": row_after}))
+"""
+
+WANTED_SCRIPT = r"""
+import json, os, sys, time
+from autolog import Task
+os.makedirs("mods", exist_ok=True)
+sys.path.insert(0, "mods")
+task = Task.init(project_name="p", task_name="wanted", output_uri=False)
+found_at = None
+for i in range(300):  # imports go on for 3 s, but a query needs the row at 0.1 s
+    with open(f"mods/script_module_{i}.py", "w") as f:
+        f.write("X = 1\n")
+    __import__(f"script_module_{i}")
+    time.sleep(0.01)
+    if i == 10:
+        start = time.monotonic()
+        found = Task.get_task(task_id=task.id)
+        found_at = time.monotonic() - start
+        break
+print(json.dumps({"found": found.id == task.id, "waited": found_at}))
+"""
+
+
+def test_a_script_importing_after_task_init_runs_its_imports_before_the_background_start(run_py, tmp_path):
+    proc = run_py(SCRIPT, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["during"] is False  # neither SQLAlchemy imported nor the row written while the script imported
+    assert got["row_after"] is not None and got["row_after"] < 3  # then at once (the quiet step and ~0.2 s)
+
+
+def test_a_query_during_the_imports_gets_the_row_without_waiting_for_them_to_end(run_py, tmp_path):
+    proc = run_py(WANTED_SCRIPT, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["found"] is True and got["waited"] < 2.5  # not the 5 s cap
