@@ -29,14 +29,16 @@ def database_unreachable(exc: BaseException) -> bool:
 
 
 def retry_while_unreachable(call: Callable[[], T], seconds: float) -> T:
-    """call(), retried with backoff while the database is unreachable, for up to `seconds`."""
+    """call(), retried with backoff while the database is unreachable, for `seconds`: the last try is
+    made when they are up (a backoff step longer than what is left is cut short, not skipped)."""
     deadline, delay = time.monotonic() + seconds, 0.25
     while True:
         try:
             return call()
         except Exception as exc:  # noqa: BLE001
-            if not database_unreachable(exc) or time.monotonic() + delay > deadline:
+            left = deadline - time.monotonic()
+            if not database_unreachable(exc) or left <= 0:
                 raise
-            logger.debug("autolog: database unreachable (%s), retrying in %.2fs", exc, delay)
-            time.sleep(delay)
+            logger.debug("autolog: database unreachable (%s), retrying in %.2fs", exc, min(delay, left))
+            time.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)

@@ -70,9 +70,12 @@ def test_sigkill_during_uploads_then_sync(pg_url, s3_uri, tmp_path, child_env):
         work, home = tmp_path / f"trial-{trial}", tmp_path / f"home-{trial}"  # one database for all
         env = child_env({"AUTOLOG_DB_URL": pg_url, "AUTOLOG_STRICT": "0", "AUTOLOG_HOME": str(home)})
         # Odd trials overwrite one file (the staged copy is then the only copy); even ones keep every file.
+        # The run then waits at a gate that never opens: it cannot finish (close, uploads done) before the
+        # kill, which a fast machine let it do.
         journaled_before = _journaled(pg_url)
         trainer = Trainer(work, env, output_uri=s3_uri, floats=750_000, seed=trial, name=f"trial-{trial}",
-                          file="ckpt.pt" if trial % 2 else "ckpt-{step}.pt", phases=[{"saves": 10}])
+                          file="ckpt.pt" if trial % 2 else "ckpt-{step}.pt",
+                          phases=[{"saves": 10}, {"gate": "never", "saves": 0}])
         # A save is journaled by a background thread a few ms after it returns: crash after the first one
         # is (a kill before that leaves no trace of it, which is what the README says).
         wait_for(lambda: _journaled(pg_url) > journaled_before or trainer.proc.poll() is not None, 120)
