@@ -2,12 +2,16 @@
 
 `Task.init()` at a script's top is followed by the script's imports (torch, transformers: seconds of
 Python holding the GIL, and thousands of short file reads that each let another thread take it). The
-background start (importing SQLAlchemy, opening the database, starting the snapshot workers: ~0.2 s of
-Python) run beside those imports takes the GIL at each such read and keeps it for a switch interval,
-and slowed a `import torch` after Task.init by 0.9-1.2 s on the 2-core VM, several times its own cost.
-So it waits until no module was imported for one `QUIET_SECONDS` step (training code holds the GIL far
-less: tensor kernels and data loading release it), at once when something needs the task's row
-(`wanted`: a query, a worker, close, a fork), and for at most `MAX_WAIT_SECONDS` in any case.
+background start (importing SQLAlchemy, opening the database, writing the task's row: ~0.2 s of
+Python) run beside those imports takes the GIL at each such read and keeps it for a switch interval:
+a script that imports torch after Task.init started 0.31-0.37 s later than without autolog, and
+0.14 s later once the start waited for the imports (`bench/init_cost.py --at-top`, 2-core VM).
+So it waits until the thread that called Task.init is not inside an import and no module was added
+to `sys.modules` for one `QUIET_SECONDS` step (a module's body can run for 100 ms without importing
+another one: torch's does, so the count alone said "quiet" in the middle of `import torch`); at once
+when something needs the task's row (`wanted`: a query, a worker, close, a fork); after
+`MAX_WAIT_SECONDS` in any case. Training code holds the GIL far less than imports do: tensor kernels
+and data loading release it.
 """
 from __future__ import annotations
 
@@ -19,16 +23,26 @@ QUIET_SECONDS = 0.05
 MAX_WAIT_SECONDS = 5.0
 
 
-def wait_for_quiet_imports(wanted: threading.Event, quiet: float = QUIET_SECONDS,
+def wait_for_quiet_imports(wanted: threading.Event, thread_id: int, quiet: float = QUIET_SECONDS,
                            at_most: float = MAX_WAIT_SECONDS) -> str:
-    """Return "quiet" once no module was imported for `quiet` seconds, "wanted" as soon as `wanted` is
-    set, "timeout" after `at_most` seconds."""
+    """Return "quiet" once thread_id is out of the import system and no module was imported for `quiet`
+    seconds, "wanted" as soon as `wanted` is set, "timeout" after `at_most` seconds."""
     deadline = time.monotonic() + at_most
     count = len(sys.modules)
     while (left := deadline - time.monotonic()) > 0:
         if wanted.wait(min(quiet, left)):
             return "wanted"
-        if len(sys.modules) == count:
+        if len(sys.modules) == count and not importing(thread_id):
             return "quiet"
         count = len(sys.modules)
     return "timeout"
+
+
+def importing(thread_id: int) -> bool:
+    """Whether the thread is inside an import now (a frame of importlib's bootstrap is on its stack)."""
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False

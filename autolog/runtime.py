@@ -79,18 +79,19 @@ class TaskRuntime:
         meanwhile, and whatever needs the task's row waits for it (`ctx`). The thread first lets the
         script's imports end (quiet_start.py)."""
         self._ready.clear()
-        self._init_thread = threading.Thread(target=self._create_record, name="autolog-init", daemon=True)
+        self._init_thread = threading.Thread(target=self._create_record, args=(threading.get_ident(),),
+                                             name="autolog-init", daemon=True)
         row_being_created(self._ready, self._wanted, self._init_thread)
         self._init_thread.start()
 
-    def _create_record(self) -> None:
+    def _create_record(self, script_thread: int) -> None:
         ctx, record = self.context, self.record
         if self.auto_connect is not False:  # saves will come: their workers are started here, not by the first
             try:
                 self.pipeline.start_workers()
             except Exception as exc:  # noqa: BLE001 - only a head start: the first save makes and starts them
                 logger.debug("autolog: snapshot workers not started ahead: %s", exc, exc_info=True)
-        wait_for_quiet_imports(self._wanted)  # the workers only wait for work; the database start imports
+        wait_for_quiet_imports(self._wanted, script_thread)  # the workers only wait for work; this imports
         try:
             # Patient, like the snapshot workers: a database that is down right after Task.init (a
             # restart, a failover) must not leave the whole run unrecorded.

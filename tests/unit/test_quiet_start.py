@@ -1,6 +1,7 @@
 """Task.init's background start waits for the script's imports to end (autolog/quiet_start.py)."""
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import threading
@@ -34,9 +35,9 @@ class Importing:
             sys.modules.pop(name, None)
 
 
-def timed(wanted: threading.Event, **kwargs: float) -> tuple[str, float]:
+def timed(wanted: threading.Event, thread_id: int | None = None, **kwargs: float) -> tuple[str, float]:
     start = time.monotonic()
-    outcome = wait_for_quiet_imports(wanted, **kwargs)
+    outcome = wait_for_quiet_imports(wanted, threading.get_ident() if thread_id is None else thread_id, **kwargs)
     return outcome, time.monotonic() - start
 
 
@@ -54,6 +55,23 @@ def test_it_waits_while_modules_are_imported_then_goes_ahead_once_they_stop():
         threading.Timer(0.4, importing._stop.set).start()  # the imports end after 0.4 s
         outcome, elapsed = timed(threading.Event(), quiet=0.05, at_most=5)
     assert outcome == "quiet" and 0.4 <= elapsed < 2
+
+
+def test_it_waits_while_the_script_runs_a_long_module_body(tmp_path, monkeypatch):
+    """A module's body may run for a long time without importing another module (torch's does)."""
+    (tmp_path / "_autolog_test_slow_module.py").write_text(
+        "import time\nimport _autolog_test_started\ntime.sleep(0.5)\n")  # an import that lasts 0.5 s
+    started = types.ModuleType("_autolog_test_started")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "_autolog_test_started", started)
+    script = threading.Thread(target=importlib.import_module, args=("_autolog_test_slow_module",))
+    script.start()
+    while "_autolog_test_slow_module" not in sys.modules:  # its body is running
+        time.sleep(0.001)
+    outcome, elapsed = timed(threading.Event(), script.ident, quiet=0.05, at_most=5)
+    script.join()
+    sys.modules.pop("_autolog_test_slow_module", None)
+    assert outcome == "quiet" and elapsed >= 0.4
 
 
 def test_something_wanting_the_row_starts_it_at_once():
