@@ -1,0 +1,368 @@
+"""The one generic wrapper (binding/core.make_wrapper) on its own: what it passes to the active task's
+recorder for each kind of declaration, and what it never changes about the call it wraps.
+
+The bindings' tests (tests/bindings/) check the same through real frameworks in child processes; these
+run in-process against a recorder that writes down what it is told, so each rule of the wrapper's
+contract has a test that takes milliseconds (mutation testing runs them once per mutant)."""
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autolog.binding import core
+from autolog.binding.spec import Arg, Attr, Computed, Load, Returned, Save
+
+
+class Aside:
+    def __init__(self, log: list, fail: bool = False):
+        self.log, self.fail = log, fail
+
+    def settle(self, raised: bool) -> None:
+        self.log.append(("settle", raised))
+        if self.fail:
+            raise OSError("could not put the old file back")
+
+
+class Recorder:
+    """Writes down every call the wrapper makes to it."""
+
+    def __init__(self, allow: bool = True, aside: bool = False, fail_in: str = "", settle_fails: bool = False):
+        self.calls: list[tuple] = []
+        self.allow, self.aside, self.fail_in, self.settle_fails = allow, aside, fail_in, settle_fails
+
+    def _maybe_fail(self, where: str) -> None:
+        if self.fail_in == where:
+            raise RuntimeError(f"{where} broke")
+
+    def allows(self, key: str, path: str) -> bool:
+        self.calls.append(("allows", key, path))
+        return self.allow
+
+    def before_save(self, path: str, part: str | None = None):
+        self.calls.append(("before_save", path, part))
+        self._maybe_fail("before_save")
+        return Aside(self.calls, self.settle_fails) if self.aside else None
+
+    def saved(self, path, framework, model_path=None, wait_copied=False, iteration=None, exclude=(), part=None,
+              companions=()):
+        self.calls.append(("saved", path, framework, model_path, wait_copied, iteration, exclude, part, companions))
+        self._maybe_fail("saved")
+
+    def loaded(self, path, framework, exclude=(), companions=()):
+        self.calls.append(("loaded", path, framework, exclude, companions))
+        self._maybe_fail("loaded")
+
+    def named(self, kind: str) -> list[tuple]:
+        return [c for c in self.calls if c[0] == kind]
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    made = Recorder()
+    core.activate(made)
+    yield made
+    core.activate(None)
+
+
+def wrap(patch, original, framework: str = "Fw", key: str = "fw"):
+    wrapper = core.make_wrapper(patch, framework, key)
+    return lambda *args, **kwargs: wrapper(original, None, args, kwargs)
+
+
+def writer(path_index: int = 1):
+    """A save that writes its first argument's repr to the path it is given, and returns a sentinel."""
+    result = object()
+
+    def save(*args, **kwargs):
+        target = kwargs.get("f", args[path_index] if len(args) > path_index else None)
+        if isinstance(target, (str, Path)):
+            Path(target).write_text(repr(args[0]))
+        elif target is not None:
+            target.write(b"bytes")
+        return result
+
+    save.result = result
+    return save
+
+
+# -- the call itself ---------------------------------------------------------------------------------
+def test_the_original_gets_the_callers_arguments_and_its_result_comes_back_as_is(recorder, tmp_path):
+    seen = []
+
+    def original(*args, **kwargs):
+        seen.append((args, kwargs))
+        return seen
+
+    obj, target = {"w": 1}, str(tmp_path / "m.pt")
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), original)(obj, target, protocol=4) is seen
+    assert seen == [((obj, target), {"protocol": 4})] and seen[0][0][0] is obj
+
+
+def test_with_no_active_task_nothing_is_recorded_and_nothing_fenced(tmp_path):
+    core.activate(None)
+    save = writer()
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", str(tmp_path / "m.pt")) is save.result
+    assert (tmp_path / "m.pt").read_text() == "'w'"
+
+
+def test_an_exception_of_the_original_reaches_the_caller_as_the_same_object_and_nothing_is_recorded(
+        recorder, tmp_path):
+    recorder.aside = True
+    error = ValueError("disk full")
+
+    def failing(obj, f):
+        raise error
+
+    save = wrap(Save("fw", "save", path=Arg(1, "f")), failing)
+    with pytest.raises(ValueError) as raised:
+        save("w", str(tmp_path / "m.pt"))
+    assert raised.value is error
+    assert recorder.named("saved") == [] and ("settle", True) in recorder.calls
+    # the path's lock was released: the next save of the path does not wait forever
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt")) is not None
+    assert getattr(core._nesting, "inside", False) is False
+
+
+# -- what a save records -----------------------------------------------------------------------------
+def test_a_save_to_a_path_is_fenced_then_recorded_with_its_absolute_path(recorder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save = writer()
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", "m.pt") is save.result
+    target = str(tmp_path / "m.pt")
+    assert recorder.calls == [
+        ("before_save", target, None),
+        ("allows", "fw", target),
+        ("saved", target, "Fw", None, False, None, (), None, ()),
+    ]
+
+
+def test_the_path_given_by_keyword_is_found_too(recorder, tmp_path):
+    wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", f=str(tmp_path / "m.pt"))
+    assert recorder.named("saved")[0][1] == str(tmp_path / "m.pt")
+
+
+def test_bytes_and_file_urls_are_local_paths_and_other_urls_are_kept(recorder, tmp_path):
+    wrap(Save("fw", "save", path=Arg(1, "f")), lambda obj, f: None)("w", f"file://{tmp_path}/a.pt")
+    wrap(Save("fw", "save", path=Arg(1, "f")), lambda obj, f: None)("w", str(tmp_path / "b.pt").encode())
+    wrap(Save("fw", "save", path=Arg(1, "f")), lambda obj, f: None)("w", "s3://bucket/c.pt")
+    fenced = [c[1] for c in recorder.named("before_save")]
+    assert fenced == [str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "s3://bucket/c.pt"]
+    assert [c[1] for c in recorder.named("saved")] == fenced
+
+
+def test_an_open_file_is_recorded_by_its_name_and_copied_before_the_save_returns(recorder, tmp_path):
+    target = tmp_path / "m.pt"
+    with open(target, "wb") as f:
+        wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", f)
+    assert recorder.named("before_save") == []  # no path before the call: nothing to fence
+    assert recorder.named("saved") == [("saved", str(target), "Fw", None, True, None, (), None, ())]
+
+
+def test_an_in_memory_target_is_not_recorded(recorder):
+    buffer = io.BytesIO()
+    wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", buffer)
+    assert buffer.getvalue() == b"bytes"
+    assert recorder.named("saved") == [] and recorder.named("before_save") == []
+
+
+def test_a_filtered_save_is_still_fenced_but_not_recorded(recorder, tmp_path):
+    recorder.allow = False
+    wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
+    assert recorder.named("before_save") == [("before_save", str(tmp_path / "m.pt"), None)]
+    assert recorder.named("saved") == []
+
+
+def test_a_returned_path_is_recorded_after_the_call_without_a_fence(recorder, tmp_path):
+    prefix = str(tmp_path / "ckpt-1")
+    wrap(Save("fw", "Checkpoint.save", path=Returned()), lambda: prefix)()
+    assert recorder.named("before_save") == []
+    assert recorder.named("saved") == [("saved", prefix, "Fw", None, False, None, (), None, ())]
+
+
+def test_an_attribute_path_is_read_from_the_instance(recorder, tmp_path):
+    class Manager:
+        _prefix = str(tmp_path / "ckpt")
+
+    wrapper = core.make_wrapper(Save("fw", "Manager.save", path=Attr("_prefix")), "Fw", "fw")
+    wrapper(lambda: None, Manager(), (), {})
+    assert recorder.named("saved")[0][1] == str(tmp_path / "ckpt")
+
+
+def test_model_path_iteration_exclude_and_companions_are_passed_on(recorder, tmp_path):
+    patch = Save("fw", "save_checkpoint", path=Arg(0, "path"),
+                 model_path=Computed(lambda call: str(tmp_path / "ckpt")),
+                 iteration=Computed(lambda call: call.kwargs["step"]),
+                 exclude=("checkpoint-*",),
+                 companions=Computed(lambda call: [str(tmp_path / "a.data"), tmp_path / "b.data"]))
+    wrap(patch, lambda path, step: None)(str(tmp_path / "ckpt-7"), step="7")
+    assert recorder.named("saved") == [("saved", str(tmp_path / "ckpt-7"), "Fw", str(tmp_path / "ckpt"), False, 7,
+                                        ("checkpoint-*",), None,
+                                        (str(tmp_path / "a.data"), str(tmp_path / "b.data")))]
+
+
+def test_an_iteration_of_none_is_left_to_the_save_count(recorder, tmp_path):
+    patch = Save("fw", "save", path=Arg(0, "f"), iteration=Computed(lambda call: None))
+    wrap(patch, lambda f: None)(str(tmp_path / "m.pt"))
+    assert recorder.named("saved")[0][5] is None
+
+
+def test_a_generic_savers_framework_is_the_one_of_the_object_it_saved(recorder, tmp_path):
+    patch = Save("joblib", "dump", path=Arg(1, "filename"), obj=Arg(0, "value"))
+    wrap(patch, writer(), framework="joblib")(np.zeros(2), str(tmp_path / "a.joblib"))
+    wrap(patch, writer(), framework="joblib")({"plain": "dict"}, str(tmp_path / "b.joblib"))
+    assert [c[2] for c in recorder.named("saved")] == ["NumPy", "joblib"]
+
+
+def test_a_settling_save_names_its_part_to_the_fence_and_the_recorder(recorder, tmp_path):
+    patch = Save("fw", "Model.save_pretrained", path=Arg(0, "save_directory"), settle=True)
+    wrap(patch, lambda d: None)(str(tmp_path / "out"))
+    assert recorder.named("before_save") == [("before_save", str(tmp_path / "out"), "fw.Model.save_pretrained")]
+    assert recorder.named("saved")[0][7] == "fw.Model.save_pretrained"
+
+
+# -- loads ------------------------------------------------------------------------------------------
+def test_a_load_is_recorded_with_its_exclusions_and_companions_and_never_fenced(recorder, tmp_path):
+    result = object()
+    patch = Load("fw", "load", path=Arg(0, "f"), exclude=("optimizer.pt",),
+                 companions=Computed(lambda call: [str(tmp_path / "w.data")]))
+    assert wrap(patch, lambda f: result)(str(tmp_path / "m.pt")) is result
+    assert recorder.calls == [("allows", "fw", str(tmp_path / "m.pt")),
+                              ("loaded", str(tmp_path / "m.pt"), "Fw", ("optimizer.pt",),
+                               (str(tmp_path / "w.data"),))]
+
+
+def test_a_filtered_load_is_not_recorded(recorder, tmp_path):
+    recorder.allow = False
+    wrap(Load("fw", "load", path=Arg(0, "f")), lambda f: None)(str(tmp_path / "m.pt"))
+    assert recorder.named("loaded") == []
+
+
+# -- only the outermost call, only rank 0 -----------------------------------------------------------
+def test_only_the_outermost_patched_call_records(recorder, tmp_path):
+    inner = wrap(Save("fw", "save_weights", path=Arg(1, "f")), writer())
+
+    def outer_save(obj, f):
+        return inner(obj, str(tmp_path / "inner.h5"))
+
+    wrap(Save("fw", "save", path=Arg(1, "f")), outer_save)("w", str(tmp_path / "outer.keras"))
+    assert [c[1] for c in recorder.named("saved")] == [str(tmp_path / "outer.keras")]
+    assert [c[1] for c in recorder.named("before_save")] == [str(tmp_path / "outer.keras")]
+
+
+def test_a_patched_call_made_while_recording_is_not_recorded(recorder, tmp_path):
+    inner = wrap(Load("fw", "load", path=Arg(0, "f")), lambda f: None)
+    original_saved = recorder.saved
+
+    def saved(*args, **kwargs):
+        inner(str(tmp_path / "read-while-recording.pt"))
+        original_saved(*args, **kwargs)
+
+    recorder.saved = saved
+    wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
+    assert recorder.named("loaded") == [] and len(recorder.named("saved")) == 1
+
+
+@pytest.mark.parametrize("rank, records", [("1", False), ("3", False), ("0", True), ("", True)])
+def test_only_rank_zero_records(recorder, tmp_path, monkeypatch, rank, records):
+    monkeypatch.setenv("RANK", rank)
+    save = writer()
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", str(tmp_path / "m.pt")) is save.result
+    assert bool(recorder.named("saved")) is records and bool(recorder.named("before_save")) is records
+
+
+# -- failures of the recording side -----------------------------------------------------------------
+@pytest.mark.parametrize("where", ["before_save", "saved"])
+def test_a_recording_failure_is_one_warning_and_the_save_still_happens(recorder, tmp_path, monkeypatch, caplog,
+                                                                       where):
+    monkeypatch.setenv("AUTOLOG_STRICT", "0")
+    monkeypatch.setattr("autolog.safety._reported", set())
+    recorder.fail_in = where
+    save = writer()
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", str(tmp_path / "m.pt")) is save.result
+    assert (tmp_path / "m.pt").read_text() == "'w'"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"autolog: fw.save() of Fw was not logged: RuntimeError: {where} broke"]
+    assert getattr(core._nesting, "inside", False) is False
+
+
+@pytest.mark.parametrize("where", ["before_save", "saved"])
+def test_in_strict_mode_a_recording_failure_raises(recorder, tmp_path, monkeypatch, where):
+    monkeypatch.setenv("AUTOLOG_STRICT", "1")
+    recorder.fail_in = where
+    with pytest.raises(RuntimeError, match=f"{where} broke"):
+        wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
+    assert getattr(core._nesting, "inside", False) is False
+
+
+def test_a_load_recording_failure_is_reported_and_the_load_returns(recorder, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("AUTOLOG_STRICT", "0")
+    monkeypatch.setattr("autolog.safety._reported", set())
+    recorder.fail_in = "loaded"
+    result = object()
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        assert wrap(Load("fw", "load", path=Arg(0, "f")), lambda f: result)(str(tmp_path / "m.pt")) is result
+    assert any("fw.load() of Fw was not logged: RuntimeError: loaded broke" in r.getMessage() for r in caplog.records)
+
+
+def test_a_settle_failure_after_a_save_that_raised_never_replaces_the_users_exception(
+        recorder, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("AUTOLOG_STRICT", "1")  # even in strict mode
+    monkeypatch.setattr("autolog.safety._reported", set())
+    recorder.aside, recorder.settle_fails = True, True
+    error = KeyError("the user's")
+
+    def failing(obj, f):
+        raise error
+
+    with caplog.at_level(logging.WARNING, logger="autolog"), pytest.raises(KeyError) as raised:
+        wrap(Save("fw", "save", path=Arg(1, "f")), failing)("w", str(tmp_path / "m.pt"))
+    assert raised.value is error
+    assert any("could not put the old file back" in r.getMessage() for r in caplog.records)
+
+
+def test_a_settle_failure_after_a_save_that_returned_is_a_recording_failure(recorder, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOLOG_STRICT", "1")
+    recorder.aside, recorder.settle_fails = True, True
+    with pytest.raises(OSError, match="could not put the old file back"):
+        wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
+    assert ("settle", False) in recorder.calls
+    monkeypatch.setenv("AUTOLOG_STRICT", "0")
+    save = writer()
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", str(tmp_path / "m.pt")) is save.result
+
+
+# -- saves of one path take turns ---------------------------------------------------------------------
+def test_saves_of_one_path_take_turns_and_other_paths_do_not_wait(recorder, tmp_path):
+    inside, release, order = threading.Event(), threading.Event(), []
+
+    def slow(obj, f):
+        order.append(("start", obj))
+        inside.set()
+        release.wait(10)
+        order.append(("end", obj))
+
+    def fast(obj, f):
+        order.append(("start", obj))
+        order.append(("end", obj))
+
+    same, other = str(tmp_path / "m.pt"), str(tmp_path / "other.pt")
+    first = threading.Thread(target=wrap(Save("fw", "save", path=Arg(1, "f")), slow), args=("first", same))
+    first.start()
+    inside.wait(10)
+    wrap(Save("fw", "save", path=Arg(1, "f")), fast)("other path", other)  # does not wait for the first
+    second = threading.Thread(target=wrap(Save("fw", "save", path=Arg(1, "f")), fast), args=("second", same))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # waits for the first save of its path
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert order == [("start", "first"), ("start", "other path"), ("end", "other path"), ("end", "first"),
+                     ("start", "second"), ("end", "second")]
