@@ -58,6 +58,26 @@ def test_a_known_file_is_hashed_once_then_found_in_memory_and_in_the_database(ct
     assert ctx.store.cached_digest(identity._HOST, weights.stat()) == bytes_digest(b"weights v1")
 
 
+def test_a_file_known_in_this_process_needs_no_database_query(ctx, hashed, tmp_path, monkeypatch):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"weights v1")
+    identify_file(ctx, weights)
+    queries = []
+    real = ctx.store.cached_digest
+    monkeypatch.setattr(ctx.store, "cached_digest", lambda *a: queries.append(a) or real(*a))
+    assert identify_file(ctx, weights) == bytes_digest(b"weights v1")
+    assert queries == [] and len(hashed) == 1
+
+
+def test_a_file_saved_many_times_keeps_one_entry_in_memory(ctx, tmp_path):
+    """A run rewriting one checkpoint path thousands of times must not grow the cache with it."""
+    weights = tmp_path / "ckpt.pt"
+    for step in range(5):
+        weights.write_bytes(b"step %d " % step * (step + 1))  # a new size each time
+        identify_file(ctx, weights)
+    assert len(identity._memory) == 1
+
+
 def test_a_file_rewritten_with_the_same_size_and_mtime_is_hashed_again(ctx, hashed, tmp_path):
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"weights v1")
@@ -124,6 +144,13 @@ def test_remember_many_writes_the_newest_stat_of_each_file_once(ctx, tmp_path):
     # an equal stat seen later wins (the later save of the same bytes)
     identity.remember_many(ctx, [(sa, "blake3:first"), (tie, "blake3:later")], written.append)
     assert [digest for _, _, digest in written[1]] == ["blake3:later"]
+    # one ctime (times preserved by a copy), two mtimes: the later mtime wins, in either order
+    c = sa.st_ctime_ns
+    early, late = (_stat(sa, {"st_size": 1, "st_mtime_ns": c - 20, "st_ctime_ns": c}),
+                   _stat(sa, {"st_size": 1, "st_mtime_ns": c - 10, "st_ctime_ns": c}))
+    identity.remember_many(ctx, [(early, "blake3:early"), (late, "blake3:late")], written.append)
+    identity.remember_many(ctx, [(late, "blake3:late"), (early, "blake3:early")], written.append)
+    assert [digest for rows in written[2:] for _, _, digest in rows] == ["blake3:late", "blake3:late"]
 
 
 def test_what_remember_many_wrote_is_known_without_reading_the_file(ctx, hashed, tmp_path):

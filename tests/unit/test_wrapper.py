@@ -104,11 +104,31 @@ def test_the_original_gets_the_callers_arguments_and_its_result_comes_back_as_is
     assert seen == [((obj, target), {"protocol": 4})] and seen[0][0][0] is obj
 
 
-def test_with_no_active_task_nothing_is_recorded_and_nothing_fenced(tmp_path):
+def test_with_no_active_task_the_call_goes_through_untouched(tmp_path):
     core.activate(None)
     save = writer()
     assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", str(tmp_path / "m.pt")) is save.result
     assert (tmp_path / "m.pt").read_text() == "'w'"
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("k", f=str(tmp_path / "k.pt")) is save.result
+    assert (tmp_path / "k.pt").read_text() == "'k'"
+
+
+def test_a_rank_check_that_fails_records_nothing_reports_which_call_and_the_call_goes_through(
+        recorder, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("AUTOLOG_STRICT", "0")
+    monkeypatch.setattr("autolog.safety._reported", set())
+
+    def broken_rank_check() -> bool:
+        raise RuntimeError("torch.distributed cannot say its rank")
+
+    monkeypatch.setattr(core, "_should_record", broken_rank_check)
+    save = writer()
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", f=str(tmp_path / "m.pt")) is save.result
+    assert (tmp_path / "m.pt").read_text() == "'w'"
+    assert recorder.calls == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "autolog: fw.save() of Fw was not logged: RuntimeError: torch.distributed cannot say its rank"]
 
 
 def test_an_exception_of_the_original_reaches_the_caller_as_the_same_object_and_nothing_is_recorded(
