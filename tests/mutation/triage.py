@@ -4,8 +4,8 @@ mutmut's own run (run.sh) tests each mutant against every selected test that rea
 per surviving mutant of a core function on a 2-core machine, a night for the core list. This pass runs
 each mutant against the test files given (seconds each, stopping at the first failure), so those
 tests' kills are known in minutes and only the survivors need a longer run or a reading. It changes
-nothing in mutmut's results: it prints a table and the survivors, and writes them to
-mutants/triage.json.
+nothing in mutmut's results: it prints each outcome and the survivors, and keeps them in
+mutants/triage.json (--resume goes on from there).
 
     python tests/mutation/triage.py --generate         # (re)make mutants/ from the sources, no test run
     python tests/mutation/triage.py 'autolog.binding.core.x_path_filter__mutmut_*' \\
@@ -63,7 +63,8 @@ def run_tests(mutant: str, tests: list[str], timeout: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generate", action="store_true", help="make mutants/ first")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds per mutant (a timeout is a kill)")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds per mutant (a timeout is a kill)")
+    parser.add_argument("--resume", action="store_true", help="keep the results in mutants/triage.json for these tests")
     parser.add_argument("patterns", nargs="*", help="mutant names (mutmut's, globs allowed), then -- and test files")
     argv = sys.argv[1:]
     tests = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -80,16 +81,20 @@ def main() -> None:
     clean = run_tests("", tests, args.timeout)
     if clean != "survived":
         raise SystemExit(f"the unmutated code does not pass {tests} ({clean}): fix that first")
+    saved = Path("mutants/triage.json")
     results: dict[str, str] = {}
+    if args.resume and saved.exists() and json.loads(saved.read_text())["tests"] == tests:
+        results = {n: r for n, r in json.loads(saved.read_text())["results"].items() if n in names}
     started = time.monotonic()
     for i, name in enumerate(names, 1):
-        results[name] = run_tests(name, tests, args.timeout)
+        if name not in results:
+            results[name] = run_tests(name, tests, args.timeout)
+            saved.write_text(json.dumps({"tests": tests, "results": results}, indent=1))
         print(f"[{i}/{len(names)} {time.monotonic() - started:5.0f} s] {results[name]:9} {name}", flush=True)
     counts = collections.Counter(results.values())
     print(f"\n{len(names)} mutants against {' '.join(tests)}: " +
           ", ".join(f"{counts[k]} {k}" for k in ("killed", "timeout", "survived", "no tests") if counts[k]))
     survivors = [n for n, r in results.items() if r in ("survived", "no tests")]
-    Path("mutants/triage.json").write_text(json.dumps({"tests": tests, "results": results}, indent=1))
     if survivors:
         print("Not killed by these tests (see each with: mutmut show NAME):")
         print("\n".join(f"  {n}" for n in survivors))

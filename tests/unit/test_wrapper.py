@@ -214,6 +214,17 @@ def test_an_attribute_path_is_read_from_the_instance(recorder, tmp_path):
     assert recorder.named("saved")[0][1] == str(tmp_path / "ckpt")
 
 
+def test_a_path_computed_from_the_instance_is_known_before_the_call_and_fenced(recorder, tmp_path):
+    class Trainer:  # keeps its checkpoint folder on itself, as Lightning's and Hugging Face's do
+        folder = str(tmp_path / "checkpoints")
+
+    patch = Save("fw", "Trainer.save_checkpoint",
+                 path=Computed(lambda call: f"{call.instance.folder}/step-{call.args[0]}"))
+    core.make_wrapper(patch, "Fw", "fw")(lambda step: None, Trainer(), (3,), {})
+    assert recorder.named("before_save") == [("before_save", str(tmp_path / "checkpoints" / "step-3"), None)]
+    assert recorder.named("saved")[0][1] == str(tmp_path / "checkpoints" / "step-3")
+
+
 def test_model_path_iteration_exclude_and_companions_are_passed_on(recorder, tmp_path):
     patch = Save("fw", "save_checkpoint", path=Arg(0, "path"),
                  model_path=Computed(lambda call: str(tmp_path / "ckpt")),
@@ -344,7 +355,8 @@ def test_a_settle_failure_after_a_save_that_raised_never_replaces_the_users_exce
     with caplog.at_level(logging.WARNING, logger="autolog"), pytest.raises(KeyError) as raised:
         wrap(Save("fw", "save", path=Arg(1, "f")), failing)("w", str(tmp_path / "m.pt"))
     assert raised.value is error
-    assert any("could not put the old file back" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records] == [
+        "autolog: fw.save() of Fw was not logged: OSError: could not put the old file back"]
 
 
 def test_a_settle_failure_after_a_save_that_returned_is_a_recording_failure(recorder, tmp_path, monkeypatch):
