@@ -225,6 +225,29 @@ def test_a_path_computed_from_the_instance_is_known_before_the_call_and_fenced(r
     assert recorder.named("saved")[0][1] == str(tmp_path / "checkpoints" / "step-3")
 
 
+def test_a_computed_path_is_computed_once_before_the_call_and_that_path_is_recorded(recorder, tmp_path):
+    """A Trainer names its checkpoint folder after its step, and the save moves the step on: the folder
+    recorded is the one fenced before the call, not the next step's."""
+    class Trainer:
+        step, asked = 1, 0
+
+        def folder(self, call) -> str:
+            self.asked += 1
+            return f"{call.arg(0, 'output_dir')}/checkpoint-{self.step}"
+
+    trainer = Trainer()
+
+    def save_checkpoint(output_dir):
+        trainer.step += 1
+
+    patch = Save("fw", "Trainer.save_checkpoint", path=Computed(trainer.folder))
+    core.make_wrapper(patch, "Fw", "fw")(save_checkpoint, trainer, (), {"output_dir": str(tmp_path)})
+    expected = str(tmp_path / "checkpoint-1")
+    assert recorder.named("before_save") == [("before_save", expected, None)]
+    assert recorder.named("saved")[0][1] == expected
+    assert trainer.asked == 1
+
+
 def test_model_path_iteration_exclude_and_companions_are_passed_on(recorder, tmp_path):
     patch = Save("fw", "save_checkpoint", path=Arg(0, "path"),
                  model_path=Computed(lambda call: str(tmp_path / "ckpt")),
@@ -359,15 +382,19 @@ def test_a_settle_failure_after_a_save_that_raised_never_replaces_the_users_exce
         "autolog: fw.save() of Fw was not logged: OSError: could not put the old file back"]
 
 
-def test_a_settle_failure_after_a_save_that_returned_is_a_recording_failure(recorder, tmp_path, monkeypatch):
+def test_a_settle_failure_after_a_save_that_returned_is_a_recording_failure(recorder, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("AUTOLOG_STRICT", "1")
     recorder.aside, recorder.settle_fails = True, True
     with pytest.raises(OSError, match="could not put the old file back"):
         wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
     assert ("settle", False) in recorder.calls
     monkeypatch.setenv("AUTOLOG_STRICT", "0")
+    monkeypatch.setattr("autolog.safety._reported", set())
     save = writer()
-    assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", str(tmp_path / "m.pt")) is save.result
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", str(tmp_path / "m.pt")) is save.result
+    assert [r.getMessage() for r in caplog.records] == [
+        "autolog: fw.save() of Fw was not logged: OSError: could not put the old file back"]
 
 
 # -- saves of one path take turns ---------------------------------------------------------------------
