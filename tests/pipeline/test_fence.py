@@ -105,6 +105,25 @@ def test_fence_waits_for_the_read_of_a_file_that_cannot_be_set_aside(local_store
     assert_stored_tensor(last, tensor(2))
 
 
+def test_the_fence_waits_for_the_read_of_the_previous_snapshot_never_its_upload(remote_store, work, put):
+    """A file that cannot be set aside (a second name) makes the next save of its path wait until its
+    snapshot was read into the staging copy; the upload of that copy, however slow, is not waited for."""
+    ckpt, other_name = work / "ckpt.pt", work / "other-name.pt"
+    task = Task.init(project_name="pipeline", task_name="upload off the fence", output_uri=remote_store)
+    put.block()
+    torch.save(tensor(1), ckpt)
+    os.link(ckpt, other_name)
+    second = save_in_thread(tensor(2), ckpt)
+    second.join(timeout=10)  # a read of a few bytes; waiting for the held upload would last until it stalls
+    blocked = second.is_alive()
+    put.release()
+    second.join(timeout=WAIT)
+    assert not blocked, "a save waited for the upload of the previous snapshot of its path"
+    task.close()
+    for snap, step in zip(output_snapshots(task, "ckpt.pt"), (1, 2), strict=True):
+        assert_stored_tensor(snap, tensor(step))
+
+
 def test_the_fence_waits_for_the_copy_of_the_previous_snapshot_never_its_hash(any_store, work, hasher):
     """Hashing runs on a thread of its own: while the first snapshot's hash is held, the second snapshot
     is copied and a third save of the path goes on (with one thread for both, it waited for the hash)."""
