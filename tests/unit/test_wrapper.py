@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -258,6 +259,18 @@ def test_model_path_iteration_exclude_and_companions_are_passed_on(recorder, tmp
     assert recorder.named("saved") == [("saved", str(tmp_path / "ckpt-7"), "Fw", str(tmp_path / "ckpt"), False, 7,
                                         ("checkpoint-*",), None,
                                         (str(tmp_path / "a.data"), str(tmp_path / "b.data")))]
+
+
+def test_companions_are_computed_from_the_whole_call(recorder, tmp_path):
+    """An exporter's external data file is named by the instance, the call's arguments and its result."""
+    class Exporter:
+        data_name = "weights"
+
+    patch = Save("fw", "Exporter.save", path=Arg(1, "f"), companions=Computed(lambda call: [os.path.join(
+        os.path.dirname(call.args[1]), f"{call.instance.data_name}{call.kwargs['suffix']}{call.result}")]))
+    core.make_wrapper(patch, "Fw", "fw")(lambda obj, f, suffix: ".data", Exporter(), ("m", str(tmp_path / "m.onnx")),
+                                         {"suffix": "-v1"})
+    assert recorder.named("saved")[0][8] == (str(tmp_path / "weights-v1.data"),)
 
 
 def test_an_iteration_of_none_is_left_to_the_save_count(recorder, tmp_path):
