@@ -250,14 +250,23 @@ def test_a_computed_path_is_computed_once_before_the_call_and_that_path_is_recor
 
 
 def test_model_path_iteration_exclude_and_companions_are_passed_on(recorder, tmp_path):
-    patch = Save("fw", "save_checkpoint", path=Arg(0, "path"),
-                 model_path=Computed(lambda call: str(tmp_path / "ckpt")),
-                 iteration=Computed(lambda call: call.kwargs["step"]),
+    class Manager:  # names its checkpoints <folder>/<prefix>-<step>, and returns the step it saved
+        prefix, base_step = "ckpt", 100
+
+    def model_path(call) -> str:  # every part of the call counts
+        return os.path.join(call.args[0], "..", f"{call.instance.prefix}{call.kwargs['tag']}{call.result - 3}")
+
+    def iteration(call) -> str:
+        return str(call.instance.base_step + len(call.args) + call.result + call.kwargs["step"])
+
+    patch = Save("fw", "Manager.save", path=Arg(0, "path"), model_path=Computed(model_path),
+                 iteration=Computed(iteration),
                  exclude=("checkpoint-*",),
                  companions=Computed(lambda call: [str(tmp_path / "a.data"), tmp_path / "b.data"]))
-    wrap(patch, lambda path, step: None)(str(tmp_path / "ckpt-7"), step="7")
-    assert recorder.named("saved") == [("saved", str(tmp_path / "ckpt-7"), "Fw", str(tmp_path / "ckpt"), False, 7,
-                                        ("checkpoint-*",), None,
+    core.make_wrapper(patch, "Fw", "fw")(lambda path, tag, step: 3, Manager(), (str(tmp_path / "ckpt-7"),),
+                                         {"tag": "-best", "step": 4})
+    assert recorder.named("saved") == [("saved", str(tmp_path / "ckpt-7"), "Fw", str(tmp_path / "ckpt-best0"), False,
+                                        108, ("checkpoint-*",), None,
                                         (str(tmp_path / "a.data"), str(tmp_path / "b.data")))]
 
 
