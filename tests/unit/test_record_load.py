@@ -6,6 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
 from autolog import lineage
 from autolog.context import default_context
 from autolog.db import SnapshotRecord
@@ -57,6 +59,19 @@ def test_a_load_matched_by_its_sha256_links_to_the_save_of_the_path_it_was_loade
     # Both snapshots hold these bytes; the one saved at the path loaded is the producer, not the first.
     assert _load(ctx, str(second), "PyTorch").id == by_b.id
     assert _load(ctx, str(first), "PyTorch").id == by_a.id
+
+
+def test_a_load_matched_by_its_digest_is_not_hashed_again_in_a_store_holding_sha256_identities(tmp_path, monkeypatch):
+    """The sha256 fallback is for loads no digest matches: a store with older rows does not make every
+    load read its file a second time (nor lose the producer it found)."""
+    ctx = default_context()
+    old, new = tmp_path / "old.pt", tmp_path / "new.pt"
+    old.write_bytes(b"weights saved before schema 4")
+    _sha256_era_snapshot(ctx.store, "an old run", old)
+    new.write_bytes(b"weights saved by a run today")
+    today = _saved(ctx, "a run today", new, identify(ctx, collect_sources(str(new))))
+    monkeypatch.setattr(lineage, "hash_sources", lambda *a: pytest.fail("hashed again with sha256"))
+    assert _load(ctx, str(new), "PyTorch").id == today.id
 
 
 def test_a_load_links_to_the_save_of_the_path_it_was_loaded_from_not_the_first_save_of_those_bytes(tmp_path):
@@ -151,6 +166,18 @@ def test_the_first_save_of_some_bytes_is_the_one_made_first_not_the_one_recorded
     assert _load(ctx, str(loaded), "PyTorch").id == earlier.id
 
 
+def test_a_file_overwritten_while_no_task_ran_is_an_import_not_the_stale_save_of_its_path(tmp_path):
+    """Issue 14's first case: a run saved x.pt; the file was then overwritten outside any task."""
+    ctx = default_context()
+    path = tmp_path / "x.pt"
+    path.write_bytes(b"saved by run A")
+    stale = _saved(ctx, "run a", path, identify(ctx, collect_sources(str(path))))
+    path.write_bytes(b"written by hand later")
+    snap = _load(ctx, str(path), "PyTorch")
+    assert snap.id != stale.id
+    assert ctx.store.get_model(snap.model_id).origin == "imported"
+
+
 def test_a_folder_no_task_saved_becomes_an_imported_model_named_after_it(tmp_path):
     ctx = default_context()
     folder = tmp_path / "bert-tiny"
@@ -161,6 +188,7 @@ def test_a_folder_no_task_saved_becomes_an_imported_model_named_after_it(tmp_pat
 
     model = ctx.store.get_model(snap.model_id)
     assert (model.origin, model.name, model.framework, model.task_id) == ("imported", "bert-tiny", "HuggingFace", None)
+    assert model.source_path == str(folder) + os.sep
     assert snap.status == "local" and snap.digest.startswith("blake3:")
     assert os.path.normpath(snap.uri) == str(folder)  # recorded where it is: nothing was copied
     assert (snap.size, [f["name"] for f in snap.files], snap.source_path) == (18, ["config.json"], str(folder) + os.sep)
