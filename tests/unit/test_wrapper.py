@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 import threading
+import types
 from pathlib import Path
 
 import numpy as np
@@ -352,6 +354,40 @@ def test_only_rank_zero_records(recorder, tmp_path, monkeypatch, rank, records):
     assert bool(recorder.named("saved")) is records and bool(recorder.named("before_save")) is records
 
 
+class Distributed:
+    """What the rank check reads of torch.distributed (bindings/test_distributed_rank.py runs real gloo ranks)."""
+
+    def __init__(self, rank: int, initialized: bool = True, available: bool = True):
+        self.rank, self.initialized, self.available = rank, initialized, available
+
+    def is_available(self) -> bool:
+        return self.available
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def get_rank(self) -> int:
+        return self.rank
+
+
+@pytest.mark.parametrize("group, records", [
+    (Distributed(rank=1), False), (Distributed(rank=2), False), (Distributed(rank=0), True),
+    (Distributed(rank=1, initialized=False), True), (Distributed(rank=1, available=False), True),
+], ids=["rank 1", "rank 2", "rank 0", "no process group yet", "not built with distributed"])
+def test_a_process_group_rank_other_than_zero_records_nothing(recorder, tmp_path, monkeypatch, group, records):
+    monkeypatch.setitem(sys.modules, "torch.distributed", group)
+    save = writer()
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), save)("w", str(tmp_path / "m.pt")) is save.result
+    assert bool(recorder.named("saved")) is records
+
+
+@pytest.mark.parametrize("worker, records", [(object(), False), (None, True)], ids=["worker", "main process"])
+def test_a_dataloader_worker_records_nothing(recorder, tmp_path, monkeypatch, worker, records):
+    monkeypatch.setitem(sys.modules, "torch.utils.data", types.SimpleNamespace(get_worker_info=lambda: worker))
+    wrap(Load("fw", "load", path=Arg(0, "f")), lambda f: None)(str(tmp_path / "sample.pt"))
+    assert bool(recorder.named("loaded")) is records
+
+
 # -- failures of the recording side -----------------------------------------------------------------
 @pytest.mark.parametrize("where", ["before_save", "saved"])
 def test_a_recording_failure_is_one_warning_and_the_save_still_happens(recorder, tmp_path, monkeypatch, caplog,
@@ -447,3 +483,40 @@ def test_saves_of_one_path_take_turns_and_other_paths_do_not_wait(recorder, tmp_
     second.join(10)
     assert order == [("start", "first"), ("start", "other path"), ("end", "other path"), ("end", "first"),
                      ("start", "second"), ("end", "second")]
+
+
+# -- which saves and loads auto_connect_frameworks and capture.ignore let through (core.path_filter) ---
+def test_true_and_false_let_everything_or_nothing_through():
+    assert core.path_filter(True, [])("pytorch", "/runs/model.pt") is True
+    assert core.path_filter(False, [])("pytorch", "/runs/model.pt") is False
+
+
+def test_a_framework_turned_off_by_its_key_leaves_the_others_on():
+    allows = core.path_filter({"pytorch": False, "joblib": True}, [])
+    assert allows("pytorch", "/runs/model.pt") is False
+    assert allows("joblib", "/runs/model.pt") is True
+    assert allows("keras", "/runs/model.keras") is True  # not named: on
+
+
+@pytest.mark.parametrize("rule", ["*.pt", ["*.pt"], ("*.safetensors", "*.pt")])
+def test_a_frameworks_globs_match_the_file_name_or_the_whole_path(rule):
+    allows = core.path_filter({"pytorch": rule}, [])
+    assert allows("pytorch", "/runs/model.pt") is True
+    assert allows("pytorch", "/runs/optimizer.bin") is False
+    assert allows("keras", "/runs/optimizer.bin") is True  # other frameworks are not filtered
+
+
+def test_a_glob_on_the_whole_path_counts_too():
+    allows = core.path_filter({"pytorch": "/runs/best/*"}, [])
+    assert allows("pytorch", "/runs/best/model.pt") is True
+    assert allows("pytorch", "/runs/last/model.pt") is False
+
+
+def test_capture_ignore_wins_over_every_setting_by_name_or_path():
+    allows = core.path_filter(True, ["*.tmp", "/scratch/*"])
+    assert allows("pytorch", "/runs/model.pt.tmp") is False
+    assert allows("pytorch", "/scratch/model.pt") is False
+    assert allows("pytorch", "/runs/model.pt") is True
+    allows = core.path_filter({"pytorch": "*.pt"}, ["model.pt"])
+    assert allows("pytorch", "/runs/model.pt") is False
+    assert allows("pytorch", "/runs/other.pt") is True
