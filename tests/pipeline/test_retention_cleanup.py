@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autolog import OutputModel, Task
+from autolog import InputModel, OutputModel, Task
 from autolog.context import default_context
 from autolog.snapshots import retention
 from pipeline_helpers import assert_stored_tensor, digest, files_under, object_path, output_snapshots, tensor
@@ -160,6 +160,7 @@ REGISTERED = {
     "absolute": ("registered", "epoch_1"),
     "relative": ("registered", "epoch_1"),
     "folder name with a leading space": ("registered", " epoch_1"),
+    "in a models folder of its own": ("elsewhere", "models", "epoch_1"),  # not autolog's models/ folder
 }
 
 
@@ -188,3 +189,35 @@ def test_retention_never_deletes_a_registered_object_or_its_folder(kind, tmp_pat
     assert_stored_tensor(copied, tensor(8))
     assert folder.is_dir(), f"retention removed {folder}, the user's folder that held the registered object"
     assert folder.parent.is_dir() and tmp_path.is_dir()
+
+
+OUTPUT_URIS = {"trailing slash": "store/", "name ending in X": "runsX", "name ending in a space": "runs "}
+
+
+@pytest.mark.parametrize("spelled", list(OUTPUT_URIS))
+def test_keep_last_prunes_under_an_output_uri_however_it_is_spelled(spelled, tmp_path, work):
+    output_uri = f"{tmp_path}/{OUTPUT_URIS[spelled]}"
+    task = Task.init(project_name="pipeline", task_name="retention root", output_uri=output_uri, keep_last=1)
+    for step in range(3):
+        torch.save(tensor(step), work / "ckpt.pt")
+    task.close()
+    snaps = output_snapshots(task, "ckpt.pt")
+    assert [_deleted(s, 1) for s in snaps] == [True, True, False]
+    assert_stored_tensor(snaps[-1], tensor(2))
+
+
+def test_models_with_no_copies_to_prune_are_left_alone(tmp_path, work):
+    """A run recorded by path only (output_uri=None) and a model no task saved have no copies: pruning
+    them deletes nothing and does not fail."""
+    task = Task.init(project_name="pipeline", task_name="no copies", output_uri=None)
+    for step in range(2):
+        torch.save(tensor(step), work / "ckpt.pt")
+    task.close()
+    by_path = task.models["output"]["ckpt.pt"].id
+    torch.save(tensor(9), tmp_path / "found.pt")
+    imported = InputModel.import_model(str(tmp_path / "found.pt"), name="found")
+    ctx = default_context()
+    for model_id in (by_path, imported.id):
+        before = ctx.store.snapshots_of(model_id)
+        assert retention.prune(ctx, model_id, keep_last=1) == []
+        assert ctx.store.snapshots_of(model_id) == before
