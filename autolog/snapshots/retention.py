@@ -40,10 +40,11 @@ def _output_root(ctx: Context, model_id: str) -> str | None:
 
 
 def _copied_into(root: str | None, uri: str | None) -> bool:
-    """Whether autolog copied this snapshot into the task's output_uri (under .../models/). Retention
-    deletes only such copies: an object registered with update_weights(register_uri=) is the user's,
-    wherever it is, and is never a retention candidate."""
-    return bool(root and uri and uri.startswith(root) and "/models/" in uri[len(root) - 1:])
+    """Whether autolog copied this snapshot into the task's output_uri (under <project>/<task>/models/).
+    Retention deletes only such copies: an object registered with update_weights(register_uri=) is the
+    user's, wherever it is (a `models` folder right under the output_uri included), and is never a
+    retention candidate."""
+    return bool(root and uri and uri.startswith(root) and "/models/" in uri[len(root):])
 
 
 def _root_of(uri: str) -> str:

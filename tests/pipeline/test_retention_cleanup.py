@@ -161,6 +161,7 @@ REGISTERED = {
     "relative": ("registered", "epoch_1"),
     "folder name with a leading space": ("registered", " epoch_1"),
     "in a models folder of its own": ("elsewhere", "models", "epoch_1"),  # not autolog's models/ folder
+    "in a models folder inside the output_uri": ("store", "models", "epoch_1"),  # local_store is tmp_path/store
 }
 
 
