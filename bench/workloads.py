@@ -11,7 +11,7 @@ import resource
 import shutil
 import statistics
 import sys
-import tempfile
+import threading
 import time
 
 
@@ -28,7 +28,8 @@ def state_dict(megabytes: int, device: str = "cpu"):
 def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str = "cpu") -> dict:
     """mode: plain | floor (plain save + shutil.copyfile of each snapshot) | autolog | autolog-started |
     clearml. autolog-started waits until Task.init's background start is over before the first save, as a
-    run that builds its model and trains before it saves does; autolog saves at once."""
+    run that builds its model and trains before it saves does; autolog saves at once. The peak RSS is
+    the kernel's high-water mark: a thread sampling it would take the GIL from the saves it measures."""
     import torch
 
     sd = state_dict(megabytes, device)
@@ -41,14 +42,16 @@ def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str 
 
         task = Task.init(project_name="bench", task_name=f"save-{megabytes}", output_uri=store)
         if mode == "autolog-started":
-            Task.get_task(task_id=task.id)  # waits for the task's row: the background start is over
+            Task.get_task(task_id=task.id)  # waits for the task's row
+            for thread in threading.enumerate():  # and for the rest of the start (the packages, a warning)
+                if thread.name == "autolog-init":
+                    thread.join()
     elif mode == "clearml":
         from clearml import Task as ClearMLTask
 
         ClearMLTask.set_offline(offline_mode=True)
         task = ClearMLTask.init(project_name="bench", task_name=f"save-{megabytes}", output_uri=store)
     calls = []
-    sampler = PeakRSS()
     start = time.perf_counter()
     for i in range(saves):
         sd["weight"][0] = i + 1  # new bytes each save
@@ -63,7 +66,7 @@ def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str 
         task.close()
     total = time.perf_counter() - start
     stored = sum(1 for _, _, files in os.walk(store) for name in files if name.endswith(".pt"))
-    return {"calls": calls, "persisted": total, "peak_rss_mb": sampler.stop(), "stored": stored}
+    return {"calls": calls, "persisted": total, "peak_rss_mb": _peak_rss_mb(), "stored": stored}
 
 
 def import_and_init(workdir: str, first: str = "") -> dict:
@@ -158,27 +161,6 @@ def produce_known_file(megabytes: int, workdir: str) -> dict:
     return {}
 
 
-class PeakRSS:
-    """Highest resident set size seen while a workload runs (sampled every 5 ms)."""
-
-    def __init__(self):
-        import threading
-
-        self.peak = _rss_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss_mb())
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return max(self.peak, _rss_mb())
-
-
 def metadata_scale(tasks: int, snapshots_per_task: int, lookups: int) -> dict:
     """Build a store with many tasks and snapshots, then time the lookups users make (ms, median)."""
     import random
@@ -237,11 +219,9 @@ def metadata_scale(tasks: int, snapshots_per_task: int, lookups: int) -> dict:
     }
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+def _peak_rss_mb() -> float:
+    """The process's peak resident set size, as the kernel tracks it (a thread sampling /proc instead
+    woke every 5 ms and took the GIL from the saves it measured)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
