@@ -354,6 +354,24 @@ def test_only_rank_zero_records(recorder, tmp_path, monkeypatch, rank, records):
     assert bool(recorder.named("saved")) is records and bool(recorder.named("before_save")) is records
 
 
+def test_the_rank_is_read_from_whatever_os_environ_is_now(recorder, tmp_path, monkeypatch):
+    """The fast read of $RANK (os.environ's raw mapping) gives way to a replaced os.environ."""
+    monkeypatch.setattr(os, "environ", {**os.environ, "RANK": "1"})
+    assert core.rank_variable() == "1"
+    wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
+    assert recorder.named("saved") == []
+    os.environ["RANK"] = "0"
+    assert core.rank_variable() == "0"
+
+
+@pytest.mark.parametrize("value", ["1", "0", "", "rank-é"])
+def test_the_rank_read_fast_is_the_value_os_environ_gives(monkeypatch, value):
+    monkeypatch.setenv("RANK", value)
+    assert core.rank_variable() == os.environ.get("RANK") == value
+    monkeypatch.delenv("RANK")
+    assert core.rank_variable() is None
+
+
 class Distributed:
     """What the rank check reads of torch.distributed (bindings/test_distributed_rank.py runs real gloo ranks)."""
 
