@@ -364,10 +364,21 @@ def test_the_rank_is_read_from_whatever_os_environ_is_now(recorder, tmp_path, mo
     assert core.rank_variable() == "0"
 
 
+def test_the_rank_is_read_without_os_environ_get(monkeypatch):
+    """The point of rank_variable: every wrapped call reads $RANK, and os.environ.get is the slow way."""
+    monkeypatch.setenv("RANK", "2")
+
+    def slow_get(*args):
+        raise AssertionError("os.environ.get was called")
+
+    monkeypatch.setattr(os.environ, "get", slow_get)
+    assert core.rank_variable() == "2"
+
+
 @pytest.mark.parametrize("value", ["1", "0", "", "rank-é"])
 def test_the_rank_read_fast_is_the_value_os_environ_gives(monkeypatch, value):
     monkeypatch.setenv("RANK", value)
-    assert core.rank_variable() == os.environ.get("RANK") == value
+    assert core.rank_variable() == os.environ["RANK"] == value
     monkeypatch.delenv("RANK")
     assert core.rank_variable() is None
 
