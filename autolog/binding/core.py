@@ -99,7 +99,8 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
             raise
         try:  # still "inside": a patched call a declaration makes while recording is not recorded
             _settle(aside, what, raised=False)
-            _record(recorder, patch, framework, key, instance, args, kwargs, result, path)
+            if path is not False:
+                _record(recorder, patch, framework, key, instance, args, kwargs, result, path)
         except Exception as exc:  # noqa: BLE001
             _not_logged(what, exc)
         finally:
@@ -118,8 +119,10 @@ _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
 
 
-def _target_path(patch: Patch, instance: Any, args: tuple, kwargs: dict) -> str | None:
-    """The absolute path a save writes, when its target is a path (computed once per call)."""
+def _target_path(patch: Patch, instance: Any, args: tuple, kwargs: dict) -> str | bool | None:
+    """The absolute path a save writes, when its target is a path (computed once per call). False when
+    the target argument is no file at all (a BytesIO, no `name`): nothing to fence or record, and the
+    wrapper then costs a save to memory a few hundred ns. None: found after the call (a file object)."""
     source = patch.path
     value = source.fn(Call(instance, args, kwargs)) if isinstance(source, Computed) else _argument(source, args, kwargs)
     value = _local(value)
@@ -127,6 +130,8 @@ def _target_path(patch: Patch, instance: Any, args: tuple, kwargs: dict) -> str 
         return value  # a URL is its own key: its saves take turns and fence like a path's
     if isinstance(value, (str, bytes, os.PathLike)):
         return os.path.abspath(os.fsdecode(value))
+    if isinstance(source, Arg) and not isinstance(getattr(value, "name", None), str):
+        return False  # what path_argument would find after the call: no file
     return None
 
 
@@ -144,8 +149,8 @@ def path_lock(path: str) -> threading.Lock:
         return _path_locks.setdefault(path, threading.Lock())
 
 
-def _path_lock(path: str | None) -> threading.Lock | None:
-    if path is None:
+def _path_lock(path: str | bool | None) -> threading.Lock | None:
+    if not path:
         return None
     lock = path_lock(path)
     lock.acquire()
@@ -167,11 +172,11 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, path: str | None, part: str | None = None) -> Aside | None:
+def _fence(recorder: Recorder, path: str | bool | None, part: str | None = None) -> Aside | None:
     """Before a save overwrites a path, the previous snapshot of it must have been read or set aside:
     also when this save is not recorded (auto_connect_frameworks turns one framework off, not the
     protection of the snapshot another framework took of the same file)."""
-    return None if path is None else recorder.before_save(path, part)
+    return recorder.before_save(path, part) if path else None
 
 
 def _settle(aside: Aside | None, what: str, raised: bool) -> None:

@@ -194,6 +194,32 @@ def test_an_in_memory_target_is_not_recorded(recorder):
     assert recorder.named("saved") == [] and recorder.named("before_save") == []
 
 
+@pytest.mark.parametrize("target", [io.BytesIO(), None, 42], ids=["BytesIO", "None", "not a file object"])
+def test_a_save_to_memory_is_settled_before_the_call_and_never_looked_at_again(recorder, monkeypatch, target):
+    """Its target is found to be no file before the call: the wrapper does not look for one after it
+    (the per-call cost of saves to memory, `bench/run_bench.py`'s active-task row)."""
+    def looked(*args, **kwargs):
+        raise AssertionError("path_argument was called")
+
+    monkeypatch.setattr(core, "path_argument", looked)
+    result = object()
+    assert wrap(Save("fw", "save", path=Arg(1, "f")), lambda obj, f: result)("w", target) is result
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize("source, target", [
+    (Arg(1, "f"), types.SimpleNamespace(name="/some/file.pt")),
+    (Computed(lambda call: call.args[1]), io.BytesIO()),
+], ids=["a named object", "a computed target"])
+def test_what_may_name_a_file_is_looked_at_after_the_call(recorder, monkeypatch, source, target):
+    """Only an argument with no `name` is settled before the call; a computed target may depend on the
+    call's result (Lightning's), and a name is checked once the file is written."""
+    looked = []
+    monkeypatch.setattr(core, "path_argument", lambda *args: looked.append(args[3][1]))
+    wrap(Save("fw", "save", path=source), lambda obj, f: None)("w", target)
+    assert looked == [target]
+
+
 def test_a_filtered_save_is_still_fenced_but_not_recorded(recorder, tmp_path):
     recorder.allow = False
     wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
