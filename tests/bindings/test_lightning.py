@@ -86,7 +86,10 @@ def child(spec: dict) -> dict:
     sys.path.insert(0, str(Path(__file__).parent))
     from scenario import describe_models
 
-    report = {"task_id": task.id, "results": results, "models": describe_models(task)}
+    # task.models shows a running task's snapshots as they are (pending while stored in the background):
+    # the report describes them once everything saved is stored
+    flushed = task.flush()
+    report = {"task_id": task.id, "flushed": flushed, "results": results, "models": describe_models(task)}
     task.close()
     return report
 
@@ -334,6 +337,7 @@ def stored(model: dict) -> list[dict]:
 
 def test_every_checkpoint_is_one_model_and_each_write_one_snapshot(runs):
     train, work = runs["train"], runs["work"]
+    assert train["flushed"] and runs["resume"]["flushed"]
     models = by_path(train, work)
     files = train["results"]["files"]
     # exactly the checkpoints: nothing from the torch.save inside Lightning, nothing from FolderIO's weights.pt
