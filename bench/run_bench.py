@@ -50,6 +50,12 @@ LOAD_TARGET = 1.05  # torch.load with lineage, / plain (the first load too)
 INIT_TARGET = 0.10  # seconds: import autolog + Task.init()
 
 
+def _later_calls(run: dict) -> float:
+    """A run's typical back-to-back save call: the median of its calls after the first (its only call
+    when it made one)."""
+    return median(run["calls"][1:] or run["calls"])
+
+
 def _spread(seconds: list[float]) -> str:
     """The range of the runs' values: a plain save's own variation, to read the ratios against."""
     return f"runs {min(seconds) * 1000:.1f}-{max(seconds) * 1000:.1f} ms"
@@ -75,20 +81,19 @@ def save_rows(sizes: list[int], repeat: int, saves: int, device: str = "cpu") ->
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
         plain_first = median([r["calls"][0] for r in results["plain"]])
-        plain_all = median([median(r["calls"]) for r in results["plain"]])
         floor = median([r["persisted"] for r in results["floor"]])
         plain_rss = median([r["peak_rss_mb"] for r in results["plain"]])
-        plain_later = median([median(r["calls"][1:]) for r in results["plain"]]) if saves > 1 else plain_all
+        plain_laters = [_later_calls(r) for r in results["plain"]]
+        plain_later = median(plain_laters)
         rows.append(f"| {mb} MB | plain | {plain_first * 1000:.1f} ms ({_spread([r['calls'][0] for r in results['plain']])}) "
-                    f"| {plain_later * 1000:.1f} ms ({_spread([median(r['calls'][1:] or r['calls']) for r in results['plain']])}) "
-                    f"| floor {floor:.2f} s | | |")
+                    f"| {plain_later * 1000:.1f} ms ({_spread(plain_laters)}) | floor {floor:.2f} s | | |")
         for mode in modes[2:]:
             ok = [r for r in results[mode] if "error" not in r]
             if not ok:
                 rows.append(f"| {mb} MB | {mode} | error: {results[mode][0]['error'][:80]} | | | | | |")
                 continue
             first = median([r["calls"][0] for r in ok])
-            later = median([median(r["calls"][1:]) for r in ok]) if saves > 1 else first
+            later = median([_later_calls(r) for r in ok])
             persisted = median([r["persisted"] for r in ok])
             rss = median([r["peak_rss_mb"] for r in ok]) - plain_rss
             stored = min(r["stored"] for r in ok)
