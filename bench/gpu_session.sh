@@ -12,6 +12,11 @@
 #
 # Sizes: SIZES (default 10,1024 with 3 runs each), then 4096 once if time is left. Results:
 # $OUT/gpu_check.log, $OUT/bench.md (the tables, for bench/results-gpu.md), $OUT/bench.log.
+# AB_TREE=<folder holding another autolog/> (carried too): instead of the 4096 run, bench/ab_trees.py
+# at 1024 MB, 3 runs, this tree against that one ($OUT/ab.log), e.g. an experiment of bench/experiments/:
+#     git worktree add /tmp/take HEAD && git -C /tmp/take apply "$PWD/bench/experiments/take-set-aside.patch"
+#     mkdir -p .ab && cp -r /tmp/take/autolog .ab/ && echo /.ab/ >> .git/info/exclude
+#     (carry [".whl", ".ab"], command: AB_TREE=.ab bash bench/gpu_session.sh)
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -54,7 +59,11 @@ timeout 300 "$PYTHON" bench/run_bench.py --only-saves --device "$DEVICE" --sizes
 echo "bench: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$OUT/bench.log"
 
 left=$((520 - (SECONDS - start)))
-if [ "$DEVICE" = cuda ] && [ "$left" -gt 150 ]; then
+if [ -n "${AB_TREE:-}" ] && [ "$left" -gt 60 ]; then
+    timeout "$left" "$PYTHON" bench/ab_trees.py --megabytes "${AB_MEGABYTES:-1024}" --repeat 3 \
+        main="$PWD" other="$AB_TREE" 2>&1 | tee "$OUT/ab.log"
+    echo "ab_trees: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$OUT/ab.log"
+elif [ "$DEVICE" = cuda ] && [ "$left" -gt 150 ]; then
     timeout "$left" "$PYTHON" bench/run_bench.py --only-saves --device cuda --sizes 4096 --repeat 1 \
         --out "$OUT/bench-4096.md" 2>&1 | tee -a "$OUT/bench.log"
     echo "bench 4096: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$OUT/bench.log"
