@@ -111,3 +111,24 @@ def test_a_rename_across_filesystems_fails_and_nothing_changes(saved, tmp_path, 
     monkeypatch.setattr(sa.os, "rename", cross_device)
     assert sa.set_aside(str(path), opened, str(tmp_path / "x.aside")) is None
     assert path.read_bytes() == b"old weights"
+
+
+def test_a_placeholder_whose_mode_cannot_be_set_is_private(saved, tmp_path, monkeypatch):
+    """fchmod refused (a filesystem without modes): the empty file is 0o600, never looser than the old one."""
+    path, opened = saved
+
+    def refused(fd, mode):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(sa.os, "fchmod", refused)
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"))
+
+    assert aside is not None and aside.placeholder == (os.stat(path).st_dev, os.stat(path).st_ino)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("staging", ["/store/.autolog-staging/1f2e", "/store/.autolog-staging/1f2e/"])
+def test_the_file_set_aside_is_named_after_its_staging_folder_beside_it(staging):
+    """`<staging>.aside` is read by `autolog sync` of a later run (maybe another autolog version): its name
+    and place are part of the store's layout."""
+    assert sa.aside_path(staging) == "/store/.autolog-staging/1f2e.aside"
