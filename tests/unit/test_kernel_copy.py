@@ -42,13 +42,38 @@ def _failing(name: str, after_bytes: int | None = None):
 
 
 def test_copy_file_range_copies_it_all(tmp_path, monkeypatch):
-    calls = []
+    """Every byte through copy_file_range (what XFS and btrfs answer with shared extents), none left to
+    the ways after it."""
+    copied_by_it = []
     real = os.copy_file_range
-    monkeypatch.setattr(os, "copy_file_range", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(os, "copy_file_range", lambda *a: copied_by_it.append(real(*a)) or copied_by_it[-1])
     monkeypatch.setattr(os, "sendfile", _failing("sendfile"))
     data, copied, progress = _copy(tmp_path)
     assert data == DATA and copied == len(DATA) == sum(progress)
-    assert calls
+    assert sum(copied_by_it) == len(DATA)
+
+
+WAYS = {"copy_file_range": (), "sendfile": ("copy_file_range",), "positional reads": ("copy_file_range", "sendfile")}
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_each_way_copies_size_bytes_from_the_start_whatever_the_handles_position(tmp_path, monkeypatch, way):
+    """The snapshot is the file's first `size` bytes (its size when its handle was opened), in steps,
+    also when the handle was read from meanwhile or the file has grown since."""
+    for name in WAYS[way]:
+        monkeypatch.setattr(os, name, _failing(name))
+    monkeypatch.setattr(objects, "_COPY_STEP", 1 << 20)
+    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
+    src.write_bytes(DATA + b"grown since")
+    size = len(DATA)
+    src_fd = os.open(src, os.O_RDONLY)
+    try:
+        os.lseek(src_fd, 1000, os.SEEK_SET)
+        with open(dst, "wb") as out:
+            copied = objects.kernel_copy(src_fd, out.fileno(), size)
+    finally:
+        os.close(src_fd)
+    assert copied == size and dst.read_bytes() == DATA
 
 
 @pytest.mark.parametrize("fails", ["copy_file_range at once", "copy_file_range midway", "both"])
@@ -65,3 +90,20 @@ def test_a_way_that_stops_short_hands_over_too(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "copy_file_range", lambda *a: 0)
     data, copied, _ = _copy(tmp_path)
     assert data == DATA and copied == len(DATA)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_file_shorter_than_size_is_copied_as_far_as_it_goes_and_says_so(tmp_path, monkeypatch, way):
+    """Truncated after its handle was opened: the bytes copied are returned (the caller then refuses
+    the snapshot: fewer bytes than the save wrote)."""
+    for name in WAYS[way]:
+        monkeypatch.setattr(os, name, _failing(name))
+    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
+    src.write_bytes(DATA[:5000])
+    src_fd = os.open(src, os.O_RDONLY)
+    try:
+        with open(dst, "wb") as out:
+            copied = objects.kernel_copy(src_fd, out.fileno(), len(DATA))
+    finally:
+        os.close(src_fd)
+    assert copied == 5000 and dst.read_bytes() == DATA[:5000]
