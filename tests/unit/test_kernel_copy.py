@@ -12,14 +12,16 @@ from autolog.storage import objects
 DATA = os.urandom(3 * (1 << 20) + 12345)
 
 
-def _copy(tmp_path) -> tuple[bytes, int, list[int]]:
+def _copy(tmp_path, content: bytes = DATA, size: int = len(DATA), position: int = 0) -> tuple[bytes, int, list[int]]:
+    """kernel_copy of `size` bytes from a file holding `content`, its handle at `position`."""
     src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
-    src.write_bytes(DATA)
+    src.write_bytes(content)
     progress: list[int] = []
     src_fd = os.open(src, os.O_RDONLY)
     try:
+        os.lseek(src_fd, position, os.SEEK_SET)
         with open(dst, "wb") as out:
-            copied = objects.kernel_copy(src_fd, out.fileno(), len(DATA), progress.append)
+            copied = objects.kernel_copy(src_fd, out.fileno(), size, progress.append)
     finally:
         os.close(src_fd)
     return dst.read_bytes(), copied, progress
@@ -63,17 +65,8 @@ def test_each_way_copies_size_bytes_from_the_start_whatever_the_handles_position
     for name in WAYS[way]:
         monkeypatch.setattr(os, name, _failing(name))
     monkeypatch.setattr(objects, "_COPY_STEP", 1 << 20)
-    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
-    src.write_bytes(DATA + b"grown since")
-    size = len(DATA)
-    src_fd = os.open(src, os.O_RDONLY)
-    try:
-        os.lseek(src_fd, 1000, os.SEEK_SET)
-        with open(dst, "wb") as out:
-            copied = objects.kernel_copy(src_fd, out.fileno(), size)
-    finally:
-        os.close(src_fd)
-    assert copied == size and dst.read_bytes() == DATA
+    data, copied, progress = _copy(tmp_path, content=DATA + b"grown since", position=1000)
+    assert data == DATA and copied == len(DATA) == sum(progress)
 
 
 @pytest.mark.parametrize("fails", ["copy_file_range at once", "copy_file_range midway", "both"])
@@ -98,12 +91,5 @@ def test_a_file_shorter_than_size_is_copied_as_far_as_it_goes_and_says_so(tmp_pa
     the snapshot: fewer bytes than the save wrote)."""
     for name in WAYS[way]:
         monkeypatch.setattr(os, name, _failing(name))
-    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
-    src.write_bytes(DATA[:5000])
-    src_fd = os.open(src, os.O_RDONLY)
-    try:
-        with open(dst, "wb") as out:
-            copied = objects.kernel_copy(src_fd, out.fileno(), len(DATA))
-    finally:
-        os.close(src_fd)
-    assert copied == 5000 and dst.read_bytes() == DATA[:5000]
+    data, copied, _ = _copy(tmp_path, content=DATA[:5000])
+    assert copied == 5000 and data == DATA[:5000]

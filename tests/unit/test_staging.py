@@ -34,7 +34,8 @@ def folder_digest(files: dict[str, bytes], algorithm: str = "blake3") -> str:
     return f"{algorithm}:{hasher.hexdigest()}"
 
 
-FILES = {"config.json": b'{"layers": 2}', "weights/part-0.bin": os.urandom(300_000), "weights/part-1.bin": b"\0" * 70_000}
+FILES = {"config.json": b'{"layers": 2}', "weights/part-0.bin": os.urandom(300_000),
+         "weights/part-1.bin": b"\0" * 70_000}
 
 
 @pytest.fixture
@@ -46,8 +47,8 @@ def folder(tmp_path):
     return root
 
 
-def _stage(path, staging):
-    return objects.stage(open_sources(collect_sources(path)), str(staging))
+def _stage(path, staging, **options):
+    return objects.stage(open_sources(collect_sources(path)), str(staging), **options)
 
 
 def test_a_file_is_staged_under_its_name_and_is_its_own_digest(tmp_path):
@@ -74,7 +75,7 @@ def test_a_folder_is_staged_under_its_name_with_a_manifest_of_every_file(folder,
 
 def test_a_folder_hashed_with_sha256_is_a_sha256_manifest(folder, tmp_path):
     """What `autolog model sha256` answers for a folder snapshot: the same manifest, of plain sha256s."""
-    content = objects.stage(open_sources(collect_sources(folder)), str(tmp_path / "staging"), algorithm=SHA256)
+    content = _stage(folder, tmp_path / "staging", algorithm=SHA256)
     assert {e["name"]: e["digest"] for e in content.manifest} == {
         name: bytes_digest(data, SHA256) for name, data in FILES.items()}
     assert content.digest == folder_digest(FILES, SHA256)
@@ -83,7 +84,7 @@ def test_a_folder_hashed_with_sha256_is_a_sha256_manifest(folder, tmp_path):
 def test_staging_reports_its_progress_as_the_copy_and_the_hash_move(folder, tmp_path):
     """Each step moves the heartbeat that tells a slow copy of a large snapshot from a stalled one."""
     progress: list[int] = []
-    objects.stage(open_sources(collect_sources(folder)), str(tmp_path / "staging"), on_progress=progress.append)
+    _stage(folder, tmp_path / "staging", on_progress=progress.append)
     assert sum(progress) == 2 * sum(len(data) for data in FILES.values())  # copied, then hashed
 
 
