@@ -5,6 +5,7 @@ plain and floor, interleaved in one run; prints each run and the medians.
     python bench/ab_trees.py --megabytes 1024 --repeat 3 before=/tmp/before now=.
 
 Each run is bench/workloads.py's save_calls in a fresh interpreter with PYTHONPATH set to the tree.
+--started saves once Task.init's background start is over (run_bench.py's "autolog-started").
 """
 from __future__ import annotations
 
@@ -42,8 +43,11 @@ def main() -> None:
     parser.add_argument("trees", nargs="+", help="name=path of a source tree holding autolog/")
     parser.add_argument("--megabytes", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--started", action="store_true",
+                        help="the trees save once Task.init's background start is over (autolog-started)")
     args = parser.parse_args()
-    runs = {name: ("autolog", os.path.abspath(path)) for name, path in (t.split("=", 1) for t in args.trees)}
+    mode = "autolog-started" if args.started else "autolog"
+    runs = {name: (mode, os.path.abspath(path)) for name, path in (t.split("=", 1) for t in args.trees)}
     runs.update(plain=("plain", str(HERE.parent)), floor=("floor", str(HERE.parent)))
     results: dict[str, list[dict]] = {name: [] for name in runs}
     for _ in range(args.repeat):

@@ -3,6 +3,7 @@ floor under `run_bench.py`'s save ratios.
 
     python bench/page_cache_growth.py                  # 10 and 200 MB, 5 rounds
     python bench/page_cache_growth.py --sizes 10 --rounds 9
+    python bench/page_cache_growth.py --write-split     # one os.write, new pages against freed ones
 
 A plain save of one path, back to back, truncates the old file: its page-cache pages are freed and the
 write takes pages again. A back-to-back save whose previous snapshot is still being read cannot free
@@ -51,6 +52,28 @@ def one_run(pattern: str, megabytes: int, saves: int) -> list[float]:
     return times
 
 
+def write_split(megabytes: int, rounds: int) -> None:
+    """open / write / close of one os.write of `megabytes`, each timed apart: into a new file, then into
+    that file truncated by the open (the write takes the pages the truncation just freed)."""
+    import time
+
+    data = bytes(megabytes << 20)
+    print(f"{megabytes} MB, one os.write each (open / write / close, ms):")
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="autolog-pages-") as work:
+            cells = []
+            for name, label in (("a", "new file"), ("b", "new file"), ("a", "truncated")):
+                t0 = time.perf_counter()
+                fd = os.open(os.path.join(work, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                t1 = time.perf_counter()
+                os.write(fd, data)
+                t2 = time.perf_counter()
+                os.close(fd)
+                t3 = time.perf_counter()
+                cells.append(f"{label} {(t1 - t0) * 1000:.1f} / {(t2 - t1) * 1000:.1f} / {(t3 - t2) * 1000:.1f}")
+            print("  " + " | ".join(cells))
+
+
 def reported_kib() -> int | None:
     try:
         with open(REPORTED) as f:
@@ -64,7 +87,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,200", help="state dict sizes in MB, comma-separated")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--saves", type=int, default=10)
+    parser.add_argument("--write-split", action="store_true", help=write_split.__doc__.split(":")[0])
     args = parser.parse_args()
+    if args.write_split:
+        for mb in (int(s) for s in args.sizes.split(",")):
+            write_split(mb, args.rounds)
+        return
     before = reported_kib()
     print("| state dict | pattern | median save (after the first) | MB/s | vs same path |")
     print("|---|---|---|---|---|")
