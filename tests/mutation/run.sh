@@ -30,13 +30,17 @@ if [[ ${1:-} == --fresh ]]; then
 fi
 
 # The core: every function of binding/core.py (wrapper, nesting guard, _fence, rank check),
-# lineage.py, the stat-cache key (snapshots/identity.py) and retention; of the two big files only
-# the fence (SnapshotPipeline.fence) and the lineage query (MetadataStore.producer_of).
+# lineage.py, the stat-cache key (snapshots/identity.py), retention, the fence's rename
+# (storage/set_aside.py) and a snapshot's bytes (storage/objects.py: copied, hashed, published,
+# fetched); of the two big files only the fence (SnapshotPipeline.fence) and the lineage query
+# (MetadataStore.producer_of).
 CORE=(
     'autolog.binding.core.*'
     'autolog.lineage.*'
     'autolog.snapshots.identity.*'
     'autolog.snapshots.retention.*'
+    'autolog.storage.set_aside.*'
+    'autolog.storage.objects.*'
     'autolog.snapshots.pipeline.xǁSnapshotPipelineǁfence__mutmut_*'
     'autolog.db.store.xǁMetadataStoreǁproducer_of__mutmut_*'
 )

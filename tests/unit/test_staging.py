@@ -1,5 +1,5 @@
-"""storage.objects: a snapshot's files staged (copied out, then hashed) and a small one read into memory,
-each checked against a change made while it was read. Real files; the digests are recomputed here from
+"""storage.objects: a snapshot's files staged (copied out, then hashed), hashed in place (output_uri=None,
+loads) and a small one read into memory, each checked against a change made while it was read. Real files; the digests are recomputed here from
 the bytes, not taken from the code under test."""
 from __future__ import annotations
 
@@ -38,13 +38,17 @@ FILES = {"config.json": b'{"layers": 2}', "weights/part-0.bin": os.urandom(300_0
          "weights/part-1.bin": b"\0" * 70_000}
 
 
-@pytest.fixture
-def folder(tmp_path):
-    root = tmp_path / "saved_model"
+def write_folder(root):
+    """FILES written under root (a saved folder)."""
     for name, data in FILES.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return write_folder(tmp_path / "saved_model")
 
 
 def _stage(path, staging, **options):
@@ -156,3 +160,39 @@ def test_a_small_file_changed_since_it_was_opened_is_refused(tmp_path, change):
     with pytest.raises(SourceChangedError, match="^" + re.escape(f"{path} changed while autolog was reading it")):
         objects.read_small(opened)
     opened.close()
+
+
+def test_hashing_in_place_gives_what_staging_gives_and_copies_nothing(folder, tmp_path):
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(FILES["weights/part-0.bin"])
+    before = set(os.listdir(tmp_path))
+
+    assert objects.hash_sources(collect_sources(path)) == objects.Content(
+        digest=bytes_digest(FILES["weights/part-0.bin"]), size=300_000, manifest=[])
+    content = objects.hash_sources(collect_sources(folder))
+    assert content == _stage(folder, tmp_path / "staging")
+    assert content.digest == folder_digest(FILES)
+    sha = objects.hash_sources(collect_sources(folder), algorithm=SHA256)
+    assert sha.digest == folder_digest(FILES, SHA256)
+    assert sha == _stage(folder, tmp_path / "staging-sha256", algorithm=SHA256)
+    assert set(os.listdir(tmp_path)) == before | {"staging", "staging-sha256"}  # only what _stage made
+
+
+def test_a_file_changed_while_it_is_hashed_in_place_is_refused_and_its_handles_closed(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(b"a" * 100_000)
+    real_digest = objects.fd_digest
+    opened_fds = []
+
+    def digest_then_grow(fd, algorithm):
+        opened_fds.append(fd)
+        digest = real_digest(fd, algorithm)
+        with open(path, "ab") as f:
+            f.write(b"b")
+        return digest
+
+    monkeypatch.setattr(objects, "fd_digest", digest_then_grow)
+    with pytest.raises(SourceChangedError, match="^" + re.escape(f"{path} changed while autolog was reading it")):
+        objects.hash_sources(collect_sources(path))
+    with pytest.raises(OSError):
+        os.fstat(opened_fds[0])  # closed, though hashing failed
