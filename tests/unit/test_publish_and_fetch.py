@@ -88,6 +88,9 @@ def test_a_local_store_gets_the_staged_copy_by_rename_and_the_staging_folder_is_
     assert (tmp_path / "store" / "m" / "1" / "ckpt.pt").read_bytes() == WEIGHTS
     assert not (tmp_path / "staging").exists()
     assert cached_entries(cache) == []  # the stored file itself is what a fetch hands back
+    sources, content = staged(ckpt, tmp_path / "staging")  # the model's next snapshot: its folder exists
+    objects.publish_staged(str(tmp_path / "staging"), sources, content, store, "m/2", cache, find_copy=never_stored)
+    assert (tmp_path / "store" / "m" / "2" / "ckpt.pt").read_bytes() == WEIGHTS
 
 
 def test_a_stored_copy_of_the_same_bytes_is_reused_and_the_staged_copy_dropped(ckpt, tmp_path, cache, remote):
@@ -281,6 +284,8 @@ def test_a_local_snapshot_is_fetched_in_place_and_a_missing_one_is_named(tmp_pat
 
 def test_a_remote_snapshot_is_downloaded_once_checked_and_kept_under_its_digest(ckpt, tmp_path, cache, remote,
                                                                               monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # nothing is written relative to the working folder
     uri = remote.put_file(str(ckpt), "m/1/ckpt.pt")
     digest = bytes_digest(WEIGHTS)
     downloads = counting_downloads(monkeypatch)
@@ -296,6 +301,7 @@ def test_a_remote_snapshot_is_downloaded_once_checked_and_kept_under_its_digest(
     assert open(local, "rb").read() == WEIGHTS
     assert downloads == [uri]
     assert hashed == [("blake3",)]  # checked once, and no sha256 (slow where the CPU lacks SHA instructions)
+    assert os.listdir(tmp_path / "cwd") == []
     assert cached_entries(cache) == [f"{digest.replace(':', '-')}/ckpt.pt"]  # no partial download left
 
 
@@ -363,9 +369,18 @@ def test_fetch_sha256_hands_back_the_path_and_the_sha256_sha256sum_prints(ckpt, 
         str(folder / "config.json"), hashlib.sha256(lines.encode()).hexdigest())
     cached = os.path.join(cache, "objects", digest.replace(":", "-"), "ckpt.pt")
     downloads = counting_downloads(monkeypatch)
+    hashed = []
+    real_digests = objects.file_digests
+    monkeypatch.setattr(objects, "file_digests", lambda path, algorithms: hashed.append(algorithms) or
+                        real_digests(path, algorithms))
     assert objects.fetch_sha256(uri, "", digest, [], cache) == (cached, sha)  # downloaded
+    assert hashed == [("blake3", "sha256")]  # the download is read once for both
     assert objects.fetch_sha256(uri, "", digest, [], cache) == (cached, sha)  # from the cached copy
     assert downloads == [uri]
+    for name in FILES:  # a remote folder: each file downloaded, the sha256 of its manifest
+        remote.put_file(str(folder / name), f"m/2/saved_model/{name}")
+    assert objects.fetch_sha256(remote.url("m/2/saved_model"), "config.json", content.digest, content.manifest,
+                                cache)[1] == hashlib.sha256(lines.encode()).hexdigest()
     (stored / "ckpt.pt").write_bytes(b"altered in place")
     with pytest.raises(IntegrityError, match=str(stored / "ckpt.pt")):
         objects.fetch_sha256(str(stored / "ckpt.pt"), "", digest, [], cache)
