@@ -13,7 +13,7 @@ from autolog.storage import BlobStore, blobstore, collect_sources, objects
 from autolog.storage.hashing import SHA256
 from autolog.storage.sources import Sources, open_sources
 
-from test_staging import FILES, bytes_digest, write_folder
+from test_staging import FILES, bytes_digest, folder_digest, write_folder
 
 WEIGHTS = FILES["weights/part-0.bin"]
 
@@ -63,6 +63,19 @@ def counting_downloads(monkeypatch) -> list[str]:
         real(uri, local)
 
     monkeypatch.setattr(objects, "download", download)
+    return calls
+
+
+def counting_hashes(monkeypatch) -> list[tuple[str, ...]]:
+    """The algorithms of each read that hashes a file."""
+    calls: list[tuple[str, ...]] = []
+    real = objects.file_digests
+
+    def file_digests(path: str, algorithms: tuple[str, ...]) -> list[str]:
+        calls.append(algorithms)
+        return real(path, algorithms)
+
+    monkeypatch.setattr(objects, "file_digests", file_digests)
     return calls
 
 
@@ -289,10 +302,7 @@ def test_a_remote_snapshot_is_downloaded_once_checked_and_kept_under_its_digest(
     uri = remote.put_file(str(ckpt), "m/1/ckpt.pt")
     digest = bytes_digest(WEIGHTS)
     downloads = counting_downloads(monkeypatch)
-    hashed = []
-    real_digests = objects.file_digests
-    monkeypatch.setattr(objects, "file_digests", lambda path, algorithms: hashed.append(algorithms) or
-                        real_digests(path, algorithms))
+    hashed = counting_hashes(monkeypatch)
 
     local = objects.fetch(uri, "", digest, [], cache)
     again = objects.fetch(uri, "", digest, [], cache)
@@ -364,15 +374,12 @@ def test_fetch_sha256_hands_back_the_path_and_the_sha256_sha256sum_prints(ckpt, 
 
     assert objects.fetch_sha256(str(stored / "ckpt.pt"), "", digest, [], cache) == (str(stored / "ckpt.pt"), sha)
     _, content = staged(folder, tmp_path / "staging")  # a folder: its entry, and the sha256 of its manifest
-    lines = "".join(f"{n}\0{hashlib.sha256(FILES[n]).hexdigest()}\n" for n in sorted(FILES))
+    manifest_sha = folder_digest(FILES, SHA256).split(":")[1]
     assert objects.fetch_sha256(str(folder), "config.json", content.digest, content.manifest, cache) == (
-        str(folder / "config.json"), hashlib.sha256(lines.encode()).hexdigest())
+        str(folder / "config.json"), manifest_sha)
     cached = os.path.join(cache, "objects", digest.replace(":", "-"), "ckpt.pt")
     downloads = counting_downloads(monkeypatch)
-    hashed = []
-    real_digests = objects.file_digests
-    monkeypatch.setattr(objects, "file_digests", lambda path, algorithms: hashed.append(algorithms) or
-                        real_digests(path, algorithms))
+    hashed = counting_hashes(monkeypatch)
     assert objects.fetch_sha256(uri, "", digest, [], cache) == (cached, sha)  # downloaded
     assert hashed == [("blake3", "sha256")]  # the download is read once for both
     assert objects.fetch_sha256(uri, "", digest, [], cache) == (cached, sha)  # from the cached copy
@@ -380,7 +387,7 @@ def test_fetch_sha256_hands_back_the_path_and_the_sha256_sha256sum_prints(ckpt, 
     for name in FILES:  # a remote folder: each file downloaded, the sha256 of its manifest
         remote.put_file(str(folder / name), f"m/2/saved_model/{name}")
     assert objects.fetch_sha256(remote.url("m/2/saved_model"), "config.json", content.digest, content.manifest,
-                                cache)[1] == hashlib.sha256(lines.encode()).hexdigest()
+                                cache)[1] == manifest_sha
     (stored / "ckpt.pt").write_bytes(b"altered in place")
     with pytest.raises(IntegrityError, match=str(stored / "ckpt.pt")):
         objects.fetch_sha256(str(stored / "ckpt.pt"), "", digest, [], cache)
