@@ -107,7 +107,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                    lambda job, exc: self._fail(job, exc, keep_pending=True), self._after_upload)
             for i in range(self.options.upload_workers)
         ]
-        self._supervisor = Supervisor(workers)
+        self._supervisor = Supervisor(workers, on_restart=self._heartbeat.beat)
         self._started = False
         self._stopping = False  # stop(): the workers end once no job is left
         track(self)
@@ -218,6 +218,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             self._cond.notify_all()
 
     def _wait_for_room(self, size: int, fence_key: str | None) -> None:
+        watch = self._watch()
         with self._cond:
             while True:
                 unread = self._unread
@@ -231,8 +232,8 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                         # Only uploads in flight: admit this save; the next save of the model can
                         # supersede it. Staged copies stay bounded by the uploaders + one per model.
                         return
-                self._cond.wait(timeout=0.25)
-                stalled = self._stall_reason()
+                self._cond.wait(timeout=watch.poll(0.25))
+                stalled = self._stall_reason(watch)
                 if stalled is not None:
                     raise PipelineStalled(f"{stalled}; this save was not queued behind it. Snapshots already "
                                           "journaled are finished by `autolog sync` once storage and database "

@@ -69,14 +69,14 @@ class RegisteredHashes:
         """Wait for the task's jobs while reading progresses (a chunk read, a job settled), until
         `patience` seconds pass without progress or `timeout` in all; returns the jobs left."""
         deadline = time.monotonic() + timeout
+        watch = self._heartbeat.watch(patience)
         with self._cond:
             while True:
                 left = [job for job in self._unfinished if job.task_id == task_id]
-                quiet = self._heartbeat.quiet_for()
                 remaining = deadline - time.monotonic()
-                if not left or quiet >= patience or remaining <= 0:
+                if not left or watch.stalled() is not None or remaining <= 0:
                     return left
-                self._cond.wait(min(patience - quiet, remaining, 0.5))
+                self._cond.wait(watch.poll(min(remaining, 0.25)))
 
     # -- the thread ----------------------------------------------------------------------
     def _take(self) -> HashJob:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..forking import on_fork
 from .jobs import BATCH, CallJob, FlushOutcome, SnapshotJob
-from .worker import StopWorker
+from .worker import StopWorker, Watch
 
 if TYPE_CHECKING:
     from .pipeline import SnapshotPipeline
@@ -161,9 +161,10 @@ class Waits:
         if event.is_set():
             return True
         # Waiting for a copy (the fence) needs nothing of the recorder: let it go on gathering.
+        watch = self._watch()
         with self._someone_waits() if what == "done" else contextlib.nullcontext():
-            while not event.wait(0.25):
-                if self._stall_reason() is not None:
+            while not event.wait(watch.poll(0.25)):
+                if self._stall_reason(watch) is not None:
                     return event.is_set()
         return True
 
@@ -180,21 +181,28 @@ class Waits:
 
     def wait_until(self, ready: Callable[[], bool], what: str) -> bool:
         """Wait until ready() holds, while the work progresses; False when it stalled first."""
+        watch = self._watch()
         with self._cond, self._someone_waits():
             while not ready():
-                self._cond.wait(timeout=0.25)
-                if not ready() and self._stall_reason() is not None:
+                self._cond.wait(timeout=watch.poll(0.25))
+                if not ready() and self._stall_reason(watch) is not None:
                     logger.debug("autolog: stopped waiting for %s: the work stalled", what)
                     return False
         return True
 
-    def _stall_reason(self) -> str | None:
+    def _watch(self) -> Watch:
+        """A wait's look at the work's progress (worker.Watch: a pause of the whole process is not a stall)."""
+        return self._heartbeat.watch(self.options.stall_timeout)
+
+    def _stall_reason(self, watch: Watch) -> str | None:
         """Why waiting for the background work is pointless now; None while it moves."""
         broken = self._supervisor.check()
         if broken is not None:
             return broken
-        quiet = self._heartbeat.quiet_for()
-        if quiet > self.options.stall_timeout and self.pending():
+        if not self.pending():
+            return None
+        quiet = watch.stalled()
+        if quiet is not None:
             busy = [f"{w.name}: {w.current}" for w in self._supervisor.workers if w.current]
             at = f" (busy with {'; '.join(busy)})" if busy else ""
             return f"autolog's background work made no progress for {quiet:.0f} s{at}"
@@ -206,6 +214,7 @@ class Waits:
 
         deadline = time.monotonic() + timeout
         stalled = None
+        watch = self._watch()
         with self._someone_waits(), FlushProgress(self.pending(), enabled=progress) as bar:
             while True:
                 remaining = self.pending()
@@ -213,12 +222,12 @@ class Waits:
                 left = deadline - time.monotonic()
                 if not remaining or left <= 0:
                     break
-                stalled = self._stall_reason()
+                stalled = self._stall_reason(watch)
                 if stalled is not None:
                     self._let_the_journal_finish(deadline)
                     break
                 with self._cond:
-                    self._cond.wait(timeout=min(0.2, left))
+                    self._cond.wait(timeout=watch.poll(min(0.2, left)))
         if self._errors:
             error = self._errors.pop(0)
             self._errors.clear()

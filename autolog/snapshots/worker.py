@@ -17,6 +17,10 @@ from typing import Any, Callable, Iterable
 logger = logging.getLogger("autolog")
 
 MAX_RESTARTS = 3
+# Watch: a wait that saw no more than this of a quiet spell watches CONFIRM seconds (at most its
+# patience) before calling it a stall; a poll back LATE seconds past its time found the process paused.
+CONFIRM = 1.0
+LATE = 0.1
 
 
 class StopWorker(Exception):
@@ -94,8 +98,9 @@ class Worker:
 class Supervisor:
     """Restarts workers found dead; after MAX_RESTARTS of one, reports it as broken."""
 
-    def __init__(self, workers: list[Worker]):
+    def __init__(self, workers: list[Worker], on_restart: Callable[[], None] = lambda: None):
         self.workers = workers
+        self._on_restart = on_restart  # the heartbeat: a restarted thread's silence starts now
         self._lock = threading.Lock()
         self.broken: str | None = None
 
@@ -129,17 +134,65 @@ class Supervisor:
                 logger.warning("autolog: background worker %s stopped (%s); restarted it", worker.name,
                                worker.death or "no reason given")
                 worker.start()
+                self._on_restart()
             return self.broken
 
 
 class Heartbeat:
-    """When background work last moved (a job settled, a chunk copied, hashed or uploaded)."""
+    """When background work last moved (a job settled, a chunk copied, hashed or uploaded, a dead worker
+    restarted), and whether a wait already found it stalled since."""
 
     def __init__(self) -> None:
         self.last = time.monotonic()
+        self.stalled_since: float | None = None  # the beat after which a wait confirmed a stall
 
     def beat(self, *_: Any) -> None:
         self.last = time.monotonic()
 
     def quiet_for(self) -> float:
         return time.monotonic() - self.last
+
+    def watch(self, patience: float) -> "Watch":
+        return Watch(self, patience)
+
+
+class Watch:
+    """One wait's look at the heartbeat: the work is stalled once it has been quiet for `patience`
+    seconds, the last CONFIRM of them (at most `patience`) watched by this wait, running on time.
+
+    Quiet time may be a pause of the whole process rather than of the work: a full garbage collection
+    of a large heap (a second or more once TensorFlow or torch is imported, longer on a loaded machine),
+    a C call holding the GIL, a process stopped by Ctrl-Z. The workers could not run then, and neither
+    could the wait. So a wait that begins after a quiet spell, or whose poll comes back late, watches
+    CONFIRM seconds more before it gives up. Once a wait has confirmed a stall, later waits give up at
+    once until the work moves again: a stuck copy costs each later save nothing.
+    """
+
+    def __init__(self, heartbeat: Heartbeat, patience: float):
+        self._heartbeat, self._patience = heartbeat, patience
+        self._confirm = min(CONFIRM, patience)
+        self._looked = self._on_time_since = time.monotonic()
+        self._asked = 0.0
+
+    def poll(self, seconds: float) -> float:
+        """The wait's next sleep (returned as is): a look that comes later than this plus LATE found
+        the process paused."""
+        self._asked = seconds
+        return seconds
+
+    def stalled(self) -> float | None:
+        """How long the work has been quiet, once that is a stall; None while it may still move."""
+        now = time.monotonic()
+        if now - self._looked - self._asked > LATE:
+            self._on_time_since = now
+        self._looked, self._asked = now, 0.0
+        heartbeat = self._heartbeat
+        last = heartbeat.last
+        quiet = now - last
+        if quiet <= self._patience:
+            return None
+        if heartbeat.stalled_since != last:
+            if now - self._on_time_since < self._confirm:
+                return None
+            heartbeat.stalled_since = last
+        return quiet

@@ -413,6 +413,32 @@ def test_a_dead_worker_thread_is_restarted_and_later_snapshots_are_stored(
     assert _summaries(caplog, task) == []
 
 
+def test_a_worker_that_died_while_nobody_waited_gets_a_fresh_stall_timeout_once_restarted(
+        local_store, work, config, lenient, monkeypatch):
+    """The stager dies before its first job and no save waits for it (each saves another path); the
+    training goes on for longer than stall_timeout. close() restarts it: the time it lay dead is not the
+    restarted thread's silence, so close() waits for its copies instead of giving up at once."""
+    caplog = lenient
+    stall_timeout = 1.0
+    config(pipeline={"stall_timeout": stall_timeout})
+    death = _kill_worker(monkeypatch, "autolog-stager", times=1)
+    task = Task.init(project_name="pipeline", task_name="died unseen", output_uri=local_store)
+    _configure(task, inline=False)
+    for step in (1, 2, 3):
+        torch.save(tensor(step), work / f"ckpt-{step}.pt")
+    time.sleep(stall_timeout + 1.0)  # training; nothing waits on the dead stager meanwhile
+    took = _timed_close(task)
+
+    assert death.hits == 1
+    assert took < CLOSE_BOUND, f"close() took {took:.1f} s"
+    for step in (1, 2, 3):
+        (snap,) = output_snapshots(task, f"ckpt-{step}.pt")
+        assert_stored_tensor(snap, tensor(step))
+    (stager,) = [w for w in task._runtime.pipeline._supervisor.workers if w.name == "autolog-stager"]
+    assert stager.restarts == 1, stager.restarts
+    assert _summaries(caplog, task) == []
+
+
 def test_a_worker_that_dies_every_time_lets_close_return_naming_it_and_autolog_sync(local_store, work, config,
                                                                                    lenient, monkeypatch):
     from autolog.snapshots.worker import MAX_RESTARTS

@@ -1,0 +1,144 @@
+"""When a wait calls the background work stalled (worker.Heartbeat, worker.Watch), on a clock the test
+moves: quiet time counts against stall_timeout only once a wait has watched it end on time, a late poll
+(the process was paused) means watching again, and a stall one wait confirmed ends later waits at once
+until the work moves. A restarted worker beats the heartbeat."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from autolog.snapshots import worker
+from autolog.snapshots.worker import CONFIRM, LATE, Heartbeat, Supervisor, Worker
+
+PATIENCE = 5.0
+POLL = 0.25
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(worker, "time", clock)
+    return clock
+
+
+def look_after(watch: worker.Watch, clock: Clock, seconds: float, poll: float = POLL) -> float | None:
+    """The wait sleeps `poll` (asked), and looks `seconds` later (on time, early or late)."""
+    watch.poll(poll)
+    clock.now += seconds
+    return watch.stalled()
+
+
+def test_quiet_shorter_than_the_patience_is_no_stall(clock: Clock) -> None:
+    heartbeat = Heartbeat()
+    watch = heartbeat.watch(PATIENCE)
+    for _ in range(int(PATIENCE / POLL)):
+        assert look_after(watch, clock, POLL) is None
+    assert heartbeat.quiet_for() == pytest.approx(PATIENCE)
+    assert heartbeat.stalled_since is None
+
+
+def test_a_wait_watching_on_time_from_the_last_beat_gives_up_after_the_patience(clock: Clock) -> None:
+    heartbeat = Heartbeat()
+    watch = heartbeat.watch(PATIENCE)
+    looks = [look_after(watch, clock, POLL) for _ in range(int(PATIENCE / POLL) + 1)]
+    assert looks[:-1] == [None] * int(PATIENCE / POLL)
+    assert looks[-1] == pytest.approx(PATIENCE + POLL)
+    assert heartbeat.stalled_since == heartbeat.last
+
+
+def test_a_wait_that_begins_after_a_quiet_spell_watches_confirm_seconds_first(clock: Clock) -> None:
+    heartbeat = Heartbeat()
+    clock.now += 10 * PATIENCE  # nobody waited meanwhile (or the process was paused)
+    watch = heartbeat.watch(PATIENCE)
+    seen = 0.0
+    while seen + POLL < CONFIRM:
+        assert look_after(watch, clock, POLL) is None, seen
+        seen += POLL
+    assert look_after(watch, clock, POLL) == pytest.approx(10 * PATIENCE + seen + POLL)
+
+
+def test_a_beat_while_confirming_ends_the_quiet(clock: Clock) -> None:
+    heartbeat = Heartbeat()
+    clock.now += 10 * PATIENCE
+    watch = heartbeat.watch(PATIENCE)
+    assert look_after(watch, clock, CONFIRM / 2) is None
+    heartbeat.beat()
+    for _ in range(int(PATIENCE / POLL)):
+        assert look_after(watch, clock, POLL) is None
+    assert look_after(watch, clock, POLL) is not None  # the new quiet spell, watched on time all along
+
+
+@pytest.mark.parametrize("late_by", [LATE * 1.5, 3 * PATIENCE])
+def test_a_poll_that_comes_back_late_means_watching_again(clock: Clock, late_by: float) -> None:
+    heartbeat = Heartbeat()
+    watch = heartbeat.watch(PATIENCE)
+    for _ in range(int(PATIENCE / POLL) - 1):
+        assert look_after(watch, clock, POLL) is None
+    # Paused (a full garbage collection, Ctrl-Z): the poll is back late and the quiet is past the patience.
+    assert look_after(watch, clock, POLL + late_by) is None
+    seen = 0.0
+    while seen + POLL < CONFIRM:
+        assert look_after(watch, clock, POLL) is None, seen
+        seen += POLL
+    assert look_after(watch, clock, POLL) is not None
+
+
+def test_a_poll_back_early_or_within_late_of_its_time_is_on_time(clock: Clock) -> None:
+    heartbeat = Heartbeat()
+    clock.now += 10 * PATIENCE
+    watch = heartbeat.watch(PATIENCE)
+    assert look_after(watch, clock, POLL / 10) is None  # woken early: a notify
+    assert look_after(watch, clock, POLL + LATE * 0.9) is None
+    rest = CONFIRM - POLL / 10 - POLL - LATE * 0.9 + 0.01
+    assert look_after(watch, clock, rest, poll=rest) is not None  # watched CONFIRM seconds, on time
+
+
+def test_once_confirmed_later_waits_give_up_at_once_until_the_work_moves(clock: Clock) -> None:
+    heartbeat = Heartbeat()
+    clock.now += 10 * PATIENCE
+    first = heartbeat.watch(PATIENCE)
+    while look_after(first, clock, POLL) is None:
+        pass
+    assert heartbeat.watch(PATIENCE).stalled() == pytest.approx(heartbeat.quiet_for())  # no confirming again
+    heartbeat.beat()
+    clock.now += 10 * PATIENCE
+    assert heartbeat.watch(PATIENCE).stalled() is None  # a new quiet spell: confirmed afresh
+
+
+def test_a_patience_shorter_than_confirm_is_also_the_confirmation(clock: Clock) -> None:
+    patience = CONFIRM / 4
+    heartbeat = Heartbeat()
+    clock.now += 10
+    watch = heartbeat.watch(patience)
+    assert look_after(watch, clock, patience / 2, poll=patience / 2) is None
+    assert look_after(watch, clock, patience / 2 + 0.01, poll=patience / 2) is not None
+
+
+def test_a_restarted_worker_beats_the_heartbeat_a_broken_one_does_not(clock: Clock,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker.logger, "warning", lambda *args: None)
+    heartbeat = Heartbeat()
+    dead = Worker("autolog-test", take=lambda: None, run=lambda job: None, fail=lambda job, exc: None,
+                  finish=lambda job: None)
+    dead.thread = threading.Thread(target=lambda: None)  # ended at once: found dead
+    dead.thread.start()
+    dead.thread.join()
+    monkeypatch.setattr(Worker, "start", lambda self: None)  # the restarted thread "dies" again
+    supervisor = Supervisor([dead], on_restart=heartbeat.beat)
+    for restart in range(1, worker.MAX_RESTARTS + 1):
+        clock.now += 10
+        assert supervisor.check() is None
+        assert dead.restarts == restart
+        assert heartbeat.quiet_for() == 0.0
+    clock.now += 10
+    assert supervisor.check() is not None  # broken: given up, no restart, no beat
+    assert heartbeat.quiet_for() == 10.0
