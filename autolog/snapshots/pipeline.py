@@ -215,6 +215,8 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             if not self._started or self._stopping:  # not started ahead (start_workers), or ended by stop()
                 self._started, self._stopping = True, False
                 self._supervisor.start_all()
+            else:  # a worker found dead is restarted by the next save, not only by the next wait (~2 us)
+                self._supervisor.check()
             self._cond.notify_all()
 
     def _wait_for_room(self, size: int, fence_key: str | None) -> None:

@@ -375,12 +375,19 @@ def test_a_failure_injected_into_one_step_settles_that_snapshot_and_later_ones_a
 
 
 # -- a worker thread that dies anyway --------------------------------------------------------
-def _kill_worker(monkeypatch: pytest.MonkeyPatch, name: str, times: int) -> Injection:
-    """Worker._one raises (before taking a job) in the named worker: its loop ends, the thread dies."""
+def _kill_worker(monkeypatch: pytest.MonkeyPatch, name: str, times: int,
+                 armed: Callable[[], bool] = lambda: True) -> Injection:
+    """Worker._one raises (before taking a job) in the named worker, once armed() holds: its loop ends,
+    the thread dies."""
     from autolog.snapshots import worker
 
     return patch_method(monkeypatch, worker.Worker, "_one", f"the loop of {name}", times=times,
-                        when=lambda self: self.name == name)
+                        when=lambda self: self.name == name and armed())
+
+
+def _worker(task: Task, name: str) -> Any:
+    (found,) = [w for w in task._runtime.pipeline._supervisor.workers if w.name == name]
+    return found
 
 
 @pytest.mark.parametrize("store_kind, name", [("local", "autolog-stager"), ("local", "autolog-hasher"),
@@ -413,29 +420,50 @@ def test_a_dead_worker_thread_is_restarted_and_later_snapshots_are_stored(
     assert _summaries(caplog, task) == []
 
 
+def test_a_dead_worker_is_restarted_by_the_next_save(local_store, work, config, lenient, monkeypatch):
+    """Not only by a wait: a save that waits for nothing restarts it, so its snapshots do not queue up
+    until close()."""
+    death = _kill_worker(monkeypatch, "autolog-stager", times=1)  # dies as Task.init's thread starts it
+    task = Task.init(project_name="pipeline", task_name="restarted by a save", output_uri=local_store)
+    _configure(task, inline=False)
+    stager = _worker(task, "autolog-stager")
+    wait_until(lambda: death.hits == 1 and not stager.alive(), "the stager's death")
+    torch.save(tensor(1), work / "ckpt.pt")
+    assert stager.restarts == 1 and stager.alive(), (stager.restarts, stager.death)
+    task.close()
+    (snap,) = output_snapshots(task, "ckpt.pt")
+    assert_stored_tensor(snap, tensor(1))
+
+
 def test_a_worker_that_died_while_nobody_waited_gets_a_fresh_stall_timeout_once_restarted(
-        local_store, work, config, lenient, monkeypatch):
-    """The stager dies before its first job and no save waits for it (each saves another path); the
-    training goes on for longer than stall_timeout. close() restarts it: the time it lay dead is not the
-    restarted thread's silence, so close() waits for its copies instead of giving up at once."""
+        local_store, work, config, lenient, stager, monkeypatch):
+    """The stager dies with two saves queued and no save after them; the training goes on for longer
+    than stall_timeout. close() restarts it: the time it lay dead is not the restarted thread's
+    silence, so close() waits for its copies instead of giving up at once."""
     caplog = lenient
     stall_timeout = 1.0
     config(pipeline={"stall_timeout": stall_timeout})
-    death = _kill_worker(monkeypatch, "autolog-stager", times=1)
+    armed = threading.Event()
+    death = _kill_worker(monkeypatch, "autolog-stager", times=1, armed=armed.is_set)
     task = Task.init(project_name="pipeline", task_name="died unseen", output_uri=local_store)
     _configure(task, inline=False)
-    for step in (1, 2, 3):
+    stager.hold()
+    torch.save(tensor(1), work / "ckpt-1.pt")
+    assert stager.wait_for_calls(1)
+    for step in (2, 3):
         torch.save(tensor(step), work / f"ckpt-{step}.pt")
+    armed.set()  # the stager dies once it is done with the first snapshot
+    stager.release.set()
+    dead = _worker(task, "autolog-stager")
+    wait_until(lambda: death.hits == 1 and not dead.alive(), "the stager's death")
     time.sleep(stall_timeout + 1.0)  # training; nothing waits on the dead stager meanwhile
     took = _timed_close(task)
 
-    assert death.hits == 1
     assert took < CLOSE_BOUND, f"close() took {took:.1f} s"
     for step in (1, 2, 3):
         (snap,) = output_snapshots(task, f"ckpt-{step}.pt")
         assert_stored_tensor(snap, tensor(step))
-    (stager,) = [w for w in task._runtime.pipeline._supervisor.workers if w.name == "autolog-stager"]
-    assert stager.restarts == 1, stager.restarts
+    assert dead.restarts == 1, dead.restarts
     assert _summaries(caplog, task) == []
 
 

@@ -142,3 +142,17 @@ def test_a_restarted_worker_beats_the_heartbeat_a_broken_one_does_not(clock: Clo
     clock.now += 10
     assert supervisor.check() is not None  # broken: given up, no restart, no beat
     assert heartbeat.quiet_for() == 10.0
+
+
+def test_a_look_without_a_sleep_asked_before_it_counts_any_delay_as_a_pause(clock: Clock) -> None:
+    """flush() looks once before its first sleep; a look after the wait's own work took long (a
+    collection that its allocations started) restarts the confirmation like a late poll."""
+    heartbeat = Heartbeat()
+    clock.now += 10 * PATIENCE
+    watch = heartbeat.watch(PATIENCE)
+    clock.now += CONFIRM / 2
+    assert watch.stalled() is None  # 0.5 s after the wait began, with no sleep asked: paused
+    assert look_after(watch, clock, CONFIRM * 0.6, poll=CONFIRM * 0.6) is None  # 1.1 s in, 0.6 s on time
+    clock.now += CONFIRM / 2
+    assert watch.stalled() is None  # again: the last look asked for no sleep
+    assert look_after(watch, clock, CONFIRM, poll=CONFIRM) is not None
