@@ -1,15 +1,13 @@
 """When a wait calls the background work stalled (worker.Heartbeat, worker.Watch), on a clock the test
 moves: quiet time counts against stall_timeout only once a wait has watched it end on time, a late poll
 (the process was paused) means watching again, and a stall one wait confirmed ends later waits at once
-until the work moves. A restarted worker beats the heartbeat."""
+until the work moves. (A restarted worker beats the heartbeat: test_supervisor.py.)"""
 from __future__ import annotations
-
-import threading
 
 import pytest
 
 from autolog.snapshots import worker
-from autolog.snapshots.worker import CONFIRM, LATE, Heartbeat, Supervisor, Worker
+from autolog.snapshots.worker import CONFIRM, LATE, Heartbeat
 
 PATIENCE = 5.0
 POLL = 0.25
@@ -121,27 +119,6 @@ def test_a_patience_shorter_than_confirm_is_also_the_confirmation(clock: Clock) 
     watch = heartbeat.watch(patience)
     assert look_after(watch, clock, patience / 2, poll=patience / 2) is None
     assert look_after(watch, clock, patience / 2 + 0.01, poll=patience / 2) is not None
-
-
-def test_a_restarted_worker_beats_the_heartbeat_a_broken_one_does_not(clock: Clock,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker.logger, "warning", lambda *args: None)
-    heartbeat = Heartbeat()
-    dead = Worker("autolog-test", take=lambda: None, run=lambda job: None, fail=lambda job, exc: None,
-                  finish=lambda job: None)
-    dead.thread = threading.Thread(target=lambda: None)  # ended at once: found dead
-    dead.thread.start()
-    dead.thread.join()
-    monkeypatch.setattr(Worker, "start", lambda self: None)  # the restarted thread "dies" again
-    supervisor = Supervisor([dead], on_restart=heartbeat.beat)
-    for restart in range(1, worker.MAX_RESTARTS + 1):
-        clock.now += 10
-        assert supervisor.check() is None
-        assert dead.restarts == restart
-        assert heartbeat.quiet_for() == 0.0
-    clock.now += 10
-    assert supervisor.check() is not None  # broken: given up, no restart, no beat
-    assert heartbeat.quiet_for() == 10.0
 
 
 def test_a_look_without_a_sleep_asked_before_it_counts_any_delay_as_a_pause(clock: Clock) -> None:
