@@ -31,8 +31,8 @@ fi
 
 # The core: every function of binding/core.py (wrapper, nesting guard, _fence, rank check),
 # lineage.py, the stat-cache key (snapshots/identity.py), retention, the fence's rename
-# (storage/set_aside.py) and a snapshot's bytes (storage/objects.py: copied, hashed, published,
-# fetched); of the two big files only the fence (SnapshotPipeline.fence) and the lineage query
+# (storage/set_aside.py), a snapshot's bytes (storage/objects.py: copied, hashed, published,
+# fetched) and the pipeline's threads and stalls (snapshots/worker.py); of the two big files only the fence (SnapshotPipeline.fence) and the lineage query
 # (MetadataStore.producer_of).
 CORE=(
     'autolog.binding.core.*'
@@ -41,6 +41,7 @@ CORE=(
     'autolog.snapshots.retention.*'
     'autolog.storage.set_aside.*'
     'autolog.storage.objects.*'
+    'autolog.snapshots.worker.*'
     'autolog.snapshots.pipeline.xǁSnapshotPipelineǁfence__mutmut_*'
     'autolog.db.store.xǁMetadataStoreǁproducer_of__mutmut_*'
 )

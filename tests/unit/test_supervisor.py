@@ -1,6 +1,7 @@
-"""The supervisor of the pipeline's threads (worker.Supervisor), with real Worker threads: a thread found
-dead is restarted and beats the heartbeat, past MAX_RESTARTS the pipeline is broken with the last cause,
-and a thread that ended on StopWorker (its task closed) is neither dead nor restarted until start_all()."""
+"""The pipeline's threads (worker.Worker, worker.Supervisor), real ones: a job is settled and cleaned up
+whatever raises; a thread found dead is restarted and beats the heartbeat, past MAX_RESTARTS the
+pipeline is broken with the last cause; a thread that ended on StopWorker (its task closed) is neither
+dead nor restarted until start_all(); threads are daemons named after their worker."""
 from __future__ import annotations
 
 import logging
@@ -138,3 +139,75 @@ def test_a_thread_ended_by_stop_worker_is_not_restarted_until_start_all(clock: C
     assert not running.stopped
     assert supervisor.check() is None
     assert running.restarts == 1  # ended without stopping(): found dead, restarted
+
+
+def test_a_worker_runs_on_a_daemon_thread_named_after_it() -> None:
+    """Named: a stack dump (py-spy, faulthandler) says which worker is where. A daemon: a script that
+    never calls close() still exits (Python joins other threads before its atexit hooks, where the
+    task's close runs)."""
+    release = threading.Event()
+
+    def take() -> object:
+        release.wait(JOIN)
+        raise StopWorker
+
+    running = make_worker("autolog-named", take)
+    running.start()
+    try:
+        assert running.thread.name == "autolog-named"
+        assert running.thread.daemon is True
+    finally:
+        release.set()
+        run_to_end(running)
+
+
+def test_a_worker_settles_and_cleans_up_after_every_job_whatever_raises() -> None:
+    """run() raising settles the job through fail() with the real cause; finish() runs after every job,
+    also when fail() or finish() itself raises; the loop goes on to the next job."""
+    jobs = ["ok", "run fails", "fail fails too", "finish fails", "ok again"]
+    queue = list(jobs)
+    seen: list[tuple[str, str]] = []
+    current: list[object] = []
+    worker_ref: list[Worker] = []
+
+    def take() -> str:
+        if not queue:
+            raise StopWorker
+        return queue.pop(0)
+
+    def run(job: str) -> None:
+        current.append(worker_ref[0].current)
+        seen.append(("run", job))
+        if job != "ok" and job != "ok again" and job != "finish fails":
+            raise ValueError(job)
+
+    def fail(job: str, exc: BaseException) -> None:
+        seen.append(("fail", f"{job}: {exc}"))
+        if job == "fail fails too":
+            raise OSError("fail() broke")
+
+    def finish(job: str) -> None:
+        seen.append(("finish", job))
+        if job == "finish fails":
+            raise OSError("finish() broke")
+
+    class Labelled(str):
+        @property
+        def label(self) -> str:
+            return f"label of {self}"
+
+    queue[:] = [Labelled(job) for job in jobs]
+    looping = Worker("autolog-steps", take, run, fail, finish)
+    worker_ref.append(looping)
+    looping.start()
+    run_to_end(looping)
+    assert looping.death is None  # ended on StopWorker, not by a failure
+    assert seen == [
+        ("run", "ok"), ("finish", "ok"),
+        ("run", "run fails"), ("fail", "run fails: run fails"), ("finish", "run fails"),
+        ("run", "fail fails too"), ("fail", "fail fails too: fail fails too"), ("finish", "fail fails too"),
+        ("run", "finish fails"), ("finish", "finish fails"),
+        ("run", "ok again"), ("finish", "ok again"),
+    ]
+    assert current == [f"label of {job}" for job in jobs]  # what a stall's message names
+    assert looping.current is None  # between jobs: on none
