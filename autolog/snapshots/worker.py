@@ -173,6 +173,10 @@ class Watch:
         self._confirm = min(CONFIRM, patience)
         self._looked = self._on_time_since = time.monotonic()
         self._asked = 0.0
+        # The quiet spell this wait is in (its beat) and how much of it the wait saw, crediting each look
+        # at most the sleep it asked for plus LATE: on a machine so loaded that every poll is late, this
+        # still reaches patience + CONFIRM, so no wait outlasts stalled work forever.
+        self._spell, self._seen = heartbeat.last, 0.0
 
     def poll(self, seconds: float) -> float:
         """The wait's next sleep (returned as is): a look that comes later than this plus LATE found
@@ -183,16 +187,19 @@ class Watch:
     def stalled(self) -> float | None:
         """How long the work has been quiet, once that is a stall; None while it may still move."""
         now = time.monotonic()
+        heartbeat = self._heartbeat
+        last = heartbeat.last
+        if last != self._spell:
+            self._spell, self._seen = last, 0.0
+        self._seen += max(0.0, min(now - max(self._looked, last), self._asked + LATE))
         if now - self._looked - self._asked > LATE:
             self._on_time_since = now
         self._looked, self._asked = now, 0.0
-        heartbeat = self._heartbeat
-        last = heartbeat.last
         quiet = now - last
         if quiet <= self._patience:
             return None
         if heartbeat.stalled_since != last:
-            if now - self._on_time_since < self._confirm:
+            if now - self._on_time_since < self._confirm and self._seen < self._patience + self._confirm:
                 return None
             heartbeat.stalled_since = last
         return quiet

@@ -4,6 +4,8 @@ moves: quiet time counts against stall_timeout only once a wait has watched it e
 until the work moves. (A restarted worker beats the heartbeat: test_supervisor.py.)"""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from autolog.snapshots import worker
@@ -133,3 +135,28 @@ def test_a_look_without_a_sleep_asked_before_it_counts_any_delay_as_a_pause(cloc
     clock.now += CONFIRM / 2
     assert watch.stalled() is None  # again: the last look asked for no sleep
     assert look_after(watch, clock, CONFIRM, poll=CONFIRM) is not None
+
+
+def test_on_a_machine_so_loaded_that_every_poll_is_late_a_wait_still_ends(clock: Clock) -> None:
+    """Each late poll restarts the confirmation, but the wait credits each look with the sleep it asked
+    for (plus LATE): once that adds up to patience + CONFIRM of the quiet spell, it gives up."""
+    heartbeat = Heartbeat()
+    watch = heartbeat.watch(PATIENCE)
+    late = POLL + 2 * LATE + 0.05  # every poll back this much after its time
+    looks = 0
+    while look_after(watch, clock, POLL + late) is None:
+        looks += 1
+        assert looks < 1000, "the wait never ends"
+    credited = POLL + LATE
+    assert looks + 1 == math.ceil((PATIENCE + CONFIRM) / credited - 1e-9)
+
+
+def test_a_pause_after_a_wait_watched_most_of_the_patience_is_still_excused(clock: Clock) -> None:
+    heartbeat = Heartbeat()
+    watch = heartbeat.watch(PATIENCE)
+    for _ in range(int((PATIENCE - CONFIRM / 2) / POLL)):
+        assert look_after(watch, clock, POLL) is None
+    assert look_after(watch, clock, POLL + 2 * PATIENCE) is None  # a long pause: past patience, excused
+    assert look_after(watch, clock, POLL) is None
+    heartbeat.beat()  # the work moved once the process ran again
+    assert look_after(watch, clock, POLL) is None
