@@ -149,6 +149,13 @@ def test_on_a_machine_so_loaded_that_every_poll_is_late_a_wait_still_ends(clock:
         assert looks < 1000, "the wait never ends"
     credited = POLL + LATE
     assert looks + 1 == math.ceil((PATIENCE + CONFIRM) / credited - 1e-9)
+    heartbeat.beat()  # the work moved: a new quiet spell, credited from nothing
+    clock.now += 0.01
+    assert watch.stalled() is None
+    looks = 1
+    while look_after(watch, clock, POLL + late) is None:
+        looks += 1
+    assert looks == math.ceil((PATIENCE + CONFIRM) / credited - 1e-9)
 
 
 def test_a_pause_after_a_wait_watched_most_of_the_patience_is_still_excused(clock: Clock) -> None:
