@@ -411,7 +411,7 @@ def test_a_dead_worker_thread_is_restarted_and_later_snapshots_are_stored(
         assert_stored_tensor(snap, tensor(step))
     supervisor = task._runtime.pipeline._supervisor
     assert supervisor.broken is None
-    (dead,) = [w for w in supervisor.workers if w.name == name]
+    dead = _worker(task, name)
     assert dead.restarts == 1 and _not_dead(dead), (dead.restarts, dead.death)
     assert dead.death == f"RuntimeError: {death.message}"
     assert all(_not_dead(w) for w in supervisor.workers)

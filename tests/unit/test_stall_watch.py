@@ -10,24 +10,10 @@ import pytest
 
 from autolog.snapshots import worker
 from autolog.snapshots.worker import CONFIRM, LATE, Heartbeat
+from worker_clock import Clock
 
 PATIENCE = 5.0
 POLL = 0.25
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(worker, "time", clock)
-    return clock
 
 
 def look_after(watch: worker.Watch, clock: Clock, seconds: float, poll: float = POLL) -> float | None:

@@ -10,25 +10,10 @@ from typing import Callable
 
 import pytest
 
-from autolog.snapshots import worker
 from autolog.snapshots.worker import MAX_RESTARTS, Heartbeat, StopWorker, Supervisor, Worker
+from worker_clock import Clock
 
 JOIN = 10.0  # seconds: a safety net, never a timing assertion
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(worker, "time", clock)
-    return clock
 
 
 def make_worker(name: str, take: Callable[[], object]) -> Worker:
