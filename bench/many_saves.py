@@ -6,6 +6,11 @@
 Each round runs plain then autolog, each in a fresh interpreter. "total" is the loop plus close()
 (autolog stores every snapshot before close returns). Target (issue: a run that cannot wedge):
 autolog total <= 1.5x plain total.
+
+Every round's folders are kept until all rounds are done: on ext4 without a journal, files created
+within a minute or more of a mass deletion cost several times more (bench/experiments/inode_reuse.py),
+and deleting one round's 10,000 snapshots before the next made that round's close() 5-15 s instead
+of ~1 s. For the same reason, leave a few minutes between two runs of this bench on such a disk.
 """
 from __future__ import annotations
 
@@ -45,15 +50,15 @@ print(json.dumps({"loop": loop, "total": total, "stored": stored}))
 """
 
 
-def run(mode: str, saves: int, distinct: bool) -> dict:
-    with tempfile.TemporaryDirectory(prefix="autolog-many-saves-") as work:
-        env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(HERE.parent))
-        env.pop("AUTOLOG_STRICT", None)
-        proc = subprocess.run([sys.executable, "-c", WORKLOAD, mode, str(saves), "1" if distinct else "0", work],
-                              env=env, capture_output=True, text=True, timeout=3600)
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stderr[-3000:])
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+def run(mode: str, saves: int, distinct: bool, work: str) -> dict:
+    os.mkdir(work)
+    env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(HERE.parent))
+    env.pop("AUTOLOG_STRICT", None)
+    proc = subprocess.run([sys.executable, "-c", WORKLOAD, mode, str(saves), "1" if distinct else "0", work],
+                          env=env, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -63,9 +68,10 @@ def main() -> None:
     parser.add_argument("--distinct", action="store_true", help="a new path per save instead of one path")
     args = parser.parse_args()
     rows = {"plain": [], "autolog": []}
-    for _ in range(args.rounds):
-        for mode in rows:
-            rows[mode].append(run(mode, args.saves, args.distinct))
+    with tempfile.TemporaryDirectory(prefix="autolog-many-saves-") as work:
+        for round_ in range(args.rounds):
+            for mode in rows:
+                rows[mode].append(run(mode, args.saves, args.distinct, os.path.join(work, f"{mode}-{round_}")))
     plain = statistics.median(r["total"] for r in rows["plain"])
     auto = statistics.median(r["total"] for r in rows["autolog"])
     loop = statistics.median(r["loop"] for r in rows["autolog"])
@@ -74,6 +80,8 @@ def main() -> None:
     print(f"{args.saves} saves of a small file ({paths}), median of {args.rounds}: plain {plain:.2f} s, "
           f"autolog {auto:.2f} s to close ({loop:.2f} s in the loop) = {auto / plain:.2f}x plain; "
           f"{(auto - plain) / args.saves * 1e3:.3f} ms per save; snapshots stored: {stored}/{args.saves}")
+    for mode, runs in rows.items():
+        print(f"  {mode} rounds, total (loop): " + ", ".join(f"{r['total']:.2f} ({r['loop']:.2f})" for r in runs))
 
 
 if __name__ == "__main__":
