@@ -13,6 +13,7 @@ from typing import Callable
 ORDER = (
     "context.rows",      # before fork: let the thread creating the task's row finish (import locks)
     "db.lock",           # after, in the child: the store registry's lock
+    "snapshots.events",  # the lock of the snapshots' lazily made events
     "db.engines",        # the parent's connections are the parent's: open new ones
     "context.locks",     # the lazily opened store's lock, and rows being created by threads now gone
     "binding.locks",     # saves of one path take turns through a lock per path

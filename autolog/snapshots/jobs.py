@@ -1,7 +1,6 @@
 """What the snapshot pipeline works on: its options, and one job per captured save or load."""
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -10,6 +9,7 @@ from ..db import ModelRecord
 from ..storage import objects
 from ..storage.blobstore import BlobStore
 from ..storage.sources import OpenedSources, Sources, source_path
+from .lazy_event import LazyEvent
 
 
 BATCH = 256  # jobs per database transaction at most
@@ -63,8 +63,8 @@ class SnapshotJob:
     in_backlog: bool = False  # counted in the pipeline's backlog of staged bytes
     overwritten_unread: bool = False  # a later save of its path stopped waiting for it (a stall)
     set_aside: bool = False  # a later save renamed its file aside (removed once read: Outcomes)
-    staged: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
+    staged: LazyEvent = field(default_factory=LazyEvent)
+    done: LazyEvent = field(default_factory=LazyEvent)
 
     @property
     def journaled(self) -> bool:
@@ -99,8 +99,8 @@ class CallJob:
     size: int = 0
     state: str = "queued"
     error: BaseException | None = None
-    staged: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
+    staged: LazyEvent = field(default_factory=LazyEvent)
+    done: LazyEvent = field(default_factory=LazyEvent)
 
 
 @dataclass
