@@ -51,11 +51,17 @@ print(json.dumps({"loop": loop, "total": total, "stored": stored}))
 
 
 def run(mode: str, saves: int, distinct: bool, work: str) -> dict:
+    return run_workload(WORKLOAD, [mode, str(saves), "1" if distinct else "0", work], work)
+
+
+def run_workload(workload: str, argv: list[str], work: str) -> dict:
+    """workload (Python source) in a fresh interpreter, its AUTOLOG_HOME in the new folder work; the
+    JSON of its last output line."""
     os.mkdir(work)
     env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(HERE.parent))
     env.pop("AUTOLOG_STRICT", None)
-    proc = subprocess.run([sys.executable, "-c", WORKLOAD, mode, str(saves), "1" if distinct else "0", work],
-                          env=env, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run([sys.executable, "-c", workload, *argv], env=env, capture_output=True, text=True,
+                          timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
