@@ -32,7 +32,7 @@ fi
 # The core: every function of binding/core.py (wrapper, nesting guard, _fence, rank check),
 # lineage.py, the stat-cache key (snapshots/identity.py), retention, the fence's rename
 # (storage/set_aside.py), a snapshot's bytes (storage/objects.py: copied, hashed, published,
-# fetched) and the pipeline's threads and stalls (snapshots/worker.py); of the two big files only the fence (SnapshotPipeline.fence) and the lineage query
+# fetched) and the pipeline's threads and stalls (snapshots/worker.py), a job's staged/done flags (snapshots/lazy_event.py); of the two big files only the fence (SnapshotPipeline.fence) and the lineage query
 # (MetadataStore.producer_of).
 CORE=(
     'autolog.binding.core.*'
@@ -42,6 +42,7 @@ CORE=(
     'autolog.storage.set_aside.*'
     'autolog.storage.objects.*'
     'autolog.snapshots.worker.*'
+    'autolog.snapshots.lazy_event.*'
     'autolog.snapshots.pipeline.xǁSnapshotPipelineǁfence__mutmut_*'
     'autolog.db.store.xǁMetadataStoreǁproducer_of__mutmut_*'
 )

@@ -18,9 +18,9 @@ JOIN = 10.0  # seconds: a safety net, never a timing assertion
 
 def test_set_before_wait_returns_at_once_and_makes_no_event():
     flag = LazyEvent()
-    assert not flag.is_set()
+    assert flag.is_set() is False  # a bool, as threading.Event's
     flag.set()
-    assert flag.is_set()
+    assert flag.is_set() is True
     assert flag.wait(0) is True
     assert flag.wait() is True
     assert flag._event is None  # nobody had to sleep on it
