@@ -128,12 +128,15 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30) -> 
                 + (f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""), pytrace=False)
 
 
-def wait_for_download(folder: Path, pattern: str, timeout: float = 60) -> Path:
-    """The file matching pattern in folder once Chromium has finished writing it (no .crdownload left)."""
+def wait_for_download(folder: Path, pattern: str = "*", timeout: float = 60, before: set[Path] = frozenset()) -> Path:
+    """The file matching pattern in folder (not one of `before`) once Chromium has written it.
+
+    Chromium reserves a download's name with an empty file, writes `<name>.crdownload`, and renames it
+    over the reservation when done: the file is complete once it is not empty, whatever the
+    .crdownload files of the moment say (there is none yet right after the reservation)."""
     def done() -> Path | None:
-        if any(folder.glob("*.crdownload")):
-            return None
-        found = sorted(folder.glob(pattern))
+        found = sorted(p for p in folder.glob(pattern) if p not in before and not p.name.endswith(".crdownload")
+                       and p.is_file() and p.stat().st_size > 0)
         return found[0] if found else None
 
     return wait_until(done, f"a download matching {pattern!r} in {folder}", timeout)

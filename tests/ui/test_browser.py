@@ -330,8 +330,7 @@ def test_lineage_graph_of_the_chain_draws_every_node_and_edge_and_exports_svg(si
 
     before = set(site.downloads.iterdir())
     by_css(browser, "#export-svg")[0].click()
-    exported = chrome.wait_for_download(site.downloads, "lineage-*.svg")
-    assert exported not in before
+    exported = chrome.wait_for_download(site.downloads, "lineage-*.svg", before=before)
     document = ET.parse(exported).getroot()  # well-formed XML, standalone
     assert document.tag == f"{SVG_NS}svg"
     assert float(document.get("width")) > 300 and document.get("viewBox").startswith("0 0 ")
@@ -424,10 +423,7 @@ def test_model_page_lists_snapshots_and_tasks_and_downloads_a_verified_snapshot(
 
     before = set(site.downloads.iterdir())
     rows[2].find_element("css selector", "a.download").click()
-    downloaded = chrome.wait_until(lambda: [p for p in set(site.downloads.iterdir()) - before
-                                            if not p.name.endswith(".crdownload")], "the snapshot download", timeout=60)
-    [path] = downloaded
-    chrome.wait_until(lambda: not any(site.downloads.glob("*.crdownload")), "the download to finish")
+    path = chrome.wait_for_download(site.downloads, before=before)
     assert chrome.sha256_of(path) == finetune["shas"][2] == site.made["evaluate"]["copy_sha"]
     no_script_errors(browser)
 
