@@ -50,11 +50,13 @@ def collect_sources(path: str | os.PathLike, exclude: tuple[str, ...] = (), comp
     companions: files that belong with a one-file path (ONNX external data), kept beside it.
     """
     path = os.path.abspath(os.fspath(path))
-    if not os.path.lexists(path):
+    is_file = os.path.isfile(path)  # a saved file, the common case, costs this one stat
+    if not is_file and not os.path.lexists(path):
         path = real_path(path)
-    if companions and os.path.isfile(path):
+        is_file = os.path.isfile(path)
+    if companions and is_file:
         return _with_companions(path, companions)
-    if os.path.isfile(path):
+    if is_file:
         name = display_path(os.path.basename(path))
         return Sources(files=((path, name),), name=name, single=True)
     if os.path.isdir(path):
