@@ -11,7 +11,8 @@
 #     OUT=/tmp/gpu-out PYTHON=.venv/bin/python SIZES=10 bash bench/gpu_session.sh --cpu
 #
 # Sizes: SIZES (default 10,1024 with 3 runs each), then 4096 once if time is left. Results:
-# $OUT/gpu_check.log, $OUT/bench.md (the tables, for bench/results-gpu.md), $OUT/bench.log.
+# $OUT/gpu_check.log, $OUT/bench.md (the tables, for bench/results-gpu.md), $OUT/bench.log, and, if time
+# is left, $OUT/copy_hash_overlap.log.
 # AB_TREE=<folder holding another autolog/> (carried too): instead of the 4096 run, bench/ab_trees.py
 # at 1024 MB, 3 runs, this tree against that one ($OUT/ab.log), e.g. an experiment of bench/experiments/:
 #     git worktree add /tmp/take HEAD && git -C /tmp/take apply "$PWD/bench/experiments/take-set-aside.patch"
@@ -67,4 +68,11 @@ elif [ "$DEVICE" = cuda ] && [ "$left" -gt 150 ]; then
     timeout "$left" "$PYTHON" bench/run_bench.py --only-saves --device cuda --sizes 4096 --repeat 1 \
         --out "$OUT/bench-4096.md" 2>&1 | tee -a "$OUT/bench.log"
     echo "bench 4096: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$OUT/bench.log"
+fi
+
+# Last, if time is left: what hashing beside the copy would save there (ARCHITECTURE, "Hashing on its own thread").
+left=$((520 - (SECONDS - start)))
+if [ "$left" -gt 60 ]; then
+    timeout $((left - 10)) "$PYTHON" bench/experiments/copy_hash_overlap.py --megabytes 1024 --repeat 3 2>&1 \
+        | tee "$OUT/copy_hash_overlap.log"
 fi
