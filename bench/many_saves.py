@@ -3,9 +3,11 @@
     python bench/many_saves.py                 # 10,000 saves, 3 rounds, medians
     python bench/many_saves.py --saves 2000 --rounds 5 --distinct
 
-Each round runs plain then autolog, each in a fresh interpreter. "total" is the loop plus close()
-(autolog stores every snapshot before close returns). Target (issue: a run that cannot wedge):
-autolog total <= 1.5x plain total.
+Each round runs plain, floor and autolog, each in a fresh interpreter. "total" is the loop plus
+close() (autolog stores every snapshot before close returns). Target (issue: a run that cannot
+wedge): autolog total <= 1.5x plain total. "floor" is what keeping every snapshot costs at the least,
+as in run_bench.py's table: each plain save followed by a copy of the file into a new folder of its
+own (os.mkdir + shutil.copyfile), synchronously, with no database and no hash.
 
 Every round's folders are kept until all rounds are done: on ext4 without a journal, files created
 within a minute or more of a mass deletion cost several times more (bench/experiments/inode_reuse.py),
@@ -26,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 WORKLOAD = r"""
-import json, os, sys, time
+import json, os, shutil, sys, time
 import torch
 
 mode, saves, distinct, work = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
@@ -38,7 +40,12 @@ if mode == "autolog":
 start = time.perf_counter()
 for i in range(saves):
     state["w"][0] = i
-    torch.save(state, os.path.join(work, f"m{i}.pt" if distinct else "m.pt"))
+    path = os.path.join(work, f"m{i}.pt" if distinct else "m.pt")
+    torch.save(state, path)
+    if mode == "floor":
+        folder = os.path.join(work, "store", str(i))
+        os.makedirs(folder)
+        shutil.copyfile(path, os.path.join(folder, "m.pt"))
 loop = time.perf_counter() - start
 if task is not None:
     task.close()
@@ -73,12 +80,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--distinct", action="store_true", help="a new path per save instead of one path")
     args = parser.parse_args()
-    rows = {"plain": [], "autolog": []}
+    rows = {"plain": [], "floor": [], "autolog": []}
     with tempfile.TemporaryDirectory(prefix="autolog-many-saves-") as work:
         for round_ in range(args.rounds):
             for mode in rows:
                 rows[mode].append(run(mode, args.saves, args.distinct, os.path.join(work, f"{mode}-{round_}")))
     plain = statistics.median(r["total"] for r in rows["plain"])
+    floor = statistics.median(r["total"] for r in rows["floor"])
     auto = statistics.median(r["total"] for r in rows["autolog"])
     loop = statistics.median(r["loop"] for r in rows["autolog"])
     stored = min(r["stored"] for r in rows["autolog"])
@@ -86,6 +94,8 @@ def main() -> None:
     print(f"{args.saves} saves of a small file ({paths}), median of {args.rounds}: plain {plain:.2f} s, "
           f"autolog {auto:.2f} s to close ({loop:.2f} s in the loop) = {auto / plain:.2f}x plain; "
           f"{(auto - plain) / args.saves * 1e3:.3f} ms per save; snapshots stored: {stored}/{args.saves}")
+    print(f"floor (each save copied into a folder of its own, synchronously) {floor:.2f} s = {floor / plain:.2f}x plain; "
+          f"autolog = {auto / floor:.2f}x the floor")
     for mode, runs in rows.items():
         print(f"  {mode} rounds, total (loop): " + ", ".join(f"{r['total']:.2f} ({r['loop']:.2f})" for r in runs))
 
