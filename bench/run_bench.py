@@ -87,6 +87,13 @@ def save_rows(sizes: list[int], repeat: int, saves: int, device: str = "cpu") ->
         plain_later = median(plain_laters)
         rows.append(f"| {mb} MB | plain | {plain_first * 1000:.1f} ms ({_spread([r['calls'][0] for r in results['plain']])}) "
                     f"| {plain_later * 1000:.1f} ms ({_spread(plain_laters)}) | floor {floor:.2f} s | | |")
+        # The floor's own save calls (the copy is not timed): what a copy of each save made between the
+        # saves, synchronously, does to the next save on this machine. No target: a reference.
+        floor_first = median([r["calls"][0] for r in results["floor"]])
+        floor_later = median([_later_calls(r) for r in results["floor"]])
+        rows.append(f"| {mb} MB | floor | {floor_first * 1000:.1f} ms ({floor_first / plain_first:.2f}×) "
+                    f"| {floor_later * 1000:.1f} ms ({floor_later / plain_later:.2f}×) | {floor:.2f} s "
+                    f"| {min(r['stored'] for r in results['floor'])} of {saves} | |")
         for mode in modes[2:]:
             ok = [r for r in results[mode] if "error" not in r]
             if not ok:
