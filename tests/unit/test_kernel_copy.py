@@ -93,3 +93,43 @@ def test_a_file_shorter_than_size_is_copied_as_far_as_it_goes_and_says_so(tmp_pa
         monkeypatch.setattr(os, name, _failing(name))
     data, copied, _ = _copy(tmp_path, content=DATA[:5000])
     assert copied == 5000 and data == DATA[:5000]
+
+
+def _spied(monkeypatch) -> dict[str, int]:
+    """Bytes each way copied (the real calls, counted)."""
+    moved = {"copy_file_range": 0, "sendfile": 0}
+    for name in moved:
+        real = getattr(os, name)
+
+        def call(*args, name=name, real=real):
+            n = real(*args)
+            moved[name] += n
+            return n
+
+        monkeypatch.setattr(os, name, call)
+    return moved
+
+
+@pytest.mark.parametrize("fstype, first", [("xfs", "sendfile"), ("ext4", "copy_file_range"),
+                                           ("btrfs", "copy_file_range"), ("nfs4", "copy_file_range"),
+                                           (None, "copy_file_range")])
+def test_the_way_tried_first_depends_on_the_target_filesystem(tmp_path, monkeypatch, fstype, first):
+    """On XFS a real copy goes first (copy_file_range would clone a file just saved: its dirty pages
+    written to disk first, then the hash reads the clone from disk); elsewhere copy_file_range (NFS's
+    server-side copy, btrfs's shared extents)."""
+    devices = []
+    monkeypatch.setattr(objects, "filesystem_type", lambda device: devices.append(device) or fstype)
+    moved = _spied(monkeypatch)
+    data, copied, _ = _copy(tmp_path)
+    assert data == DATA and copied == len(DATA)
+    assert moved == {name: len(DATA) if name == first else 0 for name in moved}
+    assert devices == [os.stat(tmp_path).st_dev]  # the target's filesystem, looked up once per copy
+
+
+def test_on_xfs_a_failing_sendfile_hands_over_to_copy_file_range(tmp_path, monkeypatch):
+    monkeypatch.setattr(objects, "filesystem_type", lambda device: "xfs")
+    moved = _spied(monkeypatch)
+    monkeypatch.setattr(os, "sendfile", _failing("sendfile", 1 << 20))  # its first MiB, then EXDEV
+    data, copied, progress = _copy(tmp_path)
+    assert data == DATA and copied == len(DATA) == sum(progress)
+    assert moved == {"sendfile": 1 << 20, "copy_file_range": len(DATA) - (1 << 20)}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Snapshots on filesystems whose copy_file_range shares extents (XFS with reflink, btrfs), beside ext4:
+# each a loop-mounted image on this machine's disk. First a check that autolog's kernel_copy made a
+# clone there (filefrag: shared extents); then bench/ab_trees.py with the tree as it is (sendfile
+# first on XFS, copy_file_range first elsewhere) and with copy_file_range first everywhere (a clone on
+# XFS and btrfs: bench/experiments/clone-everywhere.patch), plain and floor, interleaved, saving once
+# Task.init's background start is over. The patch applies to the committed tree (HEAD).
+#
+#   bash bench/experiments/reflink_filesystems.sh [MEGABYTES] [REPEAT]      (default 1024 5)
+#
+# Needs root (mount), mkfs.xfs and mkfs.btrfs (Debian: apt-get install xfsprogs btrfs-progs), and
+# about 11x MEGABYTES of free disk. A loop device adds its own costs (each read and write goes through
+# the image file in the host's page cache): real disks decide; this tells which way to look.
+set -euo pipefail
+MB=${1:-1024}
+REPEAT=${2:-5}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PYTHON=${PYTHON:-python}
+WORK=$(mktemp -d /var/tmp/autolog-reflink-XXXXXX)
+
+cleanup() {
+  for fs in ext4 xfs btrfs; do umount "$WORK/$fs" 2>/dev/null || true; done
+  git -C "$ROOT" worktree remove --force "$WORK/clone-everywhere" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+git -C "$ROOT" worktree add -q --detach "$WORK/clone-everywhere" HEAD
+git -C "$WORK/clone-everywhere" apply "$ROOT/bench/experiments/clone-everywhere.patch"
+
+for fs in ext4 xfs btrfs; do
+  img="$WORK/$fs.img" mnt="$WORK/$fs"
+  truncate -s $((MB * 11 + 2048))M "$img"
+  case $fs in
+    ext4) mkfs.ext4 -q -F "$img" ;;
+    xfs) mkfs.xfs -q -m reflink=1 "$img" ;;
+    btrfs) mkfs.btrfs -q "$img" >/dev/null ;;
+  esac
+  mkdir "$mnt"
+  mount -o loop "$img" "$mnt"
+  echo "== $fs"
+  PYTHONPATH="$ROOT" "$PYTHON" - "$mnt" <<'PY'
+import os, subprocess, sys
+from autolog.storage.objects import kernel_copy
+src, dst = os.path.join(sys.argv[1], "src.bin"), os.path.join(sys.argv[1], "dst.bin")
+with open(src, "wb") as f:
+    f.write(os.urandom(16 << 20))
+os.sync()
+fd = os.open(src, os.O_RDONLY)
+with open(dst, "wb") as out:
+    kernel_copy(fd, out.fileno(), 16 << 20)
+os.close(fd)
+os.sync()
+report = subprocess.run(["filefrag", "-v", dst], capture_output=True, text=True).stdout
+print("kernel_copy shares extents here:", "yes" if "shared" in report else "no")
+os.remove(src)
+os.remove(dst)
+PY
+  TMPDIR="$mnt" "$PYTHON" "$ROOT/bench/ab_trees.py" --megabytes "$MB" --repeat "$REPEAT" --started \
+    tree="$ROOT" clone-everywhere="$WORK/clone-everywhere" | tail -5
+  umount "$mnt"
+  rm -f "$img"
+done
