@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Snapshots on filesystems whose copy_file_range shares extents (XFS with reflink, btrfs), beside ext4:
 # each a loop-mounted image on this machine's disk. First a check that autolog's kernel_copy made a
-# clone there (filefrag: shared extents); then bench/ab_trees.py with the tree as it is (sendfile
-# first on XFS, copy_file_range first elsewhere) and with copy_file_range first everywhere (a clone on
-# XFS and btrfs: bench/experiments/clone-everywhere.patch), plain and floor, interleaved, saving once
-# Task.init's background start is over. The patch applies to the committed tree (HEAD).
+# clone there (filefrag: shared extents); then bench/ab_trees.py with copy_file_range first (a clone on
+# XFS and btrfs: bench/experiments/clone-everywhere.patch) and with sendfile first (a real copy:
+# sendfile-everywhere.patch), plain and floor, interleaved, saving once Task.init's background start
+# is over. The tree picks sendfile first on XFS only (autolog/storage/objects.py: _copy_steps); the
+# patches apply to the committed tree (HEAD).
 #
 #   bash bench/experiments/reflink_filesystems.sh [MEGABYTES] [REPEAT]      (default 1024 5)
 #
@@ -20,13 +21,15 @@ WORK=$(mktemp -d /var/tmp/autolog-reflink-XXXXXX)
 
 cleanup() {
   for fs in ext4 xfs btrfs; do umount "$WORK/$fs" 2>/dev/null || true; done
-  git -C "$ROOT" worktree remove --force "$WORK/clone-everywhere" 2>/dev/null || true
+  for way in clone sendfile; do git -C "$ROOT" worktree remove --force "$WORK/$way-everywhere" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-git -C "$ROOT" worktree add -q --detach "$WORK/clone-everywhere" HEAD
-git -C "$WORK/clone-everywhere" apply "$ROOT/bench/experiments/clone-everywhere.patch"
+for way in clone sendfile; do
+  git -C "$ROOT" worktree add -q --detach "$WORK/$way-everywhere" HEAD
+  git -C "$WORK/$way-everywhere" apply "$ROOT/bench/experiments/$way-everywhere.patch"
+done
 
 for fs in ext4 xfs btrfs; do
   img="$WORK/$fs.img" mnt="$WORK/$fs"
@@ -57,7 +60,7 @@ os.remove(src)
 os.remove(dst)
 PY
   TMPDIR="$mnt" "$PYTHON" "$ROOT/bench/ab_trees.py" --megabytes "$MB" --repeat "$REPEAT" --started \
-    tree="$ROOT" clone-everywhere="$WORK/clone-everywhere" | tail -5
+    copy_file_range="$WORK/clone-everywhere" sendfile="$WORK/sendfile-everywhere" | tail -5
   umount "$mnt"
   rm -f "$img"
 done
