@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Snapshots on filesystems whose copy_file_range shares extents (XFS with reflink, btrfs), beside ext4:
-# each a loop-mounted image on this machine's disk. First a check that autolog's kernel_copy made a
-# clone there (filefrag: shared extents); then bench/ab_trees.py with copy_file_range first (a clone on
+# each a loop-mounted image on this machine's disk. First a check that copy_file_range makes a clone
+# there (filefrag: shared extents); then bench/ab_trees.py with copy_file_range first (a clone on
 # XFS and btrfs: bench/experiments/clone-everywhere.patch) and with sendfile first (a real copy:
 # sendfile-everywhere.patch), plain and floor, interleaved, saving once Task.init's background start
 # is over. The tree picks sendfile first on XFS only (autolog/storage/objects.py: _copy_steps); the
@@ -42,20 +42,21 @@ for fs in ext4 xfs btrfs; do
   mkdir "$mnt"
   mount -o loop "$img" "$mnt"
   echo "== $fs"
-  PYTHONPATH="$ROOT" "$PYTHON" - "$mnt" <<'PY'
+  "$PYTHON" - "$mnt" <<'PY'
 import os, subprocess, sys
-from autolog.storage.objects import kernel_copy
 src, dst = os.path.join(sys.argv[1], "src.bin"), os.path.join(sys.argv[1], "dst.bin")
 with open(src, "wb") as f:
     f.write(os.urandom(16 << 20))
 os.sync()
 fd = os.open(src, os.O_RDONLY)
 with open(dst, "wb") as out:
-    kernel_copy(fd, out.fileno(), 16 << 20)
+    copied = 0
+    while copied < 16 << 20:
+        copied += os.copy_file_range(fd, out.fileno(), (16 << 20) - copied, copied)
 os.close(fd)
 os.sync()
 report = subprocess.run(["filefrag", "-v", dst], capture_output=True, text=True).stdout
-print("kernel_copy shares extents here:", "yes" if "shared" in report else "no")
+print("copy_file_range shares extents here:", "yes" if "shared" in report else "no")
 os.remove(src)
 os.remove(dst)
 PY

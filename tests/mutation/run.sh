@@ -41,6 +41,7 @@ CORE=(
     'autolog.snapshots.retention.*'
     'autolog.storage.set_aside.*'
     'autolog.storage.objects.*'
+    'autolog.storage.filesystem_type.*'
     'autolog.snapshots.worker.*'
     'autolog.snapshots.lazy_event.*'
     'autolog.snapshots.pipeline.xǁSnapshotPipelineǁfence__mutmut_*'
