@@ -30,13 +30,14 @@ def filesystem_type(device: int) -> str | None:
 def parse_mountinfo(text: str) -> dict[int, str]:
     """device number -> filesystem type, from mountinfo's lines: "<id> <parent> <major>:<minor> <root>
     <mount point> <options> [optional fields...] - <type> <source> <super options>" (proc(5)). Paths are
-    escaped (a space is \\040), so splitting on spaces is safe; the first mount of a device wins."""
+    escaped (a space is \\040), so splitting on spaces is safe, and no field before the "-" can be
+    one (numbers, absolute paths, options); the first mount of a device wins."""
     types: dict[int, str] = {}
     for line in text.splitlines():
-        fields = line.split(" ")
+        fields = line.split()
         try:
             major, minor = fields[2].split(":")
-            fstype = fields[fields.index("-", 6) + 1]
+            fstype = fields[fields.index("-") + 1]
             device = os.makedev(int(major), int(minor))
         except (IndexError, ValueError):
             continue  # not a mount line this parser understands: that device stays unknown
@@ -45,6 +46,8 @@ def parse_mountinfo(text: str) -> dict[int, str]:
 
 
 def _read(path: str) -> str:
+    """The list as text; a mount point whose name is not UTF-8 elsewhere on the machine must not make
+    every copy fail, so such bytes are kept as surrogates."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             return f.read()

@@ -37,6 +37,14 @@ def test_each_device_is_looked_up_once(monkeypatch):
     assert reads == [ft.MOUNTINFO] * 2
 
 
+def test_a_mount_point_named_in_bytes_that_are_not_utf8_is_read_too(monkeypatch, tmp_path):
+    listing = tmp_path / "mountinfo"
+    listing.write_bytes(b"40 27 8:16 / /mnt/caf\xe9 rw - ext4 /dev/sdb rw\n41 27 7:1 / /x rw - xfs /dev/loop1 rw\n")
+    monkeypatch.setattr(ft, "_types", {})
+    monkeypatch.setattr(ft, "MOUNTINFO", str(listing))
+    assert [ft.filesystem_type(os.makedev(*d)) for d in ((8, 16), (7, 1))] == ["ext4", "xfs"]
+
+
 def test_no_mount_list_means_unknown(monkeypatch, tmp_path):
     monkeypatch.setattr(ft, "_types", {})
     monkeypatch.setattr(ft, "MOUNTINFO", str(tmp_path / "absent"))
