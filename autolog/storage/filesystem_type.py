@@ -7,12 +7,11 @@ such list (macOS, Windows) or the device is not in it (a file whose mount went a
 from __future__ import annotations
 
 import os
-import threading
 
 MOUNTINFO = "/proc/self/mountinfo"
 
+# Threads that look up a new device at once each read the list and store the same answer.
 _types: dict[int, str | None] = {}
-_lock = threading.Lock()
 
 
 def filesystem_type(device: int) -> str | None:
@@ -21,9 +20,7 @@ def filesystem_type(device: int) -> str | None:
         return _types[device]
     except KeyError:
         pass
-    found = parse_mountinfo(_read(MOUNTINFO)).get(device)
-    with _lock:
-        _types[device] = found
+    found = _types[device] = parse_mountinfo(_read(MOUNTINFO)).get(device)
     return found
 
 

@@ -51,8 +51,8 @@ os.sync()
 fd = os.open(src, os.O_RDONLY)
 with open(dst, "wb") as out:
     copied = 0
-    while copied < 16 << 20:
-        copied += os.copy_file_range(fd, out.fileno(), (16 << 20) - copied, copied)
+    while copied < 16 << 20 and (n := os.copy_file_range(fd, out.fileno(), (16 << 20) - copied, copied)):
+        copied += n
 os.close(fd)
 os.sync()
 report = subprocess.run(["filefrag", "-v", dst], capture_output=True, text=True).stdout
