@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from run_order import rotated  # noqa: E402  (bench/ is not a package)
 
 
 def one_run(mode: str, tree: str, megabytes: int) -> dict:
@@ -50,8 +52,9 @@ def main() -> None:
     runs = {name: (mode, os.path.abspath(path)) for name, path in (t.split("=", 1) for t in args.trees)}
     runs.update(plain=("plain", str(HERE.parent)), floor=("floor", str(HERE.parent)))
     results: dict[str, list[dict]] = {name: [] for name in runs}
-    for _ in range(args.repeat):
-        for name, (mode, tree) in runs.items():  # interleaved: drift hits every tree alike
+    for repetition in range(args.repeat):
+        for name in rotated(list(runs), repetition):  # interleaved: drift hits every tree alike
+            mode, tree = runs[name]
             result = one_run(mode, tree, args.megabytes)
             results[name].append(result)
             print(f"{name}: calls {[round(c, 3) for c in result['calls']]} s, persisted {result['persisted']:.2f} s",

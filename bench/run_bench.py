@@ -1,4 +1,4 @@
-"""autolog benchmark: prints a Markdown table (and writes it to bench/results.md).
+"""autolog benchmark: prints Markdown tables (and writes them to the file --out names).
 
     python bench/run_bench.py            # full: 10 MB / 200 MB / 1 GB, 100k tasks / 1M snapshots
     python bench/run_bench.py --quick    # small sizes, for a smoke run
@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from run_order import rotated  # noqa: E402  (bench/ is not a package)
 REPO = HERE.parent
 
 
@@ -70,8 +72,8 @@ def save_rows(sizes: list[int], repeat: int, saves: int, device: str = "cpu") ->
     rows = []
     for mb in sizes:
         results: dict[str, list[dict]] = {m: [] for m in modes}
-        for _ in range(repeat):
-            for mode in modes:  # interleaved, so drift hits every mode alike
+        for repetition in range(repeat):
+            for mode in rotated(modes, repetition):  # interleaved, so drift hits every mode alike
                 work = tempfile.mkdtemp(prefix="autolog-bench-")
                 try:
                     results[mode].append(run("save_calls", mode=mode, megabytes=mb, saves=saves, workdir=work,
@@ -125,7 +127,8 @@ def main() -> None:
     parser.add_argument("--skip-metadata", action="store_true", help="leave out the (long) metadata-at-scale table")
     parser.add_argument("--sizes", help="state dict sizes in MB, comma-separated (default 10,200,1024)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto: cuda when a GPU is present")
-    parser.add_argument("--out", help="also write the tables to this file (default: bench/results.md on a full run)")
+    # bench/results.md is kept by hand (earlier runs, what each change did): no run overwrites it.
+    parser.add_argument("--out", help="also write the tables to this file")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [10, 50] if args.quick else [10, 200, 1024]
     tasks, per_task = (2_000, 10) if args.quick else (100_000, 10)
@@ -188,9 +191,8 @@ def main() -> None:
 
 def _write(args: argparse.Namespace, text: str) -> None:
     print(text)
-    target = Path(args.out) if args.out else None if args.quick or args.only_saves or args.sizes else HERE / "results.md"
-    if target is not None:
-        target.write_text(f"<!-- written by: python bench/run_bench.py {' '.join(sys.argv[1:])} -->\n{text}\n")
+    if args.out:
+        Path(args.out).write_text(f"<!-- written by: python bench/run_bench.py {' '.join(sys.argv[1:])} -->\n{text}\n")
 
 
 def _device() -> str:
