@@ -5,6 +5,7 @@ plain and floor, interleaved in one run; prints each run and the medians.
     python bench/ab_trees.py --megabytes 1024 --repeat 3 before=/tmp/before now=.
 
 Each run is bench/workloads.py's save_calls in a fresh interpreter with PYTHONPATH set to the tree.
+The runs' order is rotated each repetition (bench/run_order.py says why).
 --started saves once Task.init's background start is over (run_bench.py's "autolog-started").
 """
 from __future__ import annotations

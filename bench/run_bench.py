@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from run_order import rotated  # noqa: E402  (bench/ is not a package)
-REPO = HERE.parent
 
 
 def run(name: str, home: str | None = None, **args) -> dict:
