@@ -2,12 +2,13 @@
 
 Runs are interleaved (plain, floor, autolog, ...) so that drift hits every mode alike, and each
 repetition starts one mode later, so that no mode always follows the same neighbour: on this
-project's VM a run inherits the page cache the previous one freed, which the VM hands back to its
-host ~2 s after a free (virtio-balloon free page reporting; a page taken back costs ~10 µs, so
-writing 200 MB can take 0.5 s instead of 80 ms). For the same reason nothing pauses between runs:
-an os.sync() and a 1 s pause before each run made autolog-started's first 200 MB save 2.4x slower
-(191 against 81 ms, medians of 5) and left plain's at 80 ms, as autolog's saves come later in their
-run, after Task.init (2026-11-30; bench/results.md).
+project's VM a run may reuse the page cache the previous one freed or meet pages the VM has handed
+back to its host (virtio-balloon free page reporting; a page taken back costs ~10 µs, so writing
+200 MB can take 0.5 s instead of 80 ms). Nothing pauses between runs: an os.sync() and a 1 s pause
+before each run made the 200 MB autolog rows the worst of three runs (first save 3.5x plain), and
+after one run's files are deleted, what came before the next run (nothing, an os.sync(), a pause)
+moved autolog-started's first 200 MB save between 91 and 544 ms while plain's stayed at 76-80 ms
+(2026-11-30, medians of 5: experiments/page_reporting.py, bench/results.md).
 """
 from __future__ import annotations
 
