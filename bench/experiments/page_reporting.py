@@ -6,8 +6,9 @@
 Each run first writes and deletes 3 files of the state dict's size (what the previous bench run
 leaves behind: its files, deleted at its end), then waits one of three ways, then starts a fresh
 interpreter that saves the state dict once: plain, plain-late (plain, --late seconds into its run:
-later than autolog's save comes in its run), or with autolog once its background start is over
-(run_bench.py's "autolog-started"):
+later than autolog's save comes in its run), autolog right after Task.init, autolog once its
+background start is over (run_bench.py's "autolog-started"), or the same with the save not captured
+(autolog-unwrapped: Task.init(auto_connect_frameworks=False)):
 
     none        starts at once
     sync        os.sync() first
@@ -21,8 +22,11 @@ charged to the writing thread: such a save takes several times longer, nearly al
 three runs: plain 76-80 ms in every case, plain-late too (saved 1.8 s into its run); autolog-started
 none 544 / 516 / 512 ms, sync 100 / 91 / 193 ms, sync+1s 544 / 539 / 537 ms (saved 1.0 s into its
 run), the saving thread's CPU within 4 ms of each. So it is not how late the save comes; a plain
-process that started 8 idle threads first met such pages once in 3 runs (336 ms). Which process's
-pages the VM has taken back is not known.
+process that started 8 idle threads first met such pages once in 3 runs (336 ms). With the save not
+captured (autolog-unwrapped) it is as slow: 522-578 ms in 4 runs of a first script with no wait, and
+79-529 ms in a 2-round run of this one (autolog-started 77-554, autolog right after Task.init 79-369,
+plain 77-80). So not autolog's wrapper: something of a process that ran Task.init (its threads, its
+start). Not known further.
 """
 from __future__ import annotations
 
@@ -48,9 +52,11 @@ state = {"w": torch.zeros(megabytes * (1 << 18))}
 task = None
 if mode == "plain-late":  # as late as autolog-started's save comes in its run
     time.sleep(float(sys.argv[4]))
-if mode == "autolog-started":
+if mode.startswith("autolog"):
     from autolog import Task
-    task = Task.init(project_name="bench", task_name="page-reporting", output_uri=os.path.join(work, "store"))
+    task = Task.init(project_name="bench", task_name="page-reporting", output_uri=os.path.join(work, "store"),
+                     auto_connect_frameworks=mode != "autolog-unwrapped")
+if mode in ("autolog-started", "autolog-unwrapped"):
     Task.get_task(task_id=task.id)  # waits for the task's row
     for thread in threading.enumerate():  # and for the rest of the start
         if thread.name == "autolog-init":
@@ -64,6 +70,7 @@ if task is not None:
 print(json.dumps({"call": wall, "cpu": cpu, "ready": ready}))
 """
 
+MODES = ("plain", "plain-late", "autolog", "autolog-started", "autolog-unwrapped")
 WAITS = {"none": (False, 0.0), "sync": (True, 0.0), "sync+1s": (True, 1.0)}
 
 
@@ -88,7 +95,7 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="autolog-page-reporting-")
     try:
         for round_number in range(args.rounds):
-            for mode in ("plain", "plain-late", "autolog-started"):
+            for mode in MODES:
                 for wait, (sync, pause) in WAITS.items():
                     previous_run(args.megabytes)
                     if sync:
