@@ -25,6 +25,17 @@ def state_dict(megabytes: int, device: str = "cpu"):
     return {"weight": torch.zeros(n, dtype=dtype, device=device)}
 
 
+def wait_for_start(task) -> None:
+    """Until Task.init's background start is over: the task's row, then the rest (the packages, a
+    warning), as a run that builds its model and trains before its first save finds it."""
+    from autolog import Task
+
+    Task.get_task(task_id=task.id)  # waits for the task's row
+    for thread in threading.enumerate():
+        if thread.name == "autolog-init":
+            thread.join()
+
+
 def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str = "cpu") -> dict:
     """mode: plain | floor (plain save + shutil.copyfile of each snapshot) | autolog | autolog-started |
     clearml. autolog-started waits until Task.init's background start is over before the first save, as a
@@ -42,10 +53,7 @@ def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str 
 
         task = Task.init(project_name="bench", task_name=f"save-{megabytes}", output_uri=store)
         if mode == "autolog-started":
-            Task.get_task(task_id=task.id)  # waits for the task's row
-            for thread in threading.enumerate():  # and for the rest of the start (the packages, a warning)
-                if thread.name == "autolog-init":
-                    thread.join()
+            wait_for_start(task)
     elif mode == "clearml":
         from clearml import Task as ClearMLTask
 

@@ -45,7 +45,7 @@ from many_saves import run_workload  # noqa: E402  (bench/ is not a package)
 WORKLOAD = r"""
 import time
 started = time.perf_counter()
-import json, os, sys, threading
+import json, os, sys
 import torch
 mode, megabytes, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 state = {"w": torch.zeros(megabytes * (1 << 18))}
@@ -57,10 +57,8 @@ if mode.startswith("autolog"):
     task = Task.init(project_name="bench", task_name="page-reporting", output_uri=os.path.join(work, "store"),
                      auto_connect_frameworks=mode != "autolog-unwrapped")
 if mode in ("autolog-started", "autolog-unwrapped"):
-    Task.get_task(task_id=task.id)  # waits for the task's row
-    for thread in threading.enumerate():  # and for the rest of the start
-        if thread.name == "autolog-init":
-            thread.join()
+    from bench.workloads import wait_for_start  # the repository's root is on PYTHONPATH
+    wait_for_start(task)
 ready = time.perf_counter() - started
 cpu, wall = time.thread_time(), time.perf_counter()
 torch.save(state, os.path.join(work, "model.pt"))
