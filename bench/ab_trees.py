@@ -22,6 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from freed_pages import freed_pages_held  # noqa: E402
 from run_order import rotated  # noqa: E402  (bench/ is not a package)
 
 
@@ -48,18 +49,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--started", action="store_true",
                         help="the trees save once Task.init's background start is over (autolog-started)")
+    parser.add_argument("--hold-freed-pages", type=int, metavar="MS", help="as run_bench.py's (bench/freed_pages.py)")
     args = parser.parse_args()
     mode = "autolog-started" if args.started else "autolog"
     runs = {name: (mode, os.path.abspath(path)) for name, path in (t.split("=", 1) for t in args.trees)}
     runs.update(plain=("plain", str(HERE.parent)), floor=("floor", str(HERE.parent)))
     results: dict[str, list[dict]] = {name: [] for name in runs}
-    for repetition in range(args.repeat):
-        for name in rotated(list(runs), repetition):  # interleaved: drift hits every tree alike
-            mode, tree = runs[name]
-            result = one_run(mode, tree, args.megabytes)
-            results[name].append(result)
-            print(f"{name}: calls {[round(c, 3) for c in result['calls']]} s, persisted {result['persisted']:.2f} s",
-                  flush=True)
+    with freed_pages_held(args.hold_freed_pages):
+        for repetition in range(args.repeat):
+            for name in rotated(list(runs), repetition):  # interleaved: drift hits every tree alike
+                mode, tree = runs[name]
+                result = one_run(mode, tree, args.megabytes)
+                results[name].append(result)
+                print(f"{name}: calls {[round(c, 3) for c in result['calls']]} s, "
+                      f"persisted {result['persisted']:.2f} s", flush=True)
     floor = statistics.median(r["persisted"] for r in results["floor"])
     plain_later = statistics.median(statistics.median(r["calls"][1:]) for r in results["plain"])
     print(f"\n{args.megabytes} MB, medians of {args.repeat}:")

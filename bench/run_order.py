@@ -5,10 +5,9 @@ repetition starts one mode later, so that no mode always follows the same neighb
 project's VM a run may reuse the page cache the previous one freed or meet pages the VM has handed
 back to its host (virtio-balloon free page reporting; a page taken back costs ~10 µs, so writing
 200 MB can take 0.5 s instead of 80 ms). Nothing pauses between runs: an os.sync() and a 1 s pause
-before each run made the 200 MB autolog rows the worst of three runs (first save 3.5x plain), and
-after one run's files are deleted, what came before the next run (nothing, an os.sync(), a pause)
-moved autolog-started's first 200 MB save between 91 and 544 ms while plain's stayed at 76-80 ms
-(2026-11-30, medians of 5: experiments/page_reporting.py, bench/results.md).
+before each run made the 200 MB autolog rows the worst of three runs (first save 3.5x plain). Which
+run meets such pages turned out to be which CPU its saving thread is on (freed_pages.py says why);
+run_bench.py --hold-freed-pages takes that away on this VM.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Which runs of a save meet pages this VM must take back from its host.
+"""Which runs of a save meet pages this VM must take back from its host, and why.
 
     python bench/experiments/page_reporting.py                   # 200 MB, 5 rounds
     python bench/experiments/page_reporting.py --megabytes 10 --rounds 9
+    python bench/experiments/page_reporting.py --hold-freed-pages 60000   # as on a machine without
 
 Each run first writes and deletes 3 files of the state dict's size (what the previous bench run
 leaves behind: its files, deleted at its end), then waits one of three ways, then starts a fresh
@@ -14,19 +15,22 @@ background start is over (run_bench.py's "autolog-started"), or the same with th
     sync        os.sync() first
     sync+1s     os.sync() and a 1 s pause (what a "settle" step between bench runs would do)
 
-It prints the median first save call, the saving thread's CPU time during it (time.thread_time) and
-how far into its run the save came. On this project's VM the guest gives freed memory back to its
-host (virtio-balloon free page reporting) and a page taken back costs ~10 us at its first write,
-charged to the writing thread: such a save takes several times longer, nearly all of it its own CPU
-(perf: 83-87% in copy_folio_from_iter_atomic, the copy into new page-cache pages). 2026-11-30, 200 MB,
-three runs: plain 76-80 ms in every case, plain-late too (saved 1.8 s into its run); autolog-started
-none 544 / 516 / 512 ms, sync 100 / 91 / 193 ms, sync+1s 544 / 539 / 537 ms (saved 1.0 s into its
-run), the saving thread's CPU within 4 ms of each. So it is not how late the save comes; a plain
-process that started 8 idle threads first met such pages once in 3 runs (336 ms). With the save not
-captured (autolog-unwrapped) it is as slow: 522-578 ms in 4 runs of a first script with no wait, and
-79-529 ms in a 2-round run of this one (autolog-started 77-554, autolog right after Task.init 79-369,
-plain 77-80). So not autolog's wrapper: something of a process that ran Task.init (its threads, its
-start). Not known further.
+It prints the median first save call, the saving thread's CPU time during it (time.thread_time), how
+far into its run the save came, and where its pages could come from: the free pages on the saving
+thread's CPU's own list (Linux's per-CPU page lists, /proc/zoneinfo) just before the save, and how
+many runs found fewer there than the file needs. The last lines split all runs by that.
+
+On this project's VM the guest gives freed memory back to its host (virtio-balloon free page
+reporting) and a page taken back costs ~10 us at its first write, charged to the writing thread: such
+a save takes several times longer, nearly all of it its own CPU (perf: 83-87% in
+copy_folio_from_iter_atomic, the copy into new page-cache pages; a 200 MB file is written as 100 2 MB
+folios). Its kernel reports a page as soon as it reaches the shared free lists; pages kept on a CPU's
+own list are not reported. 2026-11-30, 200 MB: plain 76-80 ms in every case, autolog-started 91-544 ms
+by the wait, autolog-unwrapped as slow (so not autolog's wrapper). Then with the per-CPU lists shown
+(2026-11-30, later; below): the slow saves are the ones whose thread ran on the CPU whose list held less
+than the file (the deleted files' pages went to the other CPU's list); a plain process stayed on the
+CPU that had deleted them. With --hold-freed-pages (bench/freed_pages.py: freed pages wait that many
+ms before they are reported), every mode's first save is ~80 ms.
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from many_saves import run_workload  # noqa: E402  (bench/ is not a package)
+from freed_pages import freed_pages_held  # noqa: E402  (bench/ is not a package)
+from many_saves import run_workload  # noqa: E402
 
 WORKLOAD = r"""
 import time
@@ -60,12 +65,21 @@ if mode in ("autolog-started", "autolog-unwrapped"):
     from bench.workloads import wait_for_start  # the repository's root is on PYTHONPATH
     wait_for_start(task)
 ready = time.perf_counter() - started
+
+
+def per_cpu_free_mb():  # the free pages on each CPU's own list (the Normal zone's: page cache's)
+    pagesets = open("/proc/zoneinfo").read().split("zone   Normal")[1].split("pagesets")[1]
+    return [int(line.split()[1]) * 4096 / 2**20 for line in pagesets.splitlines() if "count:" in line]
+
+
+lists = per_cpu_free_mb()
 cpu, wall = time.thread_time(), time.perf_counter()
 torch.save(state, os.path.join(work, "model.pt"))
 cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+on = int(open("/proc/thread-self/stat").read().rsplit(")", 1)[1].split()[36])  # field 39: its CPU
 if task is not None:
     task.close()
-print(json.dumps({"call": wall, "cpu": cpu, "ready": ready}))
+print(json.dumps({"call": wall, "cpu": cpu, "ready": ready, "list_mb": lists[on], "lists_mb": lists}))
 """
 
 MODES = ("plain", "plain-late", "autolog", "autolog-started", "autolog-unwrapped")
@@ -88,7 +102,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--late", type=float, default=1.0,
                         help="seconds plain-late waits before its save (autolog-started's start, about)")
+    parser.add_argument("--hold-freed-pages", type=int, metavar="MS", help="as run_bench.py's (bench/freed_pages.py)")
     args = parser.parse_args()
+    with freed_pages_held(args.hold_freed_pages):
+        results = rounds(args)
+    report(args, results)
+
+
+def rounds(args: argparse.Namespace) -> dict[tuple[str, str], list[dict]]:
     results: dict[tuple[str, str], list[dict]] = {}
     root = tempfile.mkdtemp(prefix="autolog-page-reporting-")
     try:
@@ -105,14 +126,27 @@ def main() -> None:
                     shutil.rmtree(work, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]]) -> None:
     print(f"{args.megabytes} MB, first save call after 3 x {args.megabytes} MB written and deleted, "
           f"medians of {args.rounds}:")
     for (mode, wait), runs in results.items():
         calls = [r["call"] * 1000 for r in runs]
         cpu = statistics.median(r["cpu"] * 1000 for r in runs)
         ready = statistics.median(r["ready"] for r in runs)
-        print(f"  {mode:>15}, {wait:>7}: {statistics.median(calls):7.1f} ms (runs {min(calls):.0f}-{max(calls):.0f}), "
-              f"saving thread's CPU {cpu:.1f} ms, saved {ready:.2f} s into its run")
+        short = sum(r["list_mb"] < args.megabytes for r in runs)
+        print(f"  {mode:>17}, {wait:>7}: {statistics.median(calls):7.1f} ms (runs {min(calls):.0f}-{max(calls):.0f}), "
+              f"saving thread's CPU {cpu:.1f} ms, saved {ready:.2f} s into its run, "
+              f"its CPU's list short in {short} of {len(runs)}")
+    every = [r for runs in results.values() for r in runs]
+    for label, runs in (("held the file", [r for r in every if r["list_mb"] >= args.megabytes]),
+                        ("held less", [r for r in every if r["list_mb"] < args.megabytes])):
+        if runs:
+            calls = [r["call"] * 1000 for r in runs]
+            print(f"runs whose saving CPU's list {label}: {len(runs)}, median {statistics.median(calls):.0f} ms "
+                  f"(runs {min(calls):.0f}-{max(calls):.0f})")
 
 
 if __name__ == "__main__":
