@@ -69,8 +69,9 @@ def main() -> None:
     for name, rs in results.items():
         later = statistics.median(statistics.median(r["calls"][1:]) for r in rs)
         persisted = statistics.median(r["persisted"] for r in rs)
-        print(f"  {name:>10}: 1st call {statistics.median(r['calls'][0] for r in rs):.3f} s, later calls {later:.3f} s "
-              f"({later / plain_later:.2f}× plain), persisted {persisted:.2f} s ({persisted / floor:.2f}× floor)")
+        first = statistics.median(r['calls'][0] for r in rs)
+        print(f"  {name:>10}: 1st call {first * 1000:.1f} ms, later calls {later * 1000:.1f} ms "
+              f"({later / plain_later:.2f}× plain), persisted {persisted:.3f} s ({persisted / floor:.2f}× floor)")
 
 
 if __name__ == "__main__":
