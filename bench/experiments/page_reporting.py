@@ -27,10 +27,12 @@ copy_folio_from_iter_atomic, the copy into new page-cache pages; a 200 MB file i
 folios). Its kernel reports a page as soon as it reaches the shared free lists; pages kept on a CPU's
 own list are not reported. 2026-11-30, 200 MB: plain 76-80 ms in every case, autolog-started 91-544 ms
 by the wait, autolog-unwrapped as slow (so not autolog's wrapper). Then with the per-CPU lists shown
-(2026-11-30, later; below): the slow saves are the ones whose thread ran on the CPU whose list held less
-than the file (the deleted files' pages went to the other CPU's list); a plain process stayed on the
-CPU that had deleted them. With --hold-freed-pages (bench/freed_pages.py: freed pages wait that many
-ms before they are reported), every mode's first save is ~80 ms.
+(2026-11-30, later, --rounds 3): runs whose saving CPU's list held the file, median 77 ms (25 runs);
+held less, 419 ms (20 runs); the list was short in 1 of 9 plain runs, 0 of 9 plain-late, 3 of 9
+autolog, 8 of 9 autolog-started and 8 of 9 autolog-unwrapped. With --hold-freed-pages 60000
+(bench/freed_pages.py: freed pages wait that long before they are reported), every mode's median
+76-85 ms, and runs whose list was short 80 ms. (The list is read before the save, the CPU after it:
+a thread moved mid-save is counted on its last CPU.)
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ ready = time.perf_counter() - started
 
 def per_cpu_free_mb():  # the free pages on each CPU's own list (the Normal zone's: page cache's)
     pagesets = open("/proc/zoneinfo").read().split("zone   Normal")[1].split("pagesets")[1]
-    return [int(line.split()[1]) * 4096 / 2**20 for line in pagesets.splitlines() if "count:" in line]
+    return [int(line.split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20 for line in pagesets.splitlines() if "count:" in line]
 
 
 lists = per_cpu_free_mb()
