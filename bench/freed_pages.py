@@ -16,14 +16,16 @@ lets it; bench/results.md).
 
 With --hold-freed-pages MS, a freed page waits MS ms before it is reported (this kernel's
 `min_free_ms`; its `max_waiting_mib`, 1024, by its name the most that may wait, is raised to the
-machine's memory: a 1 GB run frees several GB): a run reuses the pages the runs before it freed, as on a machine without page
-reporting (the GPU box). Both are restored at the end; a bench killed with SIGKILL leaves them set
-(`echo 0 > .../min_free_ms`, `echo 1024 > .../max_waiting_mib` put this VM's back). Needs root and
-this VM's page_reporting module; elsewhere the bench says so and stops.
+machine's memory: a 1 GB run frees several GB): a run reuses the pages the runs before it freed, as
+on a machine without page reporting (the GPU box). Both are restored at the end, also after a
+failure or a SIGTERM; a bench killed with SIGKILL leaves them set (`echo 0 > .../min_free_ms`,
+`echo 1024 > .../max_waiting_mib` put this VM's back). Needs root and this VM's page_reporting
+module; elsewhere the bench says so and stops.
 """
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,10 +50,17 @@ def freed_pages_held(ms: int | None) -> Iterator[None]:
         _restore(before)
         raise SystemExit(f"--hold-freed-pages: cannot set {PARAMETERS / name} ({exc}): this machine's kernel has "
                          "no such setting, or this is not root") from exc
+    # A `kill` (SIGTERM) would end the bench without running the restore below: it raises instead.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         yield
     finally:
+        signal.signal(signal.SIGTERM, previous)
         _restore(before)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _restore(values: dict[str, str]) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,26 @@ def test_without_the_option_nothing_is_read_or_written(freed_pages, parameters):
     with freed_pages.freed_pages_held(None):
         pass
     assert settings(parameters) == {}
+
+
+def test_a_terminated_bench_restores_them(parameters):
+    """`kill` (SIGTERM) of a bench inside the block: Python's default would end it without the restore."""
+    (parameters / "min_free_ms").write_text("0\n")
+    (parameters / "max_waiting_mib").write_text("1024\n")
+    script = f"""
+import importlib.util, os, signal, sys, time
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("bench_freed_pages", {str(BENCH)!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.PARAMETERS = Path({str(parameters)!r})
+with module.freed_pages_held(60000):
+    print("held", flush=True)
+    time.sleep(30)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    assert (parameters / "min_free_ms").read_text() == "60000"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    assert settings(parameters) == {"max_waiting_mib": "1024", "min_free_ms": "0"}
