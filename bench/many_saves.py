@@ -2,6 +2,7 @@
 
     python bench/many_saves.py                 # 10,000 saves, 3 rounds, medians
     python bench/many_saves.py --saves 2000 --rounds 5 --distinct
+    python bench/many_saves.py --rounds 5 --hold-freed-pages 60000   # this VM's page reporting held back
 
 Each round runs plain, floor and autolog, each in a fresh interpreter. "total" is the loop plus
 close() (autolog stores every snapshot before close returns). Target (issue: a run that cannot
@@ -26,6 +27,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from freed_pages import freed_pages_held  # noqa: E402  (bench/ is not a package)
 
 WORKLOAD = r"""
 import json, os, shutil, sys, time
@@ -79,9 +82,10 @@ def main() -> None:
     parser.add_argument("--saves", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--distinct", action="store_true", help="a new path per save instead of one path")
+    parser.add_argument("--hold-freed-pages", type=int, metavar="MS", help="as run_bench.py's (bench/freed_pages.py)")
     args = parser.parse_args()
     rows = {"plain": [], "floor": [], "autolog": []}
-    with tempfile.TemporaryDirectory(prefix="autolog-many-saves-") as work:
+    with freed_pages_held(args.hold_freed_pages), tempfile.TemporaryDirectory(prefix="autolog-many-saves-") as work:
         for round_ in range(args.rounds):
             for mode in rows:
                 rows[mode].append(run(mode, args.saves, args.distinct, os.path.join(work, f"{mode}-{round_}")))
