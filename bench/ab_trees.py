@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from freed_pages import freed_pages_held  # noqa: E402
+from freed_pages import add_hold_option, freed_pages_held  # noqa: E402
 from run_order import rotated  # noqa: E402  (bench/ is not a package)
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--started", action="store_true",
                         help="the trees save once Task.init's background start is over (autolog-started)")
-    parser.add_argument("--hold-freed-pages", type=int, metavar="MS", help="as run_bench.py's (bench/freed_pages.py)")
+    add_hold_option(parser)
     args = parser.parse_args()
     mode = "autolog-started" if args.started else "autolog"
     runs = {name: (mode, os.path.abspath(path)) for name, path in (t.split("=", 1) for t in args.trees)}

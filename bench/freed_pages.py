@@ -24,6 +24,7 @@ module; elsewhere the bench says so and stops.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 from collections.abc import Iterator
@@ -31,6 +32,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PARAMETERS = Path("/sys/module/page_reporting/parameters")
+
+
+def add_hold_option(parser: argparse.ArgumentParser) -> None:
+    """--hold-freed-pages MS, for every bench that saves (args.hold_freed_pages: None when not given)."""
+    parser.add_argument("--hold-freed-pages", type=int, metavar="MS",
+                        help="this VM reports a freed page to its host only after MS ms (bench/freed_pages.py)")
 
 
 @contextmanager

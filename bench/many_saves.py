@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from freed_pages import freed_pages_held  # noqa: E402  (bench/ is not a package)
+from freed_pages import add_hold_option, freed_pages_held  # noqa: E402  (bench/ is not a package)
 
 WORKLOAD = r"""
 import json, os, shutil, sys, time
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--saves", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--distinct", action="store_true", help="a new path per save instead of one path")
-    parser.add_argument("--hold-freed-pages", type=int, metavar="MS", help="as run_bench.py's (bench/freed_pages.py)")
+    add_hold_option(parser)
     args = parser.parse_args()
     rows = {"plain": [], "floor": [], "autolog": []}
     with freed_pages_held(args.hold_freed_pages), tempfile.TemporaryDirectory(prefix="autolog-many-saves-") as work:

@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from freed_pages import freed_pages_held  # noqa: E402
+from freed_pages import add_hold_option, freed_pages_held  # noqa: E402
 from run_order import rotated  # noqa: E402  (bench/ is not a package)
 
 
@@ -129,8 +129,7 @@ def main() -> None:
     parser.add_argument("--skip-metadata", action="store_true", help="leave out the (long) metadata-at-scale table")
     parser.add_argument("--sizes", help="state dict sizes in MB, comma-separated (default 10,200,1024)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto: cuda when a GPU is present")
-    parser.add_argument("--hold-freed-pages", type=int, metavar="MS",
-                        help="this VM reports a freed page to its host only after MS ms (bench/freed_pages.py)")
+    add_hold_option(parser)
     # bench/results.md is kept by hand (earlier runs, what each change did): no run overwrites it.
     parser.add_argument("--out", help="also write the tables to this file")
     args = parser.parse_args()

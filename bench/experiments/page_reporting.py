@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from freed_pages import freed_pages_held  # noqa: E402  (bench/ is not a package)
+from freed_pages import add_hold_option, freed_pages_held  # noqa: E402  (bench/ is not a package)
 from many_saves import run_workload  # noqa: E402
 
 WORKLOAD = r"""
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--late", type=float, default=1.0,
                         help="seconds plain-late waits before its save (autolog-started's start, about)")
-    parser.add_argument("--hold-freed-pages", type=int, metavar="MS", help="as run_bench.py's (bench/freed_pages.py)")
+    add_hold_option(parser)
     args = parser.parse_args()
     with freed_pages_held(args.hold_freed_pages):
         results = rounds(args)
