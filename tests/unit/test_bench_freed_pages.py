@@ -61,10 +61,11 @@ def test_a_machine_without_the_setting_stops_the_bench_and_changes_nothing(freed
     assert settings(parameters) == {"min_free_ms": "0"}
 
 
-def test_without_the_option_nothing_is_read_or_written(freed_pages, parameters):
+def test_without_the_option_nothing_is_written(freed_pages, parameters, capsys):
     with freed_pages.freed_pages_held(None):
         pass
     assert settings(parameters) == {}
+    assert capsys.readouterr().err == ""  # no such kernel: nothing to say
 
 
 def test_a_terminated_bench_restores_them(parameters):
@@ -88,3 +89,18 @@ with module.freed_pages_held(60000):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 128 + signal.SIGTERM
     assert settings(parameters) == {"max_waiting_mib": "1024", "min_free_ms": "0"}
+
+
+def test_without_the_option_a_machine_that_reports_at_once_is_named(freed_pages, parameters, capsys):
+    (parameters / "min_free_ms").write_text("0\n")
+    with freed_pages.freed_pages_held(None):
+        pass
+    assert "--hold-freed-pages" in capsys.readouterr().err
+    assert settings(parameters) == {"min_free_ms": "0"}
+
+
+def test_without_the_option_a_machine_that_holds_freed_pages_is_not(freed_pages, parameters, capsys):
+    (parameters / "min_free_ms").write_text("60000\n")
+    with freed_pages.freed_pages_held(None):
+        pass
+    assert capsys.readouterr().err == ""
