@@ -11,8 +11,8 @@
 #     OUT=/tmp/gpu-out PYTHON=.venv/bin/python SIZES=10 bash bench/gpu_session.sh --cpu
 #
 # Sizes: SIZES (default 10,1024 with 3 runs each), then 4096 once if time is left. Results:
-# $OUT/gpu_check.log, $OUT/bench.md (the tables, for bench/results-gpu.md), $OUT/bench.log, and, if time
-# is left, $OUT/copy_hash_overlap.log.
+# $OUT/gpu_check.log, $OUT/bench.md (the tables, for bench/results-gpu.md), $OUT/bench.log,
+# $OUT/python_after_save.log, and, if time is left, $OUT/copy_hash_overlap.log.
 # AB_TREE=<folder holding another autolog/> (carried too): instead of the 4096 run, bench/ab_trees.py
 # at 1024 MB, 3 runs, this tree against that one ($OUT/ab.log), e.g. an experiment of bench/experiments/:
 #     git worktree add /tmp/take HEAD && git -C /tmp/take apply "$PWD/bench/experiments/take-set-aside.patch"
@@ -58,6 +58,9 @@ echo "gpu_check: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$OUT/g
 timeout 300 "$PYTHON" bench/run_bench.py --only-saves --device "$DEVICE" --sizes "${SIZES:-10,1024}" --repeat 3 \
     --out "$OUT/bench.md" 2>&1 | tee "$OUT/bench.log"
 echo "bench: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s" | tee -a "$OUT/bench.log"
+
+# Whether Python after a 10 MB save runs as much slower there as on the 2-core VM (bench/results.md).
+timeout 45 "$PYTHON" bench/experiments/python_after_save.py 2>&1 | tee "$OUT/python_after_save.log"
 
 left=$((520 - (SECONDS - start)))
 if [ -n "${AB_TREE:-}" ] && [ "$left" -gt 60 ]; then
