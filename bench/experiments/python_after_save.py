@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=41)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="autolog-python-after-save-", dir=args.dir)
-    os.environ.setdefault("AUTOLOG_HOME", os.path.join(work, "home"))
+    os.environ["AUTOLOG_HOME"] = os.path.join(work, "home")  # its task goes into a store of its own
     try:
         path = os.path.join(work, "saved.pt")
         with open(path, "wb") as f:
