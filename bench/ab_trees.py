@@ -70,8 +70,10 @@ def main() -> None:
         later = statistics.median(statistics.median(r["calls"][1:]) for r in rs)
         persisted = statistics.median(r["persisted"] for r in rs)
         first = statistics.median(r['calls'][0] for r in rs)
+        closed = [r["closed"] for r in rs if r.get("closed") is not None]  # close() after the last save
         print(f"  {name:>10}: 1st call {first * 1000:.1f} ms, later calls {later * 1000:.1f} ms "
-              f"({later / plain_later:.2f}× plain), persisted {persisted:.3f} s ({persisted / floor:.2f}× floor)")
+              f"({later / plain_later:.2f}× plain), persisted {persisted:.3f} s ({persisted / floor:.2f}× floor)"
+              + (f", close() {statistics.median(closed) * 1000:.0f} ms" if closed else ""))
 
 
 if __name__ == "__main__":

@@ -70,11 +70,14 @@ def save_calls(mode: str, megabytes: int, saves: int, workdir: str, device: str 
         calls.append(time.perf_counter() - t0)
         if mode == "floor":
             shutil.copyfile(path, os.path.join(store, f"model.{i}.pt"))
+    closed = None  # what close() waited for after the last save
     if task is not None:
+        closing = time.perf_counter()
         task.close()
+        closed = time.perf_counter() - closing
     total = time.perf_counter() - start
     stored = sum(1 for _, _, files in os.walk(store) for name in files if name.endswith(".pt"))
-    return {"calls": calls, "persisted": total, "peak_rss_mb": _peak_rss_mb(), "stored": stored}
+    return {"calls": calls, "persisted": total, "closed": closed, "peak_rss_mb": _peak_rss_mb(), "stored": stored}
 
 
 def import_and_init(workdir: str, first: str = "") -> dict:

@@ -8,6 +8,7 @@ from typing import Callable
 from ..db import ModelRecord
 from ..storage import objects
 from ..storage.blobstore import BlobStore
+from ..storage.copy_progress import CopyProgress
 from ..storage.sources import OpenedSources, Sources, source_path
 from .lazy_event import LazyEvent
 
@@ -27,6 +28,9 @@ class PipelineOptions:
     stall_timeout: float = 30.0  # waits end once the background work made no progress for this long
     inline_bytes: int = 256 << 10  # one-file local snapshots up to this size are read on the training thread
     held_bytes: int = 64 << 20  # ...while the bytes held that way, not yet written, stay under this
+    # While someone waits for stored snapshots (close, flush), those from this size up are hashed behind
+    # their copy (storage/copy_progress.py); smaller ones after it, where the overlap gives little.
+    hash_behind_bytes: int = 64 << 20
     journal_window: float = 0.05  # seconds a new save's row may wait to share a transaction
     batch_window: float = 0.05  # seconds the recorder gathers saves into one transaction, while nobody waits
 
@@ -54,6 +58,8 @@ class SnapshotJob:
     state: str = "new"  # new, queued (journaled), staged, uploading, published, done, failed, skipped
     staging: str | None = None
     staged_files: list = field(default_factory=list)  # (name, staged path, size) of each copied file
+    copy_progress: CopyProgress | None = None  # its copy's progress, for a hash behind it (large snapshots)
+    hash_queued: bool = False  # handed to the hasher (before its copy ends, when someone waits)
     data: bytes | None = None  # a small snapshot's bytes, read on the training thread (read_inline)
     stats: list = field(default_factory=list)  # the source files' stat when they were opened
     content: objects.Content | None = None

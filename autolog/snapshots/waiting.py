@@ -173,6 +173,7 @@ class Waits:
         with self._cond:
             self._waiting += 1
             self._wake("recorder")
+            self._hash_behind(self._copying)
         try:
             yield
         finally:

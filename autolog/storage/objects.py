@@ -15,9 +15,10 @@ from typing import Callable
 from ..errors import IntegrityError
 from ..config import redact_url
 from .blobstore import BlobStore, download, filesystem, is_local, normalize_uri, open_for_read
+from .copy_progress import CopyProgress, digest_behind
 from .filesystem_type import filesystem_type
-from .hashing import (CHUNK, IDENTITY, SHA256, algorithm_of, bytes_digest, fd_digest, file_digest, file_digests, hex_of,
-                      manifest_digest, short, stream_digests)
+from .hashing import (CHUNK, HASH_STEP, IDENTITY, SHA256, algorithm_of, bytes_digest, fd_digest, file_digest,
+                      file_digests, hex_of, manifest_digest, short, stream_digests)
 from .layout import real_path
 from .sources import OpenedSources, SourceChangedError, Sources, open_sources
 
@@ -136,27 +137,39 @@ def publish_bytes(data: bytes, sources: Sources, content: Content, store: BlobSt
                      deduplicated=False)
 
 
+def staged_targets(sources: Sources, stats: list[os.stat_result], staging: str) -> list[tuple[str, str, int]]:
+    """(name, staged path, size) of each file a copy into staging writes, in the order it writes them."""
+    base = os.path.join(staging, sources.name) if sources.name and not sources.single else staging
+    return [(rel, os.path.join(base, rel), st.st_size) for (_, rel), st in zip(sources.files, stats)]
+
+
 def copy_out(opened: OpenedSources, staging: str, on_progress: Callable[[int], None] | None = None
              ) -> list[tuple[str, str, int]]:
     """The copy half of stage: (name, staged path, size) of each file, checked against in-place changes."""
     sources = opened.sources
-    base = os.path.join(staging, sources.name) if sources.name and not sources.single else staging
-    targets = []
-    for (src, rel), (fd, before) in zip(sources.files, opened.handles):
-        target = os.path.join(base, rel)
+    targets = staged_targets(sources, [st for _, st in opened.handles], staging)
+    for (src, _), (fd, before), (_, target, _) in zip(sources.files, opened.handles, targets):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as out:
             copied = kernel_copy(fd, out.fileno(), before.st_size, on_progress)
         _check_unchanged(src, fd, before, copied)
-        targets.append((rel, target, copied))
     return targets
 
 
 def hash_copies(sources: Sources, targets: list[tuple[str, str, int]],
-                on_progress: Callable[[int], None] | None = None, algorithm: str = IDENTITY) -> Content:
-    """The hash half of stage: the staged copies' content (nobody else writes them)."""
-    manifest = [{"name": rel, "size": size, "digest": file_digest(target, algorithm, on_progress)}
-                for rel, target, size in targets]
+                on_progress: Callable[[int], None] | None = None, algorithm: str = IDENTITY,
+                behind: CopyProgress | None = None) -> Content:
+    """The hash half of stage: the staged copies' content (nobody else writes them). behind: the
+    progress of the copy still writing them, read as it goes (copy_progress.py); CopyAbandoned if
+    that copy fails."""
+    manifest, start = [], 0
+    for rel, target, size in targets:
+        digest = (file_digest(target, algorithm, on_progress) if behind is None
+                  else digest_behind(behind, target, start, size, algorithm, on_progress))
+        manifest.append({"name": rel, "size": size, "digest": digest})
+        start += size
+    if behind is not None:
+        behind.wait_whole()  # every byte hashed was copied and checked against in-place changes
     return content_of(sources, manifest, algorithm)
 
 
@@ -209,7 +222,9 @@ def _sendfile(src_fd: int, dst_fd: int, offset: int, count: int) -> int:
     return os.sendfile(dst_fd, src_fd, offset, count)
 
 
-_COPY_STEP = 64 << 20  # bytes per copy call: progress is reported between calls
+# Bytes per copy call: progress is reported between calls, and a hash read behind the copy
+# (copy_progress.py) starts after the first one.
+_COPY_STEP = HASH_STEP
 
 
 def snapshot_uri(store: BlobStore, key: str, sources: Sources) -> str:

@@ -2,6 +2,7 @@
 AUTOLOG_STRICT=1 for each test)."""
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -56,6 +57,18 @@ def staging_root(autolog_home: Path) -> Path:
 def config(autolog_home: Path):
     """config(pipeline={...}, retention={...}): write $AUTOLOG_HOME/autolog.toml (before Task.init)."""
     return lambda **sections: write_config(autolog_home, **sections)
+
+
+@pytest.fixture
+def lenient(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
+    """Failures injected on purpose are reported as warnings (not strict), each kind afresh; returns
+    caplog, capturing autolog's records from DEBUG up."""
+    from autolog import safety
+
+    monkeypatch.delenv("AUTOLOG_STRICT")
+    monkeypatch.setattr(safety, "_reported", set())
+    caplog.set_level(logging.DEBUG, logger="autolog")
+    return caplog
 
 
 @pytest.fixture

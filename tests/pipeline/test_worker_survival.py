@@ -10,6 +10,7 @@ save and no close() wait for longer than stall_timeout, and the warning says wha
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -84,6 +85,7 @@ class Case:
     # retention) | unrecorded (no row: the journal failed) | lineage (a load's lineage failed)
     outcome: str
     inline: bool = False  # small one-file local snapshots read on the training thread (else: staged)
+    behind: bool = False  # every snapshot hashed behind its copy (storage/copy_progress.py), not after it
     keep_last: int | None = None
     config: dict | None = None
 
@@ -125,14 +127,18 @@ def _on_stored(monkeypatch: pytest.MonkeyPatch, task: Task) -> list[Injection]:
     return [patch_method(monkeypatch, TaskRuntime, "on_snapshot_stored", "on_stored")]
 
 
-def _cleanup(monkeypatch: pytest.MonkeyPatch, task: Task) -> list[Injection]:
-    """Hashing the copy fails (after the copy and, for remote stores, its marker exist), and then
-    both cleanup effects fail too: the reason must still be the hash's failure."""
-    cause = patch_function(monkeypatch, _module("objects"), "file_digest", "objects.file_digest")
-    rmtree = patch_function(monkeypatch, shutil, "rmtree", "shutil.rmtree(staging)",
-                            when=lambda path, *a, **kw: _is_staging(path))
-    marker = patch_function(monkeypatch, _module("steps"), "remove_quietly", "remove_quietly(marker)")
-    return [cause, rmtree, marker]
+def _cleanup(digest: str) -> Callable[..., list[Injection]]:
+    """Hashing the copy fails (settled once the copy and, for remote stores, its marker exist: a hash
+    behind the copy waits for the copy to end), and then both cleanup effects fail too: the reason
+    must still be the hash's failure."""
+    def install(monkeypatch: pytest.MonkeyPatch, task: Task) -> list[Injection]:
+        cause = patch_function(monkeypatch, _module("objects"), digest, f"objects.{digest}")
+        rmtree = patch_function(monkeypatch, shutil, "rmtree", "shutil.rmtree(staging)",
+                                when=lambda path, *a, **kw: _is_staging(path))
+        marker = patch_function(monkeypatch, _module("steps"), "remove_quietly", "remove_quietly(marker)")
+        return [cause, rmtree, marker]
+
+    return install
 
 
 def _close(failing: str | None) -> Callable[..., list[Injection]]:
@@ -157,6 +163,14 @@ CASES = [
     Case("objects.kernel_copy", _function("objects", "kernel_copy"), BOTH, "failed"),
     Case("objects.file_digest", _function("objects", "file_digest"), BOTH, "failed"),
     Case("steps.content_in_place", _function("steps", "content_in_place"), ("none",), "failed"),
+    # The same with the hash reading the copy as it is written: a failed copy ends the hash's wait and
+    # is settled once, by the stager; a failed hash waits for the copy to end before it settles.
+    Case("steps.copy", _function("steps", "copy"), BOTH, "failed", behind=True),
+    Case("objects.copy_out", _function("objects", "copy_out"), BOTH, "failed", behind=True),
+    Case("objects.kernel_copy", _function("objects", "kernel_copy"), BOTH, "failed", behind=True),
+    Case("steps.hash_staged", _function("steps", "hash_staged"), BOTH, "failed", behind=True),
+    Case("objects.hash_copies", _function("objects", "hash_copies"), BOTH, "failed", behind=True),
+    Case("objects.digest_behind", _function("objects", "digest_behind"), BOTH, "failed", behind=True),
     # Small snapshots read on the training thread: a failed read falls back to the stager.
     Case("objects.read_small", _function("objects", "read_small"), ("local", "none"), "stored", inline=True),
     Case("objects.publish_bytes", _function("objects", "publish_bytes"), ("local",), "failed", inline=True),
@@ -179,10 +193,12 @@ CASES = [
     Case("retention.prune", _function("retention", "prune"), BOTH, "retained", keep_last=2),
     Case("on_stored", _on_stored, BOTH, "retained", keep_last=2),
     # Cleanup effects: removing the staging folder and the copied marker, closing the saved file.
-    Case("cleanup effects", _cleanup, BOTH, "failed"),
+    Case("cleanup effects", _cleanup("file_digest"), BOTH, "failed"),
+    Case("cleanup effects", _cleanup("digest_behind"), BOTH, "failed", behind=True),
     Case("OpenedSources.close", _close(None), BOTH, "stored"),
     Case("OpenedSources.close", _close(None), ("local",), "stored", inline=True),
     Case("OpenedSources.close after a failed copy", _close("kernel_copy"), BOTH, "failed"),
+    Case("OpenedSources.close after a failed copy", _close("kernel_copy"), BOTH, "failed", behind=True),
     # A load: its hash and its lineage link (the lineage worker).
     Case("lineage.record_load", _function("lineage", "record_load"), BOTH, "lineage"),
     Case("the hash of a loaded file", _function("capture", "opened_content", "capture.opened_content"), BOTH,
@@ -193,18 +209,8 @@ CASES = [
 def _params():
     for case in CASES:
         for store in case.stores:
-            yield pytest.param(case, store, id=f"{case.id}-{store}" + ("-inline" if case.inline else ""))
-
-
-@pytest.fixture
-def lenient(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
-    """Failures injected on purpose are reported as warnings (not strict), each kind afresh."""
-    from autolog import safety
-
-    monkeypatch.delenv("AUTOLOG_STRICT")
-    monkeypatch.setattr(safety, "_reported", set())
-    caplog.set_level(logging.DEBUG, logger="autolog")
-    return caplog
+            yield pytest.param(case, store, id=f"{case.id}-{store}" + ("-inline" if case.inline else "")
+                               + ("-behind" if case.behind else ""))
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -258,12 +264,14 @@ def _store_uri(kind: str, local_store: str, remote_store: str) -> str | None:
     return {"local": local_store, "remote": remote_store, "none": None}[kind]
 
 
-def _configure(task: Task, inline: bool) -> None:
+def _configure(task: Task, inline: bool, behind: bool = False) -> None:
     """Before the first save: uploads retried after 10 ms; small snapshots staged like big ones unless
-    the case is about the inline path (read on the training thread)."""
+    the case is about the inline path (read on the training thread); hashed behind their copy if the
+    case says so."""
     pipeline = task._runtime.pipeline
     pipeline.options = dataclasses.replace(pipeline.options, retry_backoff=0.01,
-                                           **({} if inline else {"inline_bytes": 0}))
+                                           **({} if inline else {"inline_bytes": 0}),
+                                           **({"hash_behind_bytes": 0} if behind else {}))
 
 
 @pytest.mark.parametrize("case, store_kind", list(_params()))
@@ -280,7 +288,7 @@ def test_a_failure_injected_into_one_step_settles_that_snapshot_and_later_ones_a
     uri = _store_uri(store_kind, local_store, remote_store)
     task = Task.init(project_name="pipeline", task_name=f"inject {case.id}", output_uri=uri,
                      keep_last=case.keep_last)
-    _configure(task, case.inline)
+    _configure(task, case.inline, case.behind)
     injections = case.install(monkeypatch, task)
     cause = injections[0]
     ckpt = work / "ckpt.pt"
@@ -288,11 +296,13 @@ def test_a_failure_injected_into_one_step_settles_that_snapshot_and_later_ones_a
     if case.outcome == "lineage":
         assert torch.equal(torch.load(first, weights_only=True), tensor(101))  # this load's lineage fails
         _settle(task)
-    # The first save meets the injection alone; the next two follow back to back.
-    torch.save(tensor(1), ckpt)
-    _settle(task)
-    torch.save(tensor(2), ckpt)
-    torch.save(tensor(3), ckpt)
+    # The first save meets the injection alone; the next two follow back to back. A snapshot is hashed
+    # behind its copy while someone waits for stored snapshots: here, for the saves' whole time.
+    with task._runtime.pipeline._someone_waits() if case.behind else contextlib.nullcontext():
+        torch.save(tensor(1), ckpt)
+        _settle(task)
+        torch.save(tensor(2), ckpt)
+        torch.save(tensor(3), ckpt)
     if case.outcome == "lineage":
         assert torch.equal(torch.load(second, weights_only=True), tensor(102))
     took = _timed_close(task)
