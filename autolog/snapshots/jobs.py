@@ -57,7 +57,6 @@ class SnapshotJob:
     key: str = ""
     state: str = "new"  # new, queued (journaled), staged, uploading, published, done, failed, skipped
     staging: str | None = None
-    staged_files: list = field(default_factory=list)  # (name, staged path, size) of each copied file
     copy_progress: CopyProgress | None = None  # its copy's progress, for a hash behind it (large snapshots)
     hash_queued: bool = False  # handed to the hasher (before its copy ends, when someone waits)
     data: bytes | None = None  # a small snapshot's bytes, read on the training thread (read_inline)

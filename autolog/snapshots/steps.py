@@ -64,7 +64,7 @@ def read_inline(job: SnapshotJob, limit: int) -> bool:
 
 
 def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., None]) -> None:
-    """Copy the user's files into the staging folder (job.staged_files); then they may be overwritten."""
+    """Copy the user's files into the staging folder; then they may be overwritten."""
     progress = job.copy_progress
 
     def copied(count: int) -> None:
@@ -73,7 +73,7 @@ def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., No
             progress.advance(count)
 
     try:
-        job.staged_files = objects.copy_out(job.opened, job.staging, on_progress=copied)
+        objects.copy_out(job.opened, job.staging, on_progress=copied)
     finally:
         attempt("closing the saved file", job.opened.close)
     if not job.store.local:  # before the source may be overwritten: the copy is complete and checked
@@ -82,13 +82,10 @@ def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., No
 
 
 def hash_staged(job: SnapshotJob, beat: Callable[..., None]) -> None:
-    """Hash the staged copies (nobody else writes them): job.content. With job.copy_progress, as the
-    copy writes them (CopyAbandoned if that copy fails)."""
-    if job.copy_progress is None:
-        job.content = objects.hash_copies(job.sources, job.staged_files, on_progress=beat)
-    else:
-        targets = objects.staged_targets(job.sources, job.stats, job.staging)
-        job.content = objects.hash_copies(job.sources, targets, on_progress=beat, behind=job.copy_progress)
+    """Hash the staged copies (nobody else writes them): job.content. With job.copy_progress, as far
+    as the copy has written them (CopyAbandoned if that copy fails)."""
+    targets = objects.staged_targets(job.sources, job.stats, job.staging)
+    job.content = objects.hash_copies(job.sources, targets, on_progress=beat, behind=job.copy_progress)
 
 
 def discard_staging(job: SnapshotJob) -> list[tuple[str, Callable[[], object]]]:
