@@ -22,7 +22,9 @@ class CopyAbandoned(Exception):
 
 
 class CopyProgress:
-    """Bytes copied so far of a snapshot's files, counted in the order they are copied."""
+    """Bytes copied so far of a snapshot's files, counted in the order they are copied. Its waits have
+    no timeout: whoever copies calls end() however the copy ends (the pipeline's stager does so in
+    its worker's cleanup), so they last as long as the copy."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
