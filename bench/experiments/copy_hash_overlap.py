@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 
+from autolog.storage.copy_progress import CopyProgress, digest_behind
 from autolog.storage.hashing import HASH_STEP, fd_digest, file_digest, new_hasher
 from autolog.storage.objects import kernel_copy
 
@@ -53,45 +54,23 @@ def side_by_side(src: str, dst: str) -> float:
     return time.perf_counter() - started
 
 
-def behind_the_copy(src: str, dst: str, step: int = HASH_STEP) -> float:
-    """The hasher reads the copy itself, following the copier step by step (the digest stays of the
-    bytes written, as in "one after the other"); checked against a digest of the source."""
+def behind_the_copy(src: str, dst: str) -> float:
+    """The hasher reads the copy itself, following the copier step by step (autolog's own
+    CopyProgress and digest_behind, as the pipeline runs them while close() waits); checked against
+    a digest of the source."""
     started = time.perf_counter()
-    state, moved = {"copied": 0, "ended": False}, threading.Condition()
-    digest: list[str] = []
-
-    def hash_behind() -> None:
-        hasher, offset = new_hasher(), 0
-        with open(dst, "rb", buffering=0) as staged:
-            while True:
-                with moved:
-                    moved.wait_for(lambda: state["copied"] > offset or state["ended"])
-                    copied = state["copied"]
-                if copied <= offset:  # ended, and every byte copied is hashed
-                    break
-                while offset < copied:
-                    chunk = os.pread(staged.fileno(), min(step, copied - offset), offset)
-                    hasher.update(chunk)
-                    offset += len(chunk)
-        digest.append(f"blake3:{hasher.hexdigest()}")
-
+    progress, digest = CopyProgress(), []
+    size = os.path.getsize(src)
+    hasher = threading.Thread(target=lambda: digest.append(digest_behind(progress, dst, 0, size)))
     fd = os.open(src, os.O_RDONLY)
     try:
-        size = os.fstat(fd).st_size
-        hasher = threading.Thread(target=hash_behind)
         with open(dst, "wb") as out:
             hasher.start()
-            offset = 0
-            while offset < size:
-                offset += os.sendfile(out.fileno(), fd, offset, min(step, size - offset))
-                with moved:
-                    state["copied"] = offset
-                    moved.notify()
-        with moved:
-            state["ended"] = True
-            moved.notify()
+            kernel_copy(fd, out.fileno(), size, progress.advance)
+        progress.end(whole=True)
         hasher.join()
     finally:
+        progress.end(whole=False)  # a copy that raised: the hasher stops waiting
         os.close(fd)
     elapsed = time.perf_counter() - started
     if digest != [file_digest(src)]:
