@@ -27,8 +27,8 @@ from run_order import rotated  # noqa: E402  (bench/ is not a package)
 
 
 def one_run(mode: str, tree: str, megabytes: int) -> dict:
-    work = tempfile.mkdtemp(prefix="autolog-ab-")
-    env = dict(os.environ, AUTOLOG_HOME=tempfile.mkdtemp(prefix="autolog-ab-home-"), PYTHONPATH=tree)
+    work, home = tempfile.mkdtemp(prefix="autolog-ab-"), tempfile.mkdtemp(prefix="autolog-ab-home-")
+    env = dict(os.environ, AUTOLOG_HOME=home, PYTHONPATH=tree)
     for var in ("AUTOLOG_STRICT", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG"):
         env.pop(var, None)
     try:
@@ -37,6 +37,7 @@ def one_run(mode: str, tree: str, megabytes: int) -> dict:
                               env=env, capture_output=True, text=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} from {tree} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

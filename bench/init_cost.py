@@ -77,8 +77,9 @@ def run(stack: str, workload: str = WORKLOAD, *args: str) -> dict:
         env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(HERE.parent))
         # As installed packages run: from cached bytecode (pip compiles it), not from compiling sources.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        # cwd: `python -c` puts the current folder first on sys.path, ahead of PYTHONPATH
         proc = subprocess.run([sys.executable, "-c", workload.format(stack=STACKS[stack]), work, *args], env=env,
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=600, cwd=work)
         if proc.returncode != 0:
             raise SystemExit(f"bench failed:\n{proc.stderr[-4000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -70,8 +70,9 @@ def run_workload(workload: str, argv: list[str], work: str) -> dict:
     os.mkdir(work)
     env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(HERE.parent))
     env.pop("AUTOLOG_STRICT", None)
+    # cwd: `python -c` puts the current folder first on sys.path, ahead of PYTHONPATH
     proc = subprocess.run([sys.executable, "-c", workload, *argv], env=env, capture_output=True, text=True,
-                          timeout=3600)
+                          timeout=3600, cwd=work)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])

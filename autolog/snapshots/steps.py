@@ -73,7 +73,8 @@ def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., No
             progress.advance(count)
 
     try:
-        objects.copy_out(job.opened, job.staging, on_progress=copied)
+        objects.copy_out(job.opened, job.staging, on_progress=copied,
+                         followed=progress.followed if progress is not None else None)
     finally:
         attempt("closing the saved file", job.opened.close)
     if not job.store.local:  # before the source may be overwritten: the copy is complete and checked

@@ -30,6 +30,15 @@ class CopyProgress:
         self._cond = threading.Condition()
         self._copied = 0
         self._whole: bool | None = None  # None while copying; then whether every byte was copied and checked
+        self._followed = False  # a hash has started reading behind the copy
+
+    def follow(self) -> None:
+        """A hash starts reading behind the copy."""
+        self._followed = True
+
+    def followed(self) -> bool:
+        """Whether a hash reads behind the copy (the copy then goes in the hash's steps)."""
+        return self._followed
 
     def advance(self, count: int) -> None:
         with self._cond:
@@ -66,6 +75,7 @@ def digest_behind(progress: CopyProgress, path: str, start: int, size: int, algo
     """Digest of the staged file `path` (size bytes, the copy's bytes start..start+size), read as the
     copy writes it."""
     hasher = new_hasher(algorithm)
+    progress.follow()
     if size:
         progress.wait_copied(start + 1)  # its copy has begun: the file exists
         with open(path, "rb", buffering=0) as staged:

@@ -143,15 +143,16 @@ def staged_targets(sources: Sources, stats: list[os.stat_result], staging: str) 
     return [(rel, os.path.join(base, rel), st.st_size) for (_, rel), st in zip(sources.files, stats)]
 
 
-def copy_out(opened: OpenedSources, staging: str, on_progress: Callable[[int], None] | None = None
-             ) -> list[tuple[str, str, int]]:
-    """The copy half of stage: (name, staged path, size) of each file, checked against in-place changes."""
+def copy_out(opened: OpenedSources, staging: str, on_progress: Callable[[int], None] | None = None,
+             followed: Callable[[], bool] | None = None) -> list[tuple[str, str, int]]:
+    """The copy half of stage: (name, staged path, size) of each file, checked against in-place changes.
+    followed: see kernel_copy."""
     sources = opened.sources
     targets = staged_targets(sources, [st for _, st in opened.handles], staging)
     for (src, _), (fd, before), (_, target, _) in zip(sources.files, opened.handles, targets):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as out:
-            copied = kernel_copy(fd, out.fileno(), before.st_size, on_progress)
+            copied = kernel_copy(fd, out.fileno(), before.st_size, on_progress, followed)
         _check_unchanged(src, fd, before, copied)
     return targets
 
@@ -173,16 +174,19 @@ def hash_copies(sources: Sources, targets: list[tuple[str, str, int]],
     return content_of(sources, manifest, algorithm)
 
 
-def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress: Callable[[int], None] | None = None) -> int:
+def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress: Callable[[int], None] | None = None,
+                followed: Callable[[], bool] | None = None) -> int:
     """Copy size bytes from the start of src_fd to dst_fd's position, the bytes never in Python:
     copy_file_range (a server-side copy on NFS; btrfs shares the extents), else sendfile, else
     positional reads; on XFS, sendfile first (_copy_steps). Each way that fails, or stops short, hands
-    over to the next from where it stopped. Returns the bytes copied."""
+    over to the next from where it stopped. Returns the bytes copied. followed(): whether a hash reads
+    behind the copy now (copy_progress.py); the copy then goes in smaller steps."""
     offset = 0
     for step in _copy_steps(dst_fd):
         try:
             while offset < size:
-                sent = step(src_fd, dst_fd, offset, min(size - offset, _COPY_STEP))
+                count = _FOLLOWED_COPY_STEP if followed is not None and followed() else _COPY_STEP
+                sent = step(src_fd, dst_fd, offset, min(size - offset, count))
                 if sent == 0:
                     break
                 offset += sent
@@ -222,9 +226,15 @@ def _sendfile(src_fd: int, dst_fd: int, offset: int, count: int) -> int:
     return os.sendfile(dst_fd, src_fd, offset, count)
 
 
-# Bytes per copy call: progress is reported between calls, and a hash read behind the copy
-# (copy_progress.py) starts after the first one.
-_COPY_STEP = HASH_STEP
+# Bytes per copy call. Each call gives up the GIL and must take it back before the next one; beside a
+# thread that runs Python (a training loop's own Python, an import), that waits for the switch
+# interval (5 ms) every time, however fast the call: 1 GB in 8 MiB calls took 947 ms instead of
+# 273 ms, in 64 MiB calls 344 ms (bench/experiments/gil_convoy.py). Progress is reported between calls.
+_COPY_STEP = 64 << 20
+# ... while a hash reads behind the copy (copy_progress.py), which reads each step once it is copied:
+# smaller steps keep it close behind. Only while someone waits for stored snapshots, when the training
+# thread does not run Python beside them.
+_FOLLOWED_COPY_STEP = HASH_STEP
 
 
 def snapshot_uri(store: BlobStore, key: str, sources: Sources) -> str:

@@ -41,8 +41,9 @@ def run(mode: str, held: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="autolog-gc-phase-") as work:
         env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(ROOT))
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed packages run: from cached bytecode
+        # cwd: `python -c` puts the current folder first on sys.path, ahead of PYTHONPATH
         out = subprocess.run([sys.executable, "-c", SCRIPT, mode, work, str(held)], env=env, check=True,
-                             capture_output=True, text=True).stdout
+                             capture_output=True, text=True, cwd=work).stdout
         return json.loads(out.strip().splitlines()[-1])
 
 

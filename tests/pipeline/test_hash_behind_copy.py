@@ -1,9 +1,10 @@
 """While someone waits for stored snapshots (close, flush), a large snapshot is hashed behind its copy
 (storage/copy_progress.py): the hasher reads the staged copy step by step while the stager is still
 writing it; while the training thread is saving, it is hashed after its copy, as smaller ones are.
-Here every snapshot is large enough (hash_behind_bytes=0) and the copy goes 4 KiB per step, held at
-its first step until the hash has read it: a copy that fails under the hash, and a hash that fails
-under the copy, settle the snapshot once, with the real cause, and the next saves are stored."""
+Here every snapshot is large enough (hash_behind_bytes=0) and the copy goes 4 KiB per step once a
+hash follows it (16 KiB before), held at its first step until the hash has read it: a copy that
+fails under the hash, and a hash that fails under the copy, settle the snapshot once, with the real
+cause, and the next saves are stored."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,11 +20,12 @@ from autolog.storage import objects
 from pipeline_helpers import assert_stored_tensor, files_under, output_snapshots, tensor
 
 STEP_WAIT = 10.0  # seconds: a hash that does not follow the copy never reads before the copy goes on
-N = 50_000  # floats: ~200 KB saved, ~49 copy steps of 4 KiB
+N = 50_000  # floats: ~200 KB saved, ~49 copy steps of 4 KiB once a hash follows the copy
+FOLLOWED_STEP = 4096  # bytes per copy step while a hash reads behind it; 4x as many while none does
 
 
 class HeldCopy:
-    """The stager's kernel_copy, 4 KiB per step; after the first step of a copy it tells `at_first_step`,
+    """The stager's kernel_copy, 4 KiB per step once a hash follows it (16 KiB before); after the first step of a copy it tells `at_first_step`,
     waits (bounded) until the hash behind it has read some bytes, runs `after_first`, then goes on.
     Records per copy whether the hash had read by then."""
 
@@ -32,22 +34,24 @@ class HeldCopy:
         self.at_first_step = threading.Event()
         self.followed: list[bool] = []  # per copy: the hash read its first step before the second
         self.after_first = lambda: None
+        self.steps: list[list[int]] = []  # per copy, the bytes of each step
         real_copy, real_digest = objects.kernel_copy, objects.digest_behind
 
-        def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress=None) -> int:
-            steps = [0]
+        def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress=None, followed=None) -> int:
+            steps: list[int] = []
+            self.steps.append(steps)
 
             def stepped(count: int) -> None:
                 if on_progress is not None:
                     on_progress(count)
-                steps[0] += 1
-                if steps[0] == 1 and size > count:
+                steps.append(count)
+                if len(steps) == 1 and size > count:
                     self.at_first_step.set()
                     self.followed.append(self.hashed.wait(STEP_WAIT))
                     self.after_first()
 
             self.hashed.clear()
-            return real_copy(src_fd, dst_fd, size, stepped)
+            return real_copy(src_fd, dst_fd, size, stepped, followed)
 
         def digest_behind(progress, path, start, size, algorithm="blake3", on_progress=None) -> str:
             def read(count: int) -> None:
@@ -57,7 +61,8 @@ class HeldCopy:
 
             return real_digest(progress, path, start, size, algorithm, read)
 
-        monkeypatch.setattr(objects, "_COPY_STEP", 4096)
+        monkeypatch.setattr(objects, "_COPY_STEP", 4 * FOLLOWED_STEP)
+        monkeypatch.setattr(objects, "_FOLLOWED_COPY_STEP", FOLLOWED_STEP)
         monkeypatch.setattr(objects, "kernel_copy", kernel_copy)
         monkeypatch.setattr(objects, "digest_behind", digest_behind)
 
@@ -93,6 +98,10 @@ def test_once_close_waits_the_hash_reads_the_copy_being_written_and_the_digest_i
     task.close()  # the copy under way goes to the hasher; the next one is hashed as it is copied
 
     assert held.followed == [True, True], "the hash waited for the whole copy instead of reading behind it"
+    first, second = held.steps
+    assert first[0] == 4 * FOLLOWED_STEP, "a copy nobody reads behind goes in large steps"
+    for steps in (first, second):  # from its second step on, the hash follows each copy
+        assert set(steps[1:-1]) == {FOLLOWED_STEP} and steps[-1] <= FOLLOWED_STEP, steps
     for snap, step in zip(output_snapshots(task, "ckpt.pt"), (1, 2), strict=True):
         assert_stored_tensor(snap, tensor(step, N))
 

@@ -12,7 +12,8 @@ from autolog.storage import objects
 DATA = os.urandom(3 * (1 << 20) + 12345)
 
 
-def _copy(tmp_path, content: bytes = DATA, size: int = len(DATA), position: int = 0) -> tuple[bytes, int, list[int]]:
+def _copy(tmp_path, content: bytes = DATA, size: int = len(DATA), position: int = 0,
+          followed=None) -> tuple[bytes, int, list[int]]:
     """kernel_copy of `size` bytes from a file holding `content`, its handle at `position`."""
     src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
     src.write_bytes(content)
@@ -21,7 +22,7 @@ def _copy(tmp_path, content: bytes = DATA, size: int = len(DATA), position: int 
     try:
         os.lseek(src_fd, position, os.SEEK_SET)
         with open(dst, "wb") as out:
-            copied = objects.kernel_copy(src_fd, out.fileno(), size, progress.append)
+            copied = objects.kernel_copy(src_fd, out.fileno(), size, progress.append, followed)
     finally:
         os.close(src_fd)
     return dst.read_bytes(), copied, progress
@@ -133,3 +134,28 @@ def test_on_xfs_a_failing_sendfile_hands_over_to_copy_file_range(tmp_path, monke
     data, copied, progress = _copy(tmp_path)
     assert data == DATA and copied == len(DATA) == sum(progress)
     assert moved == {"sendfile": 1 << 20, "copy_file_range": len(DATA) - (1 << 20)}
+
+
+@pytest.mark.parametrize("way", ["copy_file_range", "sendfile"])
+def test_the_copy_goes_in_large_steps_and_in_the_hashs_steps_once_a_hash_follows_it(tmp_path, monkeypatch, way):
+    """Each step must take the GIL back before the next (bench/experiments/gil_convoy.py): large ones
+    while nothing reads behind the copy, the hash's once a hash does, from the next step on."""
+    for name in WAYS[way]:
+        monkeypatch.setattr(os, name, _failing(name))
+    monkeypatch.setattr(objects, "_COPY_STEP", 1 << 20)
+    monkeypatch.setattr(objects, "_FOLLOWED_COPY_STEP", 256 << 10)
+    steps: list[int] = []
+
+    def followed() -> bool:
+        return len(steps) >= 2  # a hash starts following after two steps
+
+    def progress(count: int) -> None:
+        steps.append(count)
+
+    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
+    src.write_bytes(DATA)
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        copied = objects.kernel_copy(f.fileno(), out.fileno(), len(DATA), progress, followed)
+    assert dst.read_bytes() == DATA and copied == len(DATA)
+    rest = len(DATA) - 2 * (1 << 20)
+    assert steps == [1 << 20] * 2 + [256 << 10] * (rest // (256 << 10)) + [rest % (256 << 10)], steps
