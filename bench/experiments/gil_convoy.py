@@ -7,13 +7,14 @@ for the switch interval (5 ms): every step then waits up to 5 ms, however fast t
 This times a copy (objects.kernel_copy) and a hash (hashing.file_digest) of one file alone and beside
 a thread that runs Python without pause, for several step sizes, and how far that thread got.
 
-    python bench/experiments/gil_convoy.py [--megabytes 200,1024] [--repeat 5] [--dir DIR]
+    python bench/experiments/gil_convoy.py [--megabytes 200,1024] [--repeat 5] [--dir DIR] [--child-hash]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -67,6 +68,24 @@ def timed_hash(src: str) -> float:
     return time.perf_counter() - start
 
 
+CHILD_HASH = """
+import sys
+from blake3 import blake3
+hasher, buffer = blake3(), bytearray(8 << 20)
+with open(sys.argv[1], "rb", buffering=0) as f:
+    while size := f.readinto(buffer):
+        hasher.update(memoryview(buffer)[:size])
+print(hasher.hexdigest())
+"""
+
+
+def timed_child_hash(src: str) -> float:
+    """The same hash in a child process of its own (started for it): the worker thread only waits."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", CHILD_HASH, src], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--megabytes", default="200,1024")
@@ -74,6 +93,8 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where the files go (default: the temp folder)")
     parser.add_argument("--copy-steps", default="8,64", help="MiB per copy call")
     parser.add_argument("--hash-steps", default="8,32", help="MiB per hash read")
+    parser.add_argument("--child-hash", action="store_true",
+                        help="also hash in a child process started for each hash (8 MiB reads)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="autolog-convoy-", dir=args.dir)
     print(f"switch interval {sys.getswitchinterval() * 1e3:.0f} ms; medians of {args.repeat}; "
@@ -88,6 +109,8 @@ def main() -> None:
             cases = [("copy", step, lambda: timed_copy(src, os.path.join(work, "dst.bin"), size))
                      for step in map(int, args.copy_steps.split(","))]
             cases += [("hash", step, lambda: timed_hash(src)) for step in map(int, args.hash_steps.split(","))]
+            if args.child_hash:
+                cases.append(("hash in a child process,", 8, lambda: timed_child_hash(src)))
             for what, step, run in cases:
                 objects._COPY_STEP = hashing.HASH_STEP = step * MIB
                 alone, beside, loops = [], [], []
