@@ -15,6 +15,21 @@ import threading
 import time
 
 
+def time_calls(owner, name: str, record) -> None:
+    """owner.name is wrapped: record(args, kwargs, start, end) after each call, however it ends
+    (perf_counter seconds). bench/experiments/ time autolog's own steps with it, in the run itself."""
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            record(args, kwargs, start, time.perf_counter())
+
+    setattr(owner, name, wrapper)
+
+
 def state_dict(megabytes: int, device: str = "cpu"):
     """float32 on the CPU; bf16 on a GPU (what a mixed-precision run saves). A CUDA save's time includes
     the copy to the host, as a user's does."""

@@ -33,22 +33,16 @@ import json, os, sys, threading, time
 import torch
 
 megabytes, started, work = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
+sys.path.insert(0, sys.argv[4])
+from workloads import state_dict, time_calls, wait_for_start
+
 spans = []  # (label, thread, start, end) in perf_counter seconds
 origin = [None]
 
 
 def timed(owner, name, label):
-    original = getattr(owner, name)
-
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            spans.append((label(*args, **kwargs) if callable(label) else label, threading.current_thread().name,
-                          start, time.perf_counter()))
-
-    setattr(owner, name, wrapper)
+    time_calls(owner, name, lambda args, kwargs, start, end: spans.append(
+        (label(*args, **kwargs) if callable(label) else label, threading.current_thread().name, start, end)))
 
 
 # Nothing that imports SQLAlchemy (autolog.db.store) before Task.init: its import is part of the start.
@@ -71,8 +65,6 @@ timed(SnapshotPipeline, "_write_rows",
 timed(SnapshotPipeline, "flush", "close: flush (waits for the snapshots)")
 timed(TaskRuntime, "finish", "close: the task's end (joins init, row, checkpoint)")
 
-sys.path.insert(0, sys.argv[4])
-from workloads import state_dict, wait_for_start
 sd = state_dict(megabytes)  # before Task.init, as workloads.save_calls
 from autolog import Task
 task = Task.init(project_name="bench", task_name="timeline", output_uri=os.path.join(work, "store"))

@@ -33,7 +33,7 @@ from run_order import rotated  # noqa: E402
 WORKLOAD = r"""
 import json, os, sys, time
 sys.path.insert(0, sys.argv[5])
-from workloads import state_dict
+from workloads import state_dict, time_calls
 
 mode, megabytes, saves, train_ms, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[6]
 sd = state_dict(megabytes)
@@ -42,20 +42,8 @@ spans = {"copy": [], "hash_staged": []}  # each snapshot's copy and hash, in sec
 if mode == "autolog":
     from autolog.snapshots import steps
 
-    def timed(name):
-        original = getattr(steps, name)
-
-        def wrapper(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                spans[name].append(time.perf_counter() - t0)
-
-        setattr(steps, name, wrapper)
-
-    timed("copy")
-    timed("hash_staged")
+    for name in spans:
+        time_calls(steps, name, lambda args, kwargs, start, end, name=name: spans[name].append(end - start))
     from autolog import Task
     task = Task.init(project_name="bench", task_name="train-between-saves", output_uri=os.path.join(work, "store"))
 path = os.path.join(work, "model.pt")
