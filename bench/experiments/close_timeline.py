@@ -14,26 +14,24 @@ Prints each run's timeline, then the median of each span over the runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 sys.path.insert(0, str(BENCH))
 from freed_pages import add_hold_option, freed_pages_held  # noqa: E402  (bench/ is not a package)
+from fresh_run import run_fresh  # noqa: E402
 
 WORKLOAD = r"""
 import json, os, sys, threading, time
 import torch
 
-megabytes, started, work = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
-sys.path.insert(0, sys.argv[4])
+work, bench = sys.argv[1], sys.argv[2]
+megabytes, started = int(sys.argv[3]), sys.argv[4] == "1"
+sys.path.insert(0, bench)
 from workloads import state_dict, time_calls, wait_for_start
 
 spans = []  # (label, thread, start, end) in perf_counter seconds
@@ -87,22 +85,7 @@ print(json.dumps({"autolog": autolog.__file__,
 
 
 def one_run(megabytes: int, started: bool, tree: str) -> list:
-    work = tempfile.mkdtemp(prefix="autolog-timeline-")
-    env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=tree)
-    for var in ("AUTOLOG_STRICT", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG"):
-        env.pop(var, None)
-    try:
-        # cwd: `python -c` puts the current folder first on sys.path, ahead of the tree in PYTHONPATH
-        proc = subprocess.run([sys.executable, "-c", WORKLOAD, str(megabytes), "1" if started else "0", work,
-                               str(BENCH)], env=env, capture_output=True, text=True, cwd=work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if not result["autolog"].startswith(tree + os.sep):
-        raise SystemExit(f"the run meant to use {tree} imported {result['autolog']}")
-    return result["spans"]
+    return run_fresh(WORKLOAD, [str(megabytes), "1" if started else "0"], tree)["spans"]
 
 
 def main() -> None:

@@ -15,27 +15,25 @@ waits for with no training beside it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 sys.path.insert(0, str(BENCH))
 from freed_pages import add_hold_option, freed_pages_held  # noqa: E402  (bench/ is not a package)
+from fresh_run import run_fresh  # noqa: E402
 from run_order import rotated  # noqa: E402
 
 WORKLOAD = r"""
 import json, os, sys, time
-sys.path.insert(0, sys.argv[5])
+work, bench = sys.argv[1], sys.argv[2]
+sys.path.insert(0, bench)
 from workloads import state_dict, time_calls
 
-mode, megabytes, saves, train_ms, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[6]
+mode, megabytes, saves, train_ms = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 sd = state_dict(megabytes)
 task = None
 spans = {"copy": [], "hash_staged": []}  # each snapshot's copy and hash, in seconds
@@ -79,23 +77,7 @@ print(json.dumps({"loops_per_s": loops / trained, "calls": calls, "stored_after"
 
 
 def one_run(mode: str, tree: str, args: argparse.Namespace) -> dict:
-    work = tempfile.mkdtemp(prefix="autolog-train-")
-    env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=tree)
-    for var in ("AUTOLOG_STRICT", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG"):
-        env.pop(var, None)
-    try:
-        # cwd: `python -c` puts the current folder first on sys.path, ahead of the tree in PYTHONPATH
-        proc = subprocess.run([sys.executable, "-c", WORKLOAD, mode, str(args.megabytes), str(args.saves),
-                               str(args.train_ms), str(BENCH), work], env=env, capture_output=True, text=True,
-                              cwd=work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{mode} from {tree} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if mode == "autolog" and not result["autolog"].startswith(tree + os.sep):
-        raise SystemExit(f"the run meant to use {tree} imported {result['autolog']}")
-    return result
+    return run_fresh(WORKLOAD, [mode, str(args.megabytes), str(args.saves), str(args.train_ms)], tree)
 
 
 def main() -> None:
