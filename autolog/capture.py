@@ -95,11 +95,12 @@ class CaptureRecorder:
             self._loaded.add(seen)
         run = self._run
 
+        # Both run on the lineage worker: they wait for the task's row without hurrying it.
         def content_of(opened: OpenedSources) -> Content:
-            return opened_content(run.ctx, opened)
+            return opened_content(run.ctx_for_worker, opened)
 
         def link(content: Content) -> None:
-            lineage.record_load(run.ctx, run.task_id, run.record.project, path, framework, opened.sources, content)
+            lineage.record_load(run.ctx_for_worker, run.task_id, run.record.project, path, framework, opened.sources, content)
 
         job = run.pipeline.submit_load(opened, link, fence_key=path, label=f"lineage of {path}", content_of=content_of)
         if run.store_before_return:
@@ -120,7 +121,7 @@ class CaptureRecorder:
 
         def record(**values) -> None:
             owner = model if isinstance(model, ModelRecord) else model()
-            run.ctx.store.add_snapshot(owner.id, uri=shown, iteration=iteration, source_path=shown, **values)
+            run.ctx_for_worker.store.add_snapshot(owner.id, uri=shown, iteration=iteration, source_path=shown, **values)
 
         def link(content: Content) -> None:
             record(status="stored", digest=content.digest, size=content.size, stored_at=time.time())
@@ -139,7 +140,7 @@ class CaptureRecorder:
 
         def link(content: Content) -> None:
             sources = Sources(files=((shown, os.path.basename(shown)),), name=os.path.basename(shown), single=True)
-            lineage.record_load(run.ctx, run.task_id, run.record.project, shown, framework, sources, content)
+            lineage.record_load(run.ctx_for_worker, run.task_id, run.record.project, shown, framework, sources, content)
 
         job = run.pipeline.submit_load(None, link, fence_key=url, label=f"lineage of {shown}",
                                        content_of=lambda _: remote_content(url))
@@ -153,9 +154,10 @@ class CaptureRecorder:
         def find_or_create() -> ModelRecord:
             model = self._models.get(path)
             if model is None:
+                ctx = run.ctx_for_worker
                 # As in ClearML, a model a framework saves takes the task's label enumeration.
-                labels = run.ctx.store.get_task(run.task_id).labels
-                model, _ = run.ctx.store.find_or_create_model(
+                labels = ctx.store.get_task(run.task_id).labels
+                model, _ = ctx.store.find_or_create_model(
                     run.task_id, "capture", {"source_path": path}, name=os.path.basename(path.rstrip(os.sep)),
                     project=run.record.project, framework=framework, meta={LABELS_KEY: labels} if labels else {},
                 )

@@ -20,7 +20,7 @@ from .config import redact_url
 from .context import Context, row_being_created
 from .db import TaskRecord
 from .errors import AutologError
-from .quiet_start import wait_for_quiet_imports
+from .quiet_start import wait_for_quiet_script
 from .safety import shielded
 from .snapshots import retention
 from .snapshots.database_guard import retry_while_unreachable
@@ -77,7 +77,7 @@ class TaskRuntime:
     def create_record_in_background(self) -> None:
         """Opening the database (and importing SQLAlchemy) takes ~0.2 s: the training script goes on
         meanwhile, and whatever needs the task's row waits for it (`ctx`). The thread first lets the
-        script's imports end (quiet_start.py)."""
+        script's imports and its saves in progress end (quiet_start.py)."""
         self._ready.clear()
         self._init_thread = threading.Thread(target=self._create_record, args=(threading.get_ident(),),
                                              name="autolog-init", daemon=True)
@@ -91,7 +91,8 @@ class TaskRuntime:
                 self.pipeline.start_workers()
             except Exception as exc:  # noqa: BLE001 - only a head start: the first save makes and starts them
                 logger.debug("autolog: snapshot workers not started ahead: %s", exc, exc_info=True)
-        wait_for_quiet_imports(self._wanted, script_thread)  # the workers only wait for work; this imports
+        # The workers only wait for work; this imports. WRAPPER_CODES is filled as the patches are made.
+        wait_for_quiet_script(self._wanted, script_thread, binding.core.WRAPPER_CODES)
         try:
             # Patient, like the snapshot workers: a database that is down right after Task.init (a
             # restart, a failover) must not leave the whole run unrecorded.
@@ -113,10 +114,17 @@ class TaskRuntime:
 
     @property
     def ctx(self) -> Context:
-        """The context, once the task's row exists (its thread gives up on the database after
-        [db] retry_seconds; this wait is bounded beyond that in case the thread itself hangs)."""
-        row_wait = self.context.settings.db_retry_seconds + ROW_WAIT_MARGIN_SECONDS
+        """The context, once the task's row exists: a caller waits for it, so the row is written now."""
         self._wanted.set()
+        return self.ctx_for_worker
+
+    @property
+    def ctx_for_worker(self) -> Context:
+        """The context, once the task's row exists, for background work: it waits without hurrying the
+        start, which yields to the script's imports and saves for at most quiet_start's 5 s. (The
+        row's thread gives up on the database after [db] retry_seconds; this wait is bounded beyond
+        that in case the thread itself hangs.)"""
+        row_wait = self.context.settings.db_retry_seconds + ROW_WAIT_MARGIN_SECONDS
         if not self._ready.wait(row_wait):
             raise AutologError(
                 f"The row of task {self.task_id[:8]} was not written within {row_wait:.0f} s: the metadata "
@@ -158,7 +166,7 @@ class TaskRuntime:
                     backlog_bytes=settings.backlog_bytes, backlog_policy=settings.backlog_policy,
                     upload_retries=settings.upload_retries, stall_timeout=settings.stall_timeout,
                     db_retry_seconds=settings.db_retry_seconds,
-                ))
+                ), on_wait=self._wanted.set)
             return self._pipeline
 
     def snapshot_key(self, model: "ModelRecord", seq: int) -> str:
@@ -169,7 +177,7 @@ class TaskRuntime:
             # The new snapshot is stored whatever happens to older ones: a failed deletion is a warning,
             # never a reason to record this snapshot as failed.
             with shielded(f"retention of model {job.model.name!r}"):
-                retention.prune(self.ctx, job.model.id, self.keep_last)
+                retention.prune(self.ctx_for_worker, job.model.id, self.keep_last)
 
     # -- snapshots -----------------------------------------------------------------------
     def store_snapshot(self, model: "ModelRecord", sources: Sources, iteration: int | None,

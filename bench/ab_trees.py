@@ -7,6 +7,8 @@ plain and floor, interleaved in one run; prints each run and the medians.
 Each run is bench/workloads.py's save_calls in a fresh interpreter with PYTHONPATH set to the tree.
 The runs' order is rotated each repetition (bench/run_order.py says why).
 --started saves once Task.init's background start is over (run_bench.py's "autolog-started").
+--loads times torch.load of a file an earlier task saved instead (3 loads a run, the first right
+after Task.init; run_bench.py's load rows), plain and each tree.
 """
 from __future__ import annotations
 
@@ -26,21 +28,49 @@ from freed_pages import add_hold_option, freed_pages_held  # noqa: E402
 from run_order import rotated  # noqa: E402  (bench/ is not a package)
 
 
-def one_run(mode: str, tree: str, megabytes: int) -> dict:
-    work, home = tempfile.mkdtemp(prefix="autolog-ab-"), tempfile.mkdtemp(prefix="autolog-ab-home-")
+def workload(name: str, args: dict, tree: str, home: str) -> dict:
+    """bench/workloads.py's `name` in a fresh interpreter importing autolog from `tree`."""
     env = dict(os.environ, AUTOLOG_HOME=home, PYTHONPATH=tree)
     for var in ("AUTOLOG_STRICT", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG"):
         env.pop(var, None)
+    proc = subprocess.run([sys.executable, str(HERE / "workloads.py"), name, json.dumps(args)],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} {args} from {tree} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def one_run(mode: str, tree: str, megabytes: int) -> dict:
+    work, home = tempfile.mkdtemp(prefix="autolog-ab-"), tempfile.mkdtemp(prefix="autolog-ab-home-")
     try:
-        proc = subprocess.run([sys.executable, str(HERE / "workloads.py"), "save_calls",
-                               json.dumps(dict(mode=mode, megabytes=megabytes, saves=3, workdir=work))],
-                              env=env, capture_output=True, text=True)
+        return workload("save_calls", dict(mode=mode, megabytes=megabytes, saves=3, workdir=work), tree, home)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{mode} from {tree} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare_loads(trees: dict[str, str], megabytes: int, repeat: int) -> None:
+    """First and later torch.load of one known file (an earlier task saved it, into the same home)."""
+    work, home = tempfile.mkdtemp(prefix="autolog-ab-"), tempfile.mkdtemp(prefix="autolog-ab-home-")
+    runs = dict({name: ("autolog", tree) for name, tree in trees.items()}, plain=("plain", str(HERE.parent)))
+    times: dict[str, list[list[float]]] = {name: [] for name in runs}
+    try:
+        workload("produce_known_file", dict(megabytes=megabytes, workdir=work), str(HERE.parent), home)
+        for repetition in range(repeat):
+            for name in rotated(list(runs), repetition):
+                mode, tree = runs[name]
+                got = workload("load_lineage", dict(mode=mode, megabytes=megabytes, loads=3, workdir=work), tree, home)
+                times[name].append(got["times"])
+                print(f"{name}: loads {[round(t * 1000, 1) for t in got['times']]} ms", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+    first = {name: statistics.median(t[0] for t in ts) for name, ts in times.items()}
+    later = {name: statistics.median(statistics.median(t[1:]) for t in ts) for name, ts in times.items()}
+    print(f"\n{megabytes} MB loads, medians of {repeat}:")
+    for name in runs:
+        print(f"  {name:>10}: 1st load {first[name] * 1000:.1f} ms ({first[name] / first['plain']:.2f}× plain), "
+              f"later loads {later[name] * 1000:.1f} ms ({later[name] / later['plain']:.2f}× plain)")
 
 
 def main() -> None:
@@ -50,8 +80,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--started", action="store_true",
                         help="the trees save once Task.init's background start is over (autolog-started)")
+    parser.add_argument("--loads", action="store_true", help="time loads of a known file instead of saves")
     add_hold_option(parser)
     args = parser.parse_args()
+    if args.loads:
+        with freed_pages_held(args.hold_freed_pages):
+            return compare_loads({name: os.path.abspath(path) for name, path in (t.split("=", 1) for t in args.trees)},
+                                 args.megabytes, args.repeat)
     mode = "autolog-started" if args.started else "autolog"
     runs = {name: (mode, os.path.abspath(path)) for name, path in (t.split("=", 1) for t in args.trees)}
     runs.update(plain=("plain", str(HERE.parent)), floor=("floor", str(HERE.parent)))

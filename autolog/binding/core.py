@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import threading
+import types
 from typing import Any, Callable, Protocol
 
 from ..forking import on_fork
@@ -48,6 +49,10 @@ class Recorder(Protocol):
 
 _active: Recorder | None = None
 _nesting = threading.local()
+# The code of the wrapper make_wrapper returns (one code object, however many closures): a thread with
+# a frame of it on its stack is inside a captured save or load. Task.init's background start looks for
+# it on the script's stack, not the wrapper for a flag: that costs the save path nothing.
+WRAPPER_CODES: set[types.CodeType] = set()
 
 # Top-level module of a saved object -> framework name, for generic savers like joblib.
 OBJECT_FRAMEWORKS = {
@@ -110,6 +115,7 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         return result
 
     wrapper.autolog_wrapper = True  # type: ignore[attr-defined]  # binding.is_patched
+    WRAPPER_CODES.add(wrapper.__code__)
     return wrapper
 
 

@@ -54,9 +54,13 @@ logger = logging.getLogger("autolog")
 
 
 class SnapshotPipeline(Recording, Waits, Outcomes):
-    def __init__(self, ctx: Context, options: PipelineOptions | None = None):
+    def __init__(self, ctx: Context, options: PipelineOptions | None = None,
+                 on_wait: Callable[[], None] = lambda: None):
         self.ctx = ctx
         self.options = options or PipelineOptions()
+        # Called as a wait on the work begins: the work may need the task's row (a copy that failed says
+        # why in its row, publishing needs the rows), so the runtime writes it now (quiet_start.py).
+        self._on_wait = on_wait
         # One lock; each kind of worker sleeps on a condition of its own, so an event wakes the thread
         # that has work, not every thread (on two cores, needless wake-ups cost the training thread).
         lock = threading.RLock()
@@ -224,6 +228,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
 
     def _wait_for_room(self, size: int, fence_key: str | None) -> None:
         watch = self._watch()
+        hurried = False
         with self._cond:
             while True:
                 unread = self._unread
@@ -237,6 +242,9 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                         # Only uploads in flight: admit this save; the next save of the model can
                         # supersede it. Staged copies stay bounded by the uploaders + one per model.
                         return
+                if not hurried:  # room is made by publishing, which needs the rows
+                    self._on_wait()
+                    hurried = True
                 self._cond.wait(timeout=watch.poll(0.25))
                 stalled = self._stall_reason(watch)
                 if stalled is not None:

@@ -160,6 +160,7 @@ class Waits:
         event = job.staged if what == "staged" else job.done
         if event.is_set():
             return True
+        self._on_wait()  # even a copy may wait for its row: one that failed writes why in it
         # Waiting for a copy (the fence) needs nothing of the recorder: let it go on gathering.
         watch = self._watch()
         with self._someone_waits() if what == "done" else contextlib.nullcontext():
@@ -182,6 +183,7 @@ class Waits:
 
     def wait_until(self, ready: Callable[[], bool], what: str) -> bool:
         """Wait until ready() holds, while the work progresses; False when it stalled first."""
+        self._on_wait()
         watch = self._watch()
         with self._cond, self._someone_waits():
             while not ready():
@@ -215,6 +217,7 @@ class Waits:
 
         deadline = time.monotonic() + timeout
         stalled = None
+        self._on_wait()
         watch = self._watch()
         with self._someone_waits(), FlushProgress(self.pending(), enabled=progress) as bar:
             while True:

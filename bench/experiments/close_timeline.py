@@ -3,9 +3,9 @@
 `bench/ab_trees.py` and `run_bench.py` time the save calls and everything persisted; this takes the
 same workload (bench/workloads.py's save_calls: saves of one path, right after Task.init unless
 --started) apart. Each run is a fresh interpreter in which autolog's steps are wrapped with timers
-before Task.init: the database start (the wait for the script's imports, the import and the task's
-row, the list of installed packages), each snapshot's copy and hash, the recorder's rounds, close()'s
-flush and the task's end. Times are ms from the first save's call.
+before Task.init: the database start (the wait for the script's imports and saves, the import and
+the task's row, the list of installed packages), each snapshot's copy and hash, the recorder's
+rounds, close()'s flush and the task's end. Times are ms from the first save's call.
 
     python bench/experiments/close_timeline.py --megabytes 200 --runs 5 [--started] [--hold-freed-pages 60000]
 
@@ -53,7 +53,7 @@ seen = {}
 def snapshot(job, *_, **__):
     return seen.setdefault(job.snapshot_id, f"#{len(seen) + 1}")
 
-timed(autolog.runtime, "wait_for_quiet_imports", "init: wait for the script's imports")
+timed(autolog.runtime, "wait_for_quiet_script", "init: wait for the script's imports and saves")
 timed(autolog.runtime, "retry_while_unreachable", "init: task row (imports SQLAlchemy, opens the database)")
 timed(autolog.run_info, "installed_packages", "init: installed packages")
 timed(steps, "copy", lambda job, *a, **k: f"copy {snapshot(job)}")

@@ -4,6 +4,7 @@ not-yet-uploaded snapshots (recorded `skipped`) and keeps the newest."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -115,3 +116,30 @@ def test_coalesce_policy_never_blocks_and_keeps_the_newest(remote_store, work, p
     stored_objects = {object_path(s.uri) for s in snaps if s.status == "stored"}
     assert set(files_under(remote_store.removeprefix("local://"))) == stored_objects
     assert files_under(staging_root) == [], "staged copies left behind"
+
+
+
+class SlowToPickle:
+    """Part of a save that lasts `seconds`: meanwhile the earlier snapshot is staged into the backlog."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __reduce__(self):
+        time.sleep(self.seconds)
+        return (dict, ())
+
+
+def test_a_save_waiting_for_room_right_after_task_init_has_the_row_written_at_once(config, work):
+    """Room is made by publishing, which needs the task's row; the start of Task.init otherwise waits
+    while the script is inside a save (quiet_start.py), for up to 5 s."""
+    n = 1 << 17  # 512 KiB of float32: copied by the stager, not read on the training thread
+    config(pipeline={"backlog_bytes": 4 * n + 4 * n // 2, "backlog_policy": "block"})
+    task = Task.init(project_name="pipeline", task_name="room at start", output_uri=str(work / "store"))
+    torch.save(tensor(1, n), work / "a.pt")
+    start = time.monotonic()
+    torch.save({"t": tensor(2, n), "slow": SlowToPickle(0.5)}, work / "a.pt")  # then waits for the first's room
+    took = time.monotonic() - start
+    task.close()
+    assert took < 3.0
+    assert [s.iteration for s in output_snapshots(task, "a.pt")] == [1, 2]

@@ -1,4 +1,4 @@
-"""Task.init's background start waits for the script's imports to end (autolog/quiet_start.py)."""
+"""Task.init's background start waits for the script's imports and saves to end (autolog/quiet_start.py)."""
 from __future__ import annotations
 
 import importlib
@@ -8,7 +8,7 @@ import threading
 import time
 import types
 
-from autolog.quiet_start import wait_for_quiet_imports
+from autolog.quiet_start import wait_for_quiet_script
 
 
 class Importing:
@@ -35,9 +35,9 @@ class Importing:
             sys.modules.pop(name, None)
 
 
-def timed(wanted: threading.Event, thread_id: int | None = None, **kwargs: float) -> tuple[str, float]:
+def timed(wanted: threading.Event, thread_id: int | None = None, **kwargs) -> tuple[str, float]:
     start = time.monotonic()
-    outcome = wait_for_quiet_imports(wanted, threading.get_ident() if thread_id is None else thread_id, **kwargs)
+    outcome = wait_for_quiet_script(wanted, threading.get_ident() if thread_id is None else thread_id, **kwargs)
     return outcome, time.monotonic() - start
 
 
@@ -72,6 +72,35 @@ def test_it_waits_while_the_script_runs_a_long_module_body(tmp_path, monkeypatch
     script.join()
     sys.modules.pop("_autolog_test_slow_module", None)
     assert outcome == "quiet" and elapsed >= 0.4
+
+
+def _saving(seconds: float) -> None:
+    """Stands for a captured save: the start looks for this function's code on the thread's stack."""
+    time.sleep(seconds)
+
+
+def test_it_waits_while_the_script_is_inside_a_busy_function_then_goes_ahead():
+    script = threading.Thread(target=_saving, args=(0.5,))
+    script.start()
+    outcome, elapsed = timed(threading.Event(), script.ident, busy_codes={_saving.__code__}, quiet=0.05, at_most=5)
+    script.join()
+    assert outcome == "quiet" and elapsed >= 0.45
+
+
+def test_a_function_not_named_busy_does_not_hold_it():
+    script = threading.Thread(target=_saving, args=(0.5,))
+    script.start()
+    outcome, elapsed = timed(threading.Event(), script.ident, quiet=0.05, at_most=5)
+    script.join()
+    assert outcome == "quiet" and elapsed < 0.3
+
+
+def test_a_script_busy_for_longer_than_at_most_gets_its_row_all_the_same():
+    script = threading.Thread(target=_saving, args=(1.5,))
+    script.start()
+    outcome, elapsed = timed(threading.Event(), script.ident, busy_codes={_saving.__code__}, quiet=0.05, at_most=0.4)
+    script.join()
+    assert outcome == "timeout" and 0.4 <= elapsed < 1.2
 
 
 def test_something_wanting_the_row_starts_it_at_once():
@@ -139,3 +168,48 @@ def test_a_query_during_the_imports_gets_the_row_without_waiting_for_them_to_end
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["found"] is True and got["waited"] < 2.5  # not the 5 s cap
+
+
+SAVING_SCRIPT = r"""
+import json, sys, time
+import torch
+from autolog import Task, runtime
+task = Task.init(project_name="p", task_name="saving", output_uri="store")
+run = runtime.live()
+seen = []
+
+
+class SlowToPickle:
+    # A save that lasts 0.8 s: the start's Python would otherwise run beside it.
+    def __reduce__(self):
+        for _ in range(80):
+            seen.append("sqlalchemy" in sys.modules or run._ready.is_set())
+            time.sleep(0.01)
+        return (dict, ())
+
+
+# Right after Task.init, as a run that saves its initial weights does
+torch.save({"w": torch.zeros(4)}, "first.pt")  # its row is journaled while the next save runs
+torch.load("first.pt")  # its lineage waits on a worker for first.pt's row while the next save runs
+torch.save({"w": torch.ones(4), "slow": SlowToPickle()}, "second.pt")
+ended = time.monotonic()
+while not run._ready.is_set() and time.monotonic() - ended < 10:
+    time.sleep(0.01)
+row_after = time.monotonic() - ended
+task.close()
+models = Task.get_task(task_id=task.id).models
+stored = sorted((m.name, len(m.snapshots)) for m in models["output"])
+print(json.dumps({"during": any(seen), "looked": len(seen), "row_after": row_after, "stored": stored,
+                  "loaded": [m.name for m in models["input"]]}))
+"""
+
+
+def test_the_start_waits_while_the_script_saves_then_writes_the_row_without_close(run_py, tmp_path):
+    proc = run_py(SAVING_SCRIPT, cwd=tmp_path, env={"AUTOLOG_STRICT": "1"})
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["looked"] == 80
+    assert got["during"] is False  # neither SQLAlchemy imported nor the row written during the save
+    assert got["row_after"] < 3  # then once the save returned, without waiting for close
+    assert got["stored"] == [["first.pt", 1], ["second.pt", 1]]
+    assert got["loaded"] == ["first.pt"]
