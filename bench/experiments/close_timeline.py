@@ -53,7 +53,9 @@ seen = {}
 def snapshot(job, *_, **__):
     return seen.setdefault(job.snapshot_id, f"#{len(seen) + 1}")
 
-timed(autolog.runtime, "wait_for_quiet_script", "init: wait for the script's imports and saves")
+# Named wait_for_quiet_imports in trees before the start also waited for the script's saves.
+quiet = "wait_for_quiet_script" if hasattr(autolog.runtime, "wait_for_quiet_script") else "wait_for_quiet_imports"
+timed(autolog.runtime, quiet, "init: wait for the script's imports (and saves)")
 timed(autolog.runtime, "retry_while_unreachable", "init: task row (imports SQLAlchemy, opens the database)")
 timed(autolog.run_info, "installed_packages", "init: installed packages")
 timed(steps, "copy", lambda job, *a, **k: f"copy {snapshot(job)}")
