@@ -228,7 +228,6 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
 
     def _wait_for_room(self, size: int, fence_key: str | None) -> None:
         watch = self._watch()
-        hurried = False
         with self._cond:
             while True:
                 unread = self._unread
@@ -242,9 +241,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                         # Only uploads in flight: admit this save; the next save of the model can
                         # supersede it. Staged copies stay bounded by the uploaders + one per model.
                         return
-                if not hurried:  # room is made by publishing, which needs the rows
-                    self._on_wait()
-                    hurried = True
+                self._on_wait()  # room is made by publishing, which needs the rows
                 self._cond.wait(timeout=watch.poll(0.25))
                 stalled = self._stall_reason(watch)
                 if stalled is not None:
