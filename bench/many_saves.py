@@ -3,6 +3,7 @@
     python bench/many_saves.py                 # 10,000 saves, 3 rounds, medians
     python bench/many_saves.py --saves 2000 --rounds 5 --distinct
     python bench/many_saves.py --rounds 5 --hold-freed-pages 60000   # this VM's page reporting held back
+    python bench/many_saves.py --rounds 5 --also before=/tmp/before  # autolog from another tree too
 
 Each round runs plain, floor and autolog, each in a fresh interpreter. "total" is the loop plus
 close() (autolog stores every snapshot before close returns). Target (issue: a run that cannot
@@ -60,15 +61,15 @@ print(json.dumps({"loop": loop, "total": total, "stored": stored}))
 """
 
 
-def run(mode: str, saves: int, distinct: bool, work: str) -> dict:
-    return run_workload(WORKLOAD, [mode, str(saves), "1" if distinct else "0", work], work)
+def run(mode: str, saves: int, distinct: bool, work: str, tree: str = str(HERE.parent)) -> dict:
+    return run_workload(WORKLOAD, [mode, str(saves), "1" if distinct else "0", work], work, tree)
 
 
-def run_workload(workload: str, argv: list[str], work: str) -> dict:
-    """workload (Python source) in a fresh interpreter, its AUTOLOG_HOME in the new folder work; the
-    JSON of its last output line."""
+def run_workload(workload: str, argv: list[str], work: str, tree: str = str(HERE.parent)) -> dict:
+    """workload (Python source) in a fresh interpreter importing autolog from `tree`, its AUTOLOG_HOME
+    in the new folder work; the JSON of its last output line."""
     os.mkdir(work)
-    env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=str(HERE.parent))
+    env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=tree)
     env.pop("AUTOLOG_STRICT", None)
     # cwd: `python -c` puts the current folder first on sys.path, ahead of PYTHONPATH
     proc = subprocess.run([sys.executable, "-c", workload, *argv], env=env, capture_output=True, text=True,
@@ -83,13 +84,18 @@ def main() -> None:
     parser.add_argument("--saves", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--distinct", action="store_true", help="a new path per save instead of one path")
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=TREE",
+                        help="also run autolog from another source tree, in each round (an A/B)")
     add_hold_option(parser)
     args = parser.parse_args()
-    rows = {"plain": [], "floor": [], "autolog": []}
+    trees = {"plain": str(HERE.parent), "floor": str(HERE.parent), "autolog": str(HERE.parent)}
+    trees.update((f"autolog {name}", os.path.abspath(tree)) for name, tree in (a.split("=", 1) for a in args.also))
+    rows: dict[str, list[dict]] = {mode: [] for mode in trees}
     with freed_pages_held(args.hold_freed_pages), tempfile.TemporaryDirectory(prefix="autolog-many-saves-") as work:
         for round_ in range(args.rounds):
-            for mode in rows:
-                rows[mode].append(run(mode, args.saves, args.distinct, os.path.join(work, f"{mode}-{round_}")))
+            for n, mode in enumerate(trees):
+                rows[mode].append(run(mode.split()[0], args.saves, args.distinct, os.path.join(work, f"{n}-{round_}"),
+                                      trees[mode]))
     plain = statistics.median(r["total"] for r in rows["plain"])
     floor = statistics.median(r["total"] for r in rows["floor"])
     auto = statistics.median(r["total"] for r in rows["autolog"])
@@ -101,6 +107,9 @@ def main() -> None:
           f"{(auto - plain) / args.saves * 1e3:.3f} ms per save; snapshots stored: {stored}/{args.saves}")
     print(f"floor (each save copied into a folder of its own, synchronously) {floor:.2f} s = {floor / plain:.2f}x plain; "
           f"autolog = {auto / floor:.2f}x the floor")
+    for mode in list(trees)[3:]:
+        other = statistics.median(r["total"] for r in rows[mode])
+        print(f"{mode}: {other:.2f} s to close = {other / plain:.2f}x plain")
     for mode, runs in rows.items():
         print(f"  {mode} rounds, total (loop): " + ", ".join(f"{r['total']:.2f} ({r['loop']:.2f})" for r in runs))
 
