@@ -13,11 +13,9 @@ after Task.init; run_bench.py's load rows), plain and each tree.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,25 +23,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from freed_pages import add_hold_option, freed_pages_held  # noqa: E402
+from fresh_run import run_workload  # noqa: E402
 from run_order import rotated  # noqa: E402  (bench/ is not a package)
-
-
-def workload(name: str, args: dict, tree: str, home: str) -> dict:
-    """bench/workloads.py's `name` in a fresh interpreter importing autolog from `tree`."""
-    env = dict(os.environ, AUTOLOG_HOME=home, PYTHONPATH=tree)
-    for var in ("AUTOLOG_STRICT", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG"):
-        env.pop(var, None)
-    proc = subprocess.run([sys.executable, str(HERE / "workloads.py"), name, json.dumps(args)],
-                          env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} {args} from {tree} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def one_run(mode: str, tree: str, megabytes: int) -> dict:
     work, home = tempfile.mkdtemp(prefix="autolog-ab-"), tempfile.mkdtemp(prefix="autolog-ab-home-")
     try:
-        return workload("save_calls", dict(mode=mode, megabytes=megabytes, saves=3, workdir=work), tree, home)
+        return run_workload("save_calls", dict(mode=mode, megabytes=megabytes, saves=3, workdir=work), tree, home)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
@@ -55,11 +42,11 @@ def compare_loads(trees: dict[str, str], megabytes: int, repeat: int) -> None:
     runs = dict({name: ("autolog", tree) for name, tree in trees.items()}, plain=("plain", str(HERE.parent)))
     times: dict[str, list[list[float]]] = {name: [] for name in runs}
     try:
-        workload("produce_known_file", dict(megabytes=megabytes, workdir=work), str(HERE.parent), home)
+        run_workload("produce_known_file", dict(megabytes=megabytes, workdir=work), str(HERE.parent), home)
         for repetition in range(repeat):
             for name in rotated(list(runs), repetition):
                 mode, tree = runs[name]
-                got = workload("load_lineage", dict(mode=mode, megabytes=megabytes, loads=3, workdir=work), tree, home)
+                got = run_workload("load_lineage", dict(mode=mode, megabytes=megabytes, loads=3, workdir=work), tree, home)
                 times[name].append(got["times"])
                 print(f"{name}: loads {[round(t * 1000, 1) for t in got['times']]} ms", flush=True)
     finally:

@@ -1,4 +1,5 @@
-"""A workload's Python source run in a fresh interpreter that imports autolog from a given source tree."""
+"""A workload run in a fresh interpreter that imports autolog from a given source tree: one of
+workloads.py's by name (run_workload), or Python source (run_fresh)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,25 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Settings of the caller's own run that must not reach a measured one. PYTHONDONTWRITEBYTECODE:
+# installed packages run from cached bytecode (pip compiles it); without the cache every run would
+# compile autolog's sources, and time that.
+_DROPPED = ("AUTOLOG_STRICT", "AUTOLOG_TASK_ID", "AUTOLOG_TASK_PID", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG",
+            "PYTHONDONTWRITEBYTECODE")
+
+
+def run_workload(name: str, args: dict, tree: str | os.PathLike, home: str) -> dict:
+    """workloads.py's `name` with `args`, autolog from `tree`, AUTOLOG_HOME `home`; the JSON of its
+    last output line. Raises RuntimeError (with its stderr's end) when it fails."""
+    env = dict(os.environ, AUTOLOG_HOME=home)
+    env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
+    for var in _DROPPED:
+        env.pop(var, None)
+    proc = subprocess.run([sys.executable, str(HERE / "workloads.py"), name, json.dumps(args)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} {args} from {tree} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run_fresh(source: str, args: list[str], tree: str) -> dict:

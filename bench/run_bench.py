@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,23 +22,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from freed_pages import add_hold_option, freed_pages_held  # noqa: E402
+from fresh_run import run_workload  # noqa: E402
 from run_order import rotated  # noqa: E402  (bench/ is not a package)
 
 
 def run(name: str, home: str | None = None, **args) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    env["AUTOLOG_HOME"] = home or tempfile.mkdtemp(prefix="autolog-bench-home-")
-    # PYTHONDONTWRITEBYTECODE: installed packages run from cached bytecode (pip compiles it); without the
-    # cache every run would compile autolog's sources, and time that.
-    for var in ("AUTOLOG_STRICT", "AUTOLOG_TASK_ID", "AUTOLOG_TASK_PID", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG",
-                "PYTHONDONTWRITEBYTECODE"):
-        env.pop(var, None)
-    proc = subprocess.run([sys.executable, str(HERE / "workloads.py"), name, json.dumps(args)], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} {args} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_workload(name, args, REPO, home or tempfile.mkdtemp(prefix="autolog-bench-home-"))
 
 
 def median(values: list[float]) -> float:
