@@ -32,13 +32,15 @@ The TOML file::
     flush_timeout = 600          # seconds close()/exit waits for uploads before saying what is left
     stall_timeout = 30           # seconds of no progress in the background work after which waiting stops
     upload_retries = 5           # attempts per upload, 1 to 100
+    worker_nice = 10             # CPU priority of the threads that copy and hash snapshots (Linux), 0 to 19;
+                                 # 0 keeps the process's own
 
     [retention]
     keep_last = 5                # per model; older stored snapshots are deleted (default: keep all)
 
 Numbers are range-checked: backlog_bytes, upload_retries and keep_last are whole numbers of at least 1
 (upload_retries at most 100), the timeouts are finite and greater than 0, settle_seconds is greater
-than 0 and at most 60.
+than 0 and at most 60, worker_nice is 0 to 19.
 
 Also read from the environment by the SDK itself: ``AUTOLOG_TASK_ID`` and ``AUTOLOG_TASK_PID``, set
 by Task.init so that child processes (multiprocessing, torchrun workers) attach to the parent task.
@@ -80,6 +82,7 @@ _KEYS: dict[tuple[str, str], tuple[str, type]] = {
     ("pipeline", "flush_timeout"): ("flush_timeout", float),
     ("pipeline", "stall_timeout"): ("stall_timeout", float),
     ("pipeline", "upload_retries"): ("upload_retries", int),
+    ("pipeline", "worker_nice"): ("worker_nice", int),
     ("retention", "keep_last"): ("keep_last", int),
 }
 _CHOICES = {"backlog_policy": ("block", "coalesce")}
@@ -98,6 +101,7 @@ _RANGES: dict[str, _Range] = {
     "flush_timeout": _Range(0.0, low_allowed=False),
     "stall_timeout": _Range(0.0, low_allowed=False),
     "upload_retries": _Range(1, 100),
+    "worker_nice": _Range(0, 19),
     "keep_last": _Range(1),
     "settle_seconds": _Range(0.0, 60.0, low_allowed=False),
     "db_retry_seconds": _Range(0.0, 3600.0),
@@ -109,6 +113,7 @@ _DEFAULTS: dict[str, Any] = {
     "flush_timeout": 600.0,
     "stall_timeout": 30.0,
     "upload_retries": 5,
+    "worker_nice": 10,
     "keep_last": None,
     "settle_seconds": 1.0,
     "db_retry_seconds": 60.0,
@@ -128,6 +133,7 @@ class Settings:
     flush_timeout: float
     stall_timeout: float  # the pipeline stops waiting once its background work made no progress this long
     upload_retries: int
+    worker_nice: int  # the CPU priority of the threads that copy and hash snapshots (snapshots/cpu_priority.py)
     keep_last: int | None
     settle_seconds: float  # quiet time before a folder written by several calls is snapshotted
     db_retry_seconds: float  # how long the task's row and the snapshot rows wait for an unreachable database

@@ -165,7 +165,7 @@ class TaskRuntime:
                 self._pipeline = SnapshotPipeline(self.context, PipelineOptions(
                     backlog_bytes=settings.backlog_bytes, backlog_policy=settings.backlog_policy,
                     upload_retries=settings.upload_retries, stall_timeout=settings.stall_timeout,
-                    db_retry_seconds=settings.db_retry_seconds,
+                    db_retry_seconds=settings.db_retry_seconds, worker_nice=settings.worker_nice,
                 ), on_wait=self._wanted.set)
             return self._pipeline
 

@@ -40,7 +40,7 @@ def run_fresh(source: str, args: list[str], tree: str) -> dict:
     of the autolog it imported, if any) must be tree's."""
     work = tempfile.mkdtemp(prefix="autolog-fresh-")
     env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=tree)
-    for var in ("AUTOLOG_STRICT", "AUTOLOG_DB_URL", "AUTOLOG_CONFIG"):
+    for var in _DROPPED:
         env.pop(var, None)
     try:
         proc = subprocess.run([sys.executable, "-c", source, work, str(HERE), *args], env=env,

@@ -100,10 +100,11 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             # _write_rows settles its own batch (its finally); the worker's cleanup has nothing left to do.
             Worker("autolog-recorder", self._take_database_work, self._write_rows, self._journal_failed,
                    lambda batch: None),
+            # The two that move and hash the bytes run when the training leaves a core free (cpu_priority.py).
             Worker("autolog-stager", lambda: self._take(self._stage_queue, "stage"), self._stage, self._fail,
-                   self._after_staging),
+                   self._after_staging, nice=self.options.worker_nice),
             Worker("autolog-hasher", lambda: self._take(self._hash_queue, "hash"), self._hash, self._fail,
-                   lambda job: None),
+                   lambda job: None, nice=self.options.worker_nice),
             Worker("autolog-lineage", lambda: self._take(self._lineage_queue, "lineage"), self._link, self._fail,
                    self._after_staging),
             # Finishes snapshots a save superseded (backlog_policy = coalesce): that save does not wait for it.

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
+from .cpu_priority import lower_this_thread
+
 logger = logging.getLogger("autolog")
 
 MAX_RESTARTS = 3
@@ -47,11 +49,13 @@ class Worker:
     run(job): does the work; settles the job itself when it succeeds.
     fail(job, exc): settles a job whose run raised.
     finish(job): cleanup that runs after every job, whatever happened.
+    nice: the thread's CPU priority, for workers that move bytes (cpu_priority.py); 0 keeps the process's.
     """
 
     def __init__(self, name: str, take: Callable[[], Any], run: Callable[[Any], None],
-                 fail: Callable[[Any, BaseException], None], finish: Callable[[Any], None]):
+                 fail: Callable[[Any, BaseException], None], finish: Callable[[Any], None], nice: int = 0):
         self.name = name
+        self.nice = nice
         self._take, self._run, self._fail, self._finish = take, run, fail, finish
         self.thread: threading.Thread | None = None
         self.restarts = 0
@@ -75,6 +79,7 @@ class Worker:
 
     def _loop(self) -> None:
         try:
+            lower_this_thread(self.nice)
             while True:
                 self._one()
         except StopWorker:

@@ -132,6 +132,8 @@ OUT_OF_RANGE = {
     "keep_last = 0": ("retention", "keep_last = 0", "a whole number of at least 1, got 0."),
     "backlog_bytes = -1": ("pipeline", "backlog_bytes = -1", "a whole number of at least 1, got -1."),
     "backlog_bytes = 0": ("pipeline", "backlog_bytes = 0", "a whole number of at least 1, got 0."),
+    "worker_nice = -1": ("pipeline", "worker_nice = -1", "a whole number from 0 to 19, got -1."),
+    "worker_nice = 20": ("pipeline", "worker_nice = 20", "a whole number from 0 to 19, got 20."),
 }
 
 
@@ -157,12 +159,16 @@ def test_numbers_at_the_ends_of_their_ranges_are_accepted(autolog_home):
     assert isinstance(s.stall_timeout, float)
     (autolog_home / "autolog.toml").write_text("[pipeline]\nupload_retries = 1\n")
     assert load_settings().upload_retries == 1
+    for nice in (0, 19):
+        (autolog_home / "autolog.toml").write_text(f"[pipeline]\nworker_nice = {nice}\n")
+        assert load_settings().worker_nice == nice
 
 
 def test_stall_timeout_defaults_to_30_seconds(autolog_home):
     s = load_settings()
     assert s.stall_timeout == 30.0
     assert (s.flush_timeout, s.upload_retries, s.keep_last, s.backlog_bytes) == (600.0, 5, None, 8 << 30)
+    assert s.worker_nice == 10
 
 
 def test_every_numeric_key_has_a_range():
