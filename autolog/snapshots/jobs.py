@@ -32,8 +32,8 @@ class PipelineOptions:
     # their copy (storage/copy_progress.py); smaller ones after it, where the overlap gives little.
     hash_behind_bytes: int = 64 << 20
     journal_window: float = 0.05  # seconds a new save's row may wait to share a transaction
-    worker_nice: int = 10  # the stager's and the hasher's CPU priority (cpu_priority.py); 0: the process's
     batch_window: float = 0.05  # seconds the recorder gathers saves into one transaction, while nobody waits
+    worker_nice: int = 10  # the stager's and the hasher's CPU priority (cpu_priority.py); 0: the process's
 
 
 @dataclass(eq=False)
