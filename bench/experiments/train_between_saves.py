@@ -15,7 +15,7 @@ longest time, each save call, each snapshot's copy and hash, how long after its 
 out the last save's, which close() waits for with no training beside it. --started: autolog's
 background start (SQLAlchemy, the task's row) is over before the clock starts.
 
-    python bench/experiments/train_between_saves.py --training torch --steps 200 --started --repeat 9 \
+    python bench/experiments/train_between_saves.py --training torch --steps 200 --started --repeat 9 \\
         --hold-freed-pages 60000 now=. [before=/tmp/before]
     python bench/experiments/train_between_saves.py --megabytes 200 --saves 5 --train-ms 400 now=.
 """
