@@ -13,7 +13,8 @@ region (snapshots/cpu_priority.py). Per run: the training's steps per second, a 
 longest time, each save call, each snapshot's copy and hash, how long after its save each was stored
 (its row's stored_at), close() and the total. The medians of copies, hashes and stored times leave
 out the last save's, which close() waits for with no training beside it. --started: autolog's
-background start (SQLAlchemy, the task's row) is over before the clock starts.
+background start (SQLAlchemy, the task's row) is over before the clock starts. --torch-threads 1 on
+a machine of 2 or more cores leaves a core idle, as a GPU job's training does.
 
     python bench/experiments/train_between_saves.py --training torch --steps 200 --started --repeat 9 \\
         --hold-freed-pages 60000 now=. [before=/tmp/before]
@@ -41,7 +42,7 @@ sys.path.insert(0, bench)
 from workloads import state_dict, time_calls, wait_for_start
 
 mode, megabytes, saves, train_ms = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
-training, fixed_steps, started = sys.argv[7], int(sys.argv[8]), sys.argv[9] == "1"
+training, fixed_steps, started, threads = sys.argv[7], int(sys.argv[8]), sys.argv[9] == "1", int(sys.argv[10])
 os.makedirs(os.path.join(work, "store"))
 sd = state_dict(megabytes)
 task = None
@@ -59,6 +60,8 @@ path = os.path.join(work, "model.pt")
 import torch
 
 if training == "torch":
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU(),
                               torch.nn.Linear(512, 10))
@@ -112,7 +115,8 @@ print(json.dumps({"loops_per_s": loops / trained, "step_p99": step_times[int(len
 
 def one_run(mode: str, tree: str, args: argparse.Namespace) -> dict:
     return run_fresh(WORKLOAD, [mode, str(args.megabytes), str(args.saves), str(args.train_ms),
-                                     args.training, str(args.steps), "1" if args.started else "0"], tree)
+                                     args.training, str(args.steps), "1" if args.started else "0",
+                                     str(args.torch_threads)], tree)
 
 
 def main() -> None:
@@ -128,6 +132,8 @@ def main() -> None:
                         help="autolog's background start is over before the clock starts (else it runs beside the training)")
     parser.add_argument("--training", choices=("python", "torch"), default="python",
                         help="between saves: a pure-Python loop, or training steps of a small MLP")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch's threads for --training torch (default: torch's, one per core); fewer leave cores idle, as a GPU job does")
     add_hold_option(parser)
     args = parser.parse_args()
     runs = {name: ("autolog", os.path.abspath(path)) for name, path in (t.split("=", 1) for t in args.trees)}
