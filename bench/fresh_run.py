@@ -18,13 +18,18 @@ _DROPPED = ("AUTOLOG_STRICT", "AUTOLOG_TASK_ID", "AUTOLOG_TASK_PID", "AUTOLOG_DB
             "PYTHONDONTWRITEBYTECODE")
 
 
+def _measured_env(home: str, pythonpath: str) -> dict[str, str]:
+    """This process's environment for a measured run: AUTOLOG_HOME and PYTHONPATH set, _DROPPED gone."""
+    env = dict(os.environ, AUTOLOG_HOME=home, PYTHONPATH=pythonpath)
+    for var in _DROPPED:
+        env.pop(var, None)
+    return env
+
+
 def run_workload(name: str, args: dict, tree: str | os.PathLike, home: str) -> dict:
     """workloads.py's `name` with `args`, autolog from `tree`, AUTOLOG_HOME `home`; the JSON of its
     last output line. Raises RuntimeError (with its stderr's end) when it fails."""
-    env = dict(os.environ, AUTOLOG_HOME=home)
-    env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
-    for var in _DROPPED:
-        env.pop(var, None)
+    env = _measured_env(home, os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, str(HERE / "workloads.py"), name, json.dumps(args)], env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -39,9 +44,7 @@ def run_fresh(source: str, args: list[str], tree: str) -> dict:
     this folder, for `workloads`. Returns the JSON of its last output line, whose "autolog" (the file
     of the autolog it imported, if any) must be tree's."""
     work = tempfile.mkdtemp(prefix="autolog-fresh-")
-    env = dict(os.environ, AUTOLOG_HOME=os.path.join(work, "home"), PYTHONPATH=tree)
-    for var in _DROPPED:
-        env.pop(var, None)
+    env = _measured_env(os.path.join(work, "home"), tree)
     try:
         proc = subprocess.run([sys.executable, "-c", source, work, str(HERE), *args], env=env,
                               capture_output=True, text=True, cwd=work)
