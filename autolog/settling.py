@@ -39,6 +39,9 @@ class SettlingFolders:
         self._take = take  # snapshots the folder now (opens its files, queues the snapshot)
         self._seconds = settle_seconds
         self._pending: dict[str, SettlingSave] = {}
+        # Folders taken out of _pending whose snapshot is being queued now. Whoever takes one holds its
+        # path lock until the snapshot is queued, so take_all waits for it by taking that lock.
+        self._taking: set[str] = set()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -66,8 +69,8 @@ class SettlingFolders:
             save = self._pending.get(path)
             if save is None or (part is not None and part not in save.parts):
                 return
-            del self._pending[path]
-        self._take(path, save)
+            self._claim(path)
+        self._take_now(path, save)
 
     def take(self, path: str) -> None:
         """Snapshot path now if it is waiting (before a load of it)."""
@@ -76,11 +79,16 @@ class SettlingFolders:
         self._take_locked(path, only_if_due=False)
 
     def take_all(self) -> None:
-        """Snapshot every waiting folder now (flush, close)."""
+        """Snapshot every waiting folder now (flush, close), and wait for those another thread (the
+        timer, a save) is taking: the flush after this must find their snapshots queued."""
         with self._cond:
             paths = list(self._pending)
+            taking = list(self._taking)
         for path in paths:
             self._take_locked(path, only_if_due=False)
+        for path in taking:
+            with path_lock(path):
+                pass
 
     def stop(self) -> None:
         with self._cond:
@@ -93,8 +101,21 @@ class SettlingFolders:
                 save = self._pending.get(path)
                 if save is None or (only_if_due and save.due > time.monotonic()):
                     return  # taken meanwhile, or written again while this waited for the lock
-                del self._pending[path]
+                self._claim(path)
+            self._take_now(path, save)
+
+    def _claim(self, path: str) -> None:
+        """Called holding self._cond and path's lock: path moves from waiting to being taken."""
+        del self._pending[path]
+        self._taking.add(path)
+
+    def _take_now(self, path: str, save: SettlingSave) -> None:
+        """Called holding path's lock, once _claim moved it."""
+        try:
             self._take(path, save)
+        finally:
+            with self._cond:
+                self._taking.discard(path)
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():

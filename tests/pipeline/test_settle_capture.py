@@ -87,6 +87,39 @@ def test_task_models_shows_a_folder_still_settling(local_store, work, config):
     task.close()
 
 
+def test_close_waits_for_the_folder_the_quiet_time_timer_is_taking(local_store, work, config):
+    """The timer takes a folder out of the waiting ones, then queues its snapshot: a close() in between
+    found nothing waiting and nothing queued, and returned with the snapshot left pending (CI, 2026-11-30)."""
+    import threading
+
+    from autolog.runtime import live
+    from pipeline_helpers import WAIT
+
+    config(capture={"settle_seconds": 0.2})
+    folder = str(work / "taking")
+    task = Task.init(project_name="pipeline", task_name="settle", output_uri=local_store)
+    settling = live().recorder.settling
+    inside, may_go = threading.Event(), threading.Event()
+    take = settling._take
+
+    def held_take(path, save) -> None:  # the timer, between taking the folder and queueing its snapshot
+        inside.set()
+        may_go.wait(WAIT)
+        take(path, save)
+
+    settling._take = held_take
+    save_model(folder, 1)
+    save_tokenizer(folder)
+    assert inside.wait(WAIT), "the timer did not take the folder"
+    release = threading.Timer(0.3, may_go.set)
+    release.start()
+    task.close()
+    release.join()
+    [model] = task.models["output"]
+    assert [s.status for s in model.snapshots] == ["stored"], [(s.status, s.reason) for s in model.snapshots]
+    assert set(files_of(model.snapshots[0])) == {"model.safetensors", "tokenizer.json"}
+
+
 def test_the_quiet_time_takes_the_folder_without_a_flush(local_store, work, config):
     from autolog.runtime import live
     from pipeline_helpers import wait_until
