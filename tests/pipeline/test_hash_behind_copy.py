@@ -34,6 +34,7 @@ class HeldCopy:
         self.at_first_step = threading.Event()
         self.followed: list[bool] = []  # per copy: the hash read its first step before the second
         self.after_first = lambda: None
+        self.copying = None  # the CopyProgress of the copy under way
         self.steps: list[list[int]] = []  # per copy, the bytes of each step
         real_copy, real_digest = objects.kernel_copy, objects.digest_behind
 
@@ -50,12 +51,15 @@ class HeldCopy:
                     self.followed.append(self.hashed.wait(STEP_WAIT))
                     self.after_first()
 
+            # Only this copy's own hash counts: the hash of the copy before may still be reading.
+            self.copying = getattr(followed, "__self__", None)
             self.hashed.clear()
             return real_copy(src_fd, dst_fd, size, stepped, followed)
 
         def digest_behind(progress, path, start, size, algorithm="blake3", on_progress=None) -> str:
             def read(count: int) -> None:
-                self.hashed.set()
+                if progress is self.copying:
+                    self.hashed.set()
                 if on_progress is not None:
                     on_progress(count)
 
