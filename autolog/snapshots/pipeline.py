@@ -243,9 +243,10 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                         # supersede it. Staged copies stay bounded by the uploaders + one per model.
                         return
                 self._on_wait()  # room is made by publishing, which needs the rows
-                self._cond.wait(timeout=watch.poll(0.25))
                 stalled = self._stall_reason(watch)
-                if stalled is not None:
+                if stalled is None:
+                    self._cond.wait(timeout=watch.poll(0.25))
+                else:
                     raise PipelineStalled(f"{stalled}; this save was not queued behind it. Snapshots already "
                                           "journaled are finished by `autolog sync` once storage and database "
                                           "work again.")

@@ -164,10 +164,11 @@ class Waits:
         # Waiting for a copy (the fence) needs nothing of the recorder: let it go on gathering.
         watch = self._watch()
         with self._someone_waits() if what == "done" else contextlib.nullcontext():
-            while not event.wait(watch.poll(0.25)):
-                if self._stall_reason(watch) is not None:
-                    return event.is_set()
-        return True
+            # The stall is looked at before the first sleep: once a wait confirmed it, the next give up at once.
+            while self._stall_reason(watch) is None:
+                if event.wait(watch.poll(0.25)):
+                    return True
+        return event.is_set()
 
     @contextlib.contextmanager
     def _someone_waits(self) -> Iterator[None]:
@@ -187,10 +188,10 @@ class Waits:
         watch = self._watch()
         with self._cond, self._someone_waits():
             while not ready():
-                self._cond.wait(timeout=watch.poll(0.25))
-                if not ready() and self._stall_reason(watch) is not None:
+                if self._stall_reason(watch) is not None:
                     logger.debug("autolog: stopped waiting for %s: the work stalled", what)
                     return False
+                self._cond.wait(timeout=watch.poll(0.25))
         return True
 
     def _watch(self) -> Watch:
@@ -202,8 +203,9 @@ class Waits:
         broken = self._supervisor.check()
         if broken is not None:
             return broken
-        if not self.pending():
-            return None
+        with self._cond:
+            if not self._jobs:
+                return None
         quiet = watch.stalled()
         if quiet is not None:
             busy = [f"{w.name}: {w.current}" for w in self._supervisor.workers if w.current]
