@@ -16,27 +16,41 @@ frees up. The recorder and Task.init's background start run Python for milliseco
 the process's priority; so do the uploaders, since the fsspec event-loop thread one of them may start
 would inherit theirs, and a script's own fsspec reads go through that thread.
 
-The cost: a thread cannot raise its priority again without CAP_SYS_NICE, so while other busy
-processes of the same scheduling group share the cores, work someone waits for (close()) runs at the
-lowered share; hence 10, not 19 (ARCHITECTURE.md, "The bytes' threads yield the CPU to the training").
+A thread cannot raise its priority again without CAP_SYS_NICE (RLIMIT_NICE is 0 by default, and
+leaving SCHED_IDLE needs the same). So while someone waits for their work (close(), the fence, room
+in the backlog), the rest of the copy or hash a lowered thread is in moves, at its next step, to a
+`Hurry` thread that the waiting thread starts and that therefore has its priority (storage/handoff.py).
+Without that, with other busy processes of the same scheduling group on the cores, close() waited on
+work done at the lowered share: 10x longer at nice 10 (ARCHITECTURE.md, "The bytes' threads yield the
+CPU to the training").
 
 Linux only: there the nice value belongs to each thread, and a thread may lower its own priority
 without privileges. Elsewhere `setpriority` acts on the whole process, so nothing is done.
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import os
 import sys
 import threading
+from typing import Any, Callable, Iterator, TypeVar
 
 logger = logging.getLogger("autolog")
+T = TypeVar("T")
+_this_thread = threading.local()  # .lowered: this thread's priority was lowered here
+
+
+def lowers(nice: int) -> bool:
+    """Whether lower_this_thread(nice) lowers a thread here."""
+    return nice > 0 and sys.platform.startswith("linux")
 
 
 def lower_this_thread(nice: int) -> None:
     """Give the calling thread at least `nice` (0-19). Never raises its priority, never touches the
     main thread (whose id is the process's), and a refusal (a sandbox) leaves it as it was."""
-    if nice <= 0 or not sys.platform.startswith("linux"):
+    if not lowers(nice):
         return
     tid = threading.get_native_id()
     if tid == os.getpid():
@@ -44,5 +58,91 @@ def lower_this_thread(nice: int) -> None:
     try:
         if os.getpriority(os.PRIO_PROCESS, tid) < nice:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
+        _this_thread.lowered = True
     except OSError as exc:
         logger.debug("autolog: could not lower the priority of %s: %s", threading.current_thread().name, exc)
+
+
+def is_lowered() -> bool:
+    """Whether lower_this_thread lowered the calling thread."""
+    return getattr(_this_thread, "lowered", False)
+
+
+class _Call:
+    def __init__(self, work: Callable[[], Any]):
+        self.work = work
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.work()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the thread that handed it over
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class Hurry:
+    """Threads at the waiting thread's priority that finish a lowered thread's copy or hash while
+    someone waits (a storage.handoff.Handoff). The waiting thread starts them (a new thread gets its
+    creator's priority); they end once no one waits and nothing is left to run."""
+
+    def __init__(self, threads: int = 2):
+        self._threads = threads  # one per lowered worker (the stager and the hasher): neither queues
+        self._cond = threading.Condition()
+        self._waiters = 0
+        self._running = 0  # hurry threads alive
+        self._calls: collections.deque[_Call] = collections.deque()
+
+    @contextlib.contextmanager
+    def while_waiting(self) -> Iterator[None]:
+        """Around a wait for the lowered threads' work. A lowered waiter starts nothing: its threads
+        would be lowered too."""
+        if is_lowered():
+            yield
+            return
+        with self._cond:
+            self._waiters += 1
+            while self._running < self._threads:
+                try:
+                    threading.Thread(target=self._serve, name=f"autolog-hurry-{self._running}", daemon=True).start()
+                except RuntimeError as exc:  # no thread to be had: the lowered ones go on alone
+                    logger.debug("autolog: no thread to hurry the snapshots' copy and hash: %s", exc)
+                    break
+                self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._waiters -= 1
+                self._cond.notify_all()
+
+    def wanted(self) -> bool:
+        return self._waiters > 0 and is_lowered()
+
+    def run(self, work: Callable[[], T]) -> T:
+        call = _Call(work)
+        with self._cond:
+            handed = self._running > 0  # else the last waiter left and its threads ended since wanted()
+            if handed:
+                self._calls.append(call)
+                self._cond.notify_all()
+        if not handed:
+            call.run()
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while not self._calls:
+                    if not self._waiters:
+                        self._running -= 1
+                        return
+                    self._cond.wait()
+                call = self._calls.popleft()
+            call.run()

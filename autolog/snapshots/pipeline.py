@@ -28,6 +28,7 @@ says what is left. The workers' loops cannot die (worker.py).
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import logging
 import threading
@@ -41,6 +42,7 @@ from ..storage.copy_progress import CopyAbandoned, CopyProgress
 from ..storage.sources import OpenedSources, Sources, open_sources, source_path
 from ..storage.set_aside import SetAside, aside_path, set_aside
 from . import steps
+from .cpu_priority import Hurry, lowers
 from .jobs import CallJob, PipelineOptions, SnapshotJob
 from .outcomes import Outcomes
 from .recording import Recording
@@ -94,6 +96,8 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         self._uploading: dict[str, SnapshotJob] = {}
         self._order = itertools.count(1)
         self._heartbeat = Heartbeat()
+        # While someone waits, the stager's and hasher's copy or hash goes on at the waiter's priority.
+        self._hurry = Hurry(threads=2 if lowers(self.options.worker_nice) else 0)
         workers = [
             # One thread writes the rows of saves and their outcomes: two writers would queue for
             # SQLite's write lock, whose busy handler sleeps milliseconds at a time.
@@ -229,7 +233,8 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
 
     def _wait_for_room(self, size: int, fence_key: str | None) -> None:
         watch = self._watch()
-        with self._cond:
+        with self._cond, contextlib.ExitStack() as waiting:
+            hurried = False
             while True:
                 unread = self._unread
                 over = self._backlog > 0 and self._backlog + size > self.options.backlog_bytes
@@ -243,6 +248,9 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                         # supersede it. Staged copies stay bounded by the uploaders + one per model.
                         return
                 self._on_wait()  # room is made by publishing, which needs the rows
+                if not hurried:
+                    waiting.enter_context(self._hurry.while_waiting())
+                    hurried = True
                 stalled = self._stall_reason(watch)
                 if stalled is None:
                     self._cond.wait(timeout=watch.poll(0.25))
@@ -292,7 +300,8 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             if self._waiting:  # someone waits for it to be stored: hash it as it is copied
                 self._hash_behind(job)
         try:
-            steps.copy(job, on_copied=lambda: self._release_fence(job), beat=self._heartbeat.beat)
+            steps.copy(job, on_copied=lambda: self._release_fence(job), beat=self._heartbeat.beat,
+                       handoff=self._hurry)
         except BaseException:
             self._copy_ended(job, whole=False)  # before the staging folder goes: the hasher lets go
             attempt_all(steps.discard_staging(job))
@@ -327,7 +336,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
 
     def _hash(self, job: SnapshotJob) -> None:
         try:
-            steps.hash_staged(job, beat=self._heartbeat.beat)
+            steps.hash_staged(job, beat=self._heartbeat.beat, handoff=self._hurry)
         except CopyAbandoned:
             return  # the copy failed: the stager settles the job
         except BaseException:

@@ -17,6 +17,7 @@ from ..config import redact_url
 from ..context import Context
 from ..storage import objects
 from ..storage.blobstore import remove_quietly
+from ..storage.handoff import Handoff
 from ..storage.objects import Published, copied_marker
 from ..storage.sources import source_path
 from . import identity
@@ -63,8 +64,10 @@ def read_inline(job: SnapshotJob, limit: int) -> bool:
     return True
 
 
-def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., None]) -> None:
-    """Copy the user's files into the staging folder; then they may be overwritten."""
+def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., None],
+         handoff: Handoff | None = None) -> None:
+    """Copy the user's files into the staging folder; then they may be overwritten. handoff: who may
+    finish the copy (storage/handoff.py)."""
     progress = job.copy_progress
 
     def copied(count: int) -> None:
@@ -74,7 +77,7 @@ def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., No
 
     try:
         objects.copy_out(job.opened, job.staging, on_progress=copied,
-                         followed=progress.followed if progress is not None else None)
+                         followed=progress.followed if progress is not None else None, handoff=handoff)
     finally:
         attempt("closing the saved file", job.opened.close)
     if not job.store.local:  # before the source may be overwritten: the copy is complete and checked
@@ -82,11 +85,12 @@ def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., No
     on_copied()
 
 
-def hash_staged(job: SnapshotJob, beat: Callable[..., None]) -> None:
+def hash_staged(job: SnapshotJob, beat: Callable[..., None], handoff: Handoff | None = None) -> None:
     """Hash the staged copies (nobody else writes them): job.content. With job.copy_progress, as far
-    as the copy has written them (CopyAbandoned if that copy fails)."""
+    as the copy has written them (CopyAbandoned if that copy fails). handoff: as for copy."""
     targets = objects.staged_targets(job.sources, job.stats, job.staging)
-    job.content = objects.hash_copies(job.sources, targets, on_progress=beat, behind=job.copy_progress)
+    job.content = objects.hash_copies(job.sources, targets, on_progress=beat, behind=job.copy_progress,
+                                      handoff=handoff)
 
 
 def discard_staging(job: SnapshotJob) -> list[tuple[str, Callable[[], object]]]:

@@ -163,7 +163,7 @@ class Waits:
         self._on_wait()  # even a copy may wait for its row: one that failed writes why in it
         # Waiting for a copy (the fence) needs nothing of the recorder: let it go on gathering.
         watch = self._watch()
-        with self._someone_waits() if what == "done" else contextlib.nullcontext():
+        with self._someone_waits() if what == "done" else self._hurry.while_waiting():
             # The stall is looked at before the first sleep: once a wait confirmed it, the next give up at once.
             while self._stall_reason(watch) is None:
                 if event.wait(watch.poll(0.25)):
@@ -177,7 +177,8 @@ class Waits:
             self._wake("recorder")
             self._hash_behind(self._copying)
         try:
-            yield
+            with self._hurry.while_waiting():
+                yield
         finally:
             with self._cond:
                 self._waiting -= 1
@@ -186,6 +187,9 @@ class Waits:
         """Wait until ready() holds, while the work progresses; False when it stalled first."""
         self._on_wait()
         watch = self._watch()
+        with self._cond:
+            if ready():  # the common case (rows journaled already): no hurry threads to start
+                return True
         with self._cond, self._someone_waits():
             while not ready():
                 if self._stall_reason(watch) is not None:

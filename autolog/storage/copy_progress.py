@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable
+from typing import Callable, Generator
 
+from .handoff import Handoff, drive
 from .hashing import HASH_STEP, IDENTITY, new_hasher
 
 
@@ -71,9 +72,14 @@ class CopyProgress:
 
 
 def digest_behind(progress: CopyProgress, path: str, start: int, size: int, algorithm: str = IDENTITY,
-                  on_progress: Callable[[int], None] | None = None) -> str:
+                  on_progress: Callable[[int], None] | None = None, handoff: Handoff | None = None) -> str:
     """Digest of the staged file `path` (size bytes, the copy's bytes start..start+size), read as the
-    copy writes it."""
+    copy writes it. handoff: who may finish the hash (handoff.py)."""
+    return drive(_digest_behind_steps(progress, path, start, size, algorithm, on_progress), handoff)
+
+
+def _digest_behind_steps(progress: CopyProgress, path: str, start: int, size: int, algorithm: str,
+                         on_progress: Callable[[int], None] | None) -> Generator[None, None, str]:
     hasher = new_hasher(algorithm)
     progress.follow()
     if size:
@@ -92,4 +98,5 @@ def digest_behind(progress: CopyProgress, path: str, start: int, size: int, algo
                     done += read
                     if on_progress is not None:
                         on_progress(read)
+                    yield
     return f"{algorithm}:{hasher.hexdigest()}"

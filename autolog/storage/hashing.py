@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Generator, Iterable
 
 from blake3 import blake3
 
+from .handoff import Handoff, drive
 from .layout import display_path
 
 CHUNK = 1 << 20  # 1 MiB: memory stays bounded whatever the file size
@@ -57,14 +58,20 @@ def sha256_digest(sha256_hex: str | None) -> str | None:
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = IDENTITY,
-                on_progress: Callable[[int], None] | None = None) -> str:
-    """Digest of a file; on_progress(bytes) is called after each step (a slow disk still shows progress)."""
-    return file_digests(path, (algorithm,), on_progress)[0]
+                on_progress: Callable[[int], None] | None = None, handoff: Handoff | None = None) -> str:
+    """Digest of a file; on_progress(bytes) is called after each step (a slow disk still shows progress).
+    handoff: who may finish the hash (handoff.py)."""
+    return file_digests(path, (algorithm,), on_progress, handoff)[0]
 
 
 def file_digests(path: str | os.PathLike, algorithms: tuple[str, ...],
-                 on_progress: Callable[[int], None] | None = None) -> list[str]:
+                 on_progress: Callable[[int], None] | None = None, handoff: Handoff | None = None) -> list[str]:
     """Digests of a file, one per algorithm, from one read."""
+    return drive(_file_digests_steps(path, algorithms, on_progress), handoff)
+
+
+def _file_digests_steps(path: str | os.PathLike, algorithms: tuple[str, ...],
+                        on_progress: Callable[[int], None] | None) -> Generator[None, None, list[str]]:
     with open(path, "rb", buffering=0) as f:
         hashers = [new_hasher(a) for a in algorithms]
         buffer = bytearray(min(HASH_STEP, os.fstat(f.fileno()).st_size + 1))
@@ -74,6 +81,7 @@ def file_digests(path: str | os.PathLike, algorithms: tuple[str, ...],
                 hasher.update(view[:size])
             if on_progress is not None:
                 on_progress(size)
+            yield
         return [f"{a}:{h.hexdigest()}" for a, h in zip(algorithms, hashers)]
 
 

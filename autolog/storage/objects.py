@@ -10,13 +10,14 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Generator
 
 from ..errors import IntegrityError
 from ..config import redact_url
 from .blobstore import BlobStore, download, filesystem, is_local, normalize_uri, open_for_read
 from .copy_progress import CopyProgress, digest_behind
 from .filesystem_type import filesystem_type
+from .handoff import Handoff, drive
 from .hashing import (CHUNK, HASH_STEP, IDENTITY, SHA256, algorithm_of, bytes_digest, fd_digest, file_digest,
                       file_digests, hex_of, manifest_digest, short, stream_digests)
 from .layout import real_path
@@ -144,29 +145,29 @@ def staged_targets(sources: Sources, stats: list[os.stat_result], staging: str) 
 
 
 def copy_out(opened: OpenedSources, staging: str, on_progress: Callable[[int], None] | None = None,
-             followed: Callable[[], bool] | None = None) -> list[tuple[str, str, int]]:
+             followed: Callable[[], bool] | None = None, handoff: Handoff | None = None) -> list[tuple[str, str, int]]:
     """The copy half of stage: (name, staged path, size) of each file, checked against in-place changes.
-    followed: see kernel_copy."""
+    followed, handoff: see kernel_copy."""
     sources = opened.sources
     targets = staged_targets(sources, [st for _, st in opened.handles], staging)
     for (src, _), (fd, before), (_, target, _) in zip(sources.files, opened.handles, targets):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as out:
-            copied = kernel_copy(fd, out.fileno(), before.st_size, on_progress, followed)
+            copied = kernel_copy(fd, out.fileno(), before.st_size, on_progress, followed, handoff)
         _check_unchanged(src, fd, before, copied)
     return targets
 
 
 def hash_copies(sources: Sources, targets: list[tuple[str, str, int]],
                 on_progress: Callable[[int], None] | None = None, algorithm: str = IDENTITY,
-                behind: CopyProgress | None = None) -> Content:
+                behind: CopyProgress | None = None, handoff: Handoff | None = None) -> Content:
     """The hash half of stage: the staged copies' content (nobody else writes them). behind: the
     progress of the copy still writing them, read as it goes (copy_progress.py); CopyAbandoned if
-    that copy fails."""
+    that copy fails. handoff: who may finish each file's hash (handoff.py)."""
     manifest, start = [], 0
     for rel, target, size in targets:
-        digest = (file_digest(target, algorithm, on_progress) if behind is None
-                  else digest_behind(behind, target, start, size, algorithm, on_progress))
+        digest = (file_digest(target, algorithm, on_progress, handoff) if behind is None
+                  else digest_behind(behind, target, start, size, algorithm, on_progress, handoff))
         manifest.append({"name": rel, "size": size, "digest": digest})
         start += size
     if behind is not None:
@@ -175,12 +176,18 @@ def hash_copies(sources: Sources, targets: list[tuple[str, str, int]],
 
 
 def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress: Callable[[int], None] | None = None,
-                followed: Callable[[], bool] | None = None) -> int:
+                followed: Callable[[], bool] | None = None, handoff: Handoff | None = None) -> int:
     """Copy size bytes from the start of src_fd to dst_fd's position, the bytes never in Python:
     copy_file_range (a server-side copy on NFS; btrfs shares the extents), else sendfile, else
     positional reads; on XFS, sendfile first (_copy_steps). Each way that fails, or stops short, hands
     over to the next from where it stopped. Returns the bytes copied. followed(): whether a hash reads
-    behind the copy now (copy_progress.py); the copy then goes in smaller steps."""
+    behind the copy now (copy_progress.py); the copy then goes in smaller steps. handoff: who may
+    finish the copy (handoff.py)."""
+    return drive(_kernel_copy_steps(src_fd, dst_fd, size, on_progress, followed), handoff)
+
+
+def _kernel_copy_steps(src_fd: int, dst_fd: int, size: int, on_progress: Callable[[int], None] | None,
+                       followed: Callable[[], bool] | None) -> Generator[None, None, int]:
     offset = 0
     for step in _copy_steps(dst_fd):
         try:
@@ -192,6 +199,7 @@ def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress: Callable[[int]
                 offset += sent
                 if on_progress is not None:
                     on_progress(sent)
+                yield
         except OSError:  # not for this pair of files (another filesystem, no support)
             continue
         if offset >= size:
@@ -204,6 +212,7 @@ def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress: Callable[[int]
         offset += len(chunk)
         if on_progress is not None:
             on_progress(len(chunk))
+        yield
     return offset
 
 

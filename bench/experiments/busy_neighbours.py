@@ -3,7 +3,8 @@ autolog's start is over (workloads.py's "autolog-started"), with N processes bus
 run, from one or more source trees. They are started from this process, so they share its session and
 scheduling group, as a job's own busy DataLoader workers or a second job in the same container do:
 the stager and the hasher at a lower priority ([pipeline] worker_nice, snapshots/cpu_priority.py) then
-get only the share their nice value leaves them, and close() waits on them.
+get only the share their nice value leaves them. What they left undone, close() waits for; since
+cpu_priority.Hurry, done at close()'s priority.
 
     python bench/experiments/busy_neighbours.py --busy 2 --megabytes 200 --repeat 5 now=. [before=/tmp/before]
 """

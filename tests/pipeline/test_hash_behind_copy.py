@@ -38,7 +38,7 @@ class HeldCopy:
         self.steps: list[list[int]] = []  # per copy, the bytes of each step
         real_copy, real_digest = objects.kernel_copy, objects.digest_behind
 
-        def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress=None, followed=None) -> int:
+        def kernel_copy(src_fd: int, dst_fd: int, size: int, on_progress=None, followed=None, handoff=None) -> int:
             steps: list[int] = []
             self.steps.append(steps)
 
@@ -54,16 +54,16 @@ class HeldCopy:
             # Only this copy's own hash counts: the hash of the copy before may still be reading.
             self.copying = getattr(followed, "__self__", None)
             self.hashed.clear()
-            return real_copy(src_fd, dst_fd, size, stepped, followed)
+            return real_copy(src_fd, dst_fd, size, stepped, followed, handoff)
 
-        def digest_behind(progress, path, start, size, algorithm="blake3", on_progress=None) -> str:
+        def digest_behind(progress, path, start, size, algorithm="blake3", on_progress=None, handoff=None) -> str:
             def read(count: int) -> None:
                 if progress is self.copying:
                     self.hashed.set()
                 if on_progress is not None:
                     on_progress(count)
 
-            return real_digest(progress, path, start, size, algorithm, read)
+            return real_digest(progress, path, start, size, algorithm, read, handoff)
 
         monkeypatch.setattr(objects, "_COPY_STEP", 4 * FOLLOWED_STEP)
         monkeypatch.setattr(objects, "_FOLLOWED_COPY_STEP", FOLLOWED_STEP)
@@ -145,14 +145,14 @@ def test_a_hash_that_fails_under_the_copy_settles_the_snapshot_once_the_copy_is_
     real_digest = objects.digest_behind  # held's: it tells the copy that the hash read
     copy_ended = []
 
-    def failing_digest(progress, path, start, size, algorithm="blake3", on_progress=None) -> str:
+    def failing_digest(progress, path, start, size, algorithm="blake3", on_progress=None, handoff=None) -> str:
         def read(count: int) -> None:
             if on_progress is not None:
                 on_progress(count)
             if not copy_ended:
                 raise OSError("injected: the staged copy could not be read")
 
-        return real_digest(progress, path, start, size, algorithm, read)
+        return real_digest(progress, path, start, size, algorithm, read, handoff)
 
     real_end = copy_progress.CopyProgress.end
 

@@ -39,12 +39,12 @@ steps.read_inline = lambda job, limit: False  # through the stager and the hashe
 hash_staged = steps.hash_staged
 
 
-def hash_once_told(job, beat):
+def hash_once_told(job, beat, handoff=None):
     # Hashing a big file: work in progress, no chunk done yet. It goes on once the parent says so (after
     # the pause), so it is still in progress when close() looks at it.
     print("hashing", flush=True)
     h.wait_until(lambda: Path(go_on).exists(), "the parent's go-ahead")
-    return hash_staged(job, beat=beat)
+    return hash_staged(job, beat=beat, handoff=handoff)
 
 
 steps.hash_staged = hash_once_told

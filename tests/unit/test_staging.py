@@ -106,8 +106,8 @@ def test_a_file_changed_while_it_is_copied_is_refused(tmp_path, monkeypatch, cha
     opened = open_sources(collect_sources(path))
     real_copy = objects.kernel_copy
 
-    def copy_then_change(src_fd, dst_fd, size, on_progress=None, followed=None):
-        copied = real_copy(src_fd, dst_fd, size, on_progress, followed)
+    def copy_then_change(src_fd, dst_fd, size, on_progress=None, followed=None, handoff=None):
+        copied = real_copy(src_fd, dst_fd, size, on_progress, followed, handoff)
         with open(path, "ab" if change == "grown" else "r+b") as f:
             f.write(b"b")
         if change != "grown":  # same size: only the mtime tells
@@ -127,7 +127,7 @@ def test_a_copy_that_came_out_short_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
     path.write_bytes(b"a" * 100_000)
     opened = open_sources(collect_sources(path))
-    monkeypatch.setattr(objects, "kernel_copy", lambda src_fd, dst_fd, size, on_progress=None, followed=None: size - 1)
+    monkeypatch.setattr(objects, "kernel_copy", lambda src_fd, dst_fd, size, *_: size - 1)
     with pytest.raises(SourceChangedError):
         objects.copy_out(opened, str(tmp_path / "staging"))
     opened.close()

@@ -1,0 +1,155 @@
+"""While someone waits, a lowered thread's loop of copy or hash steps goes on at the waiter's priority
+(storage/handoff.py's drive, snapshots/cpu_priority.py's Hurry), on real threads with real nice values:
+the steps after the wait began run on a hurry thread at the waiter's priority, the result and any
+exception come back to the lowered thread, nothing moves when nobody waits, when the thread is not
+lowered or when the waiter is lowered itself, and the hurry threads end once nobody waits."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Callable, Generator
+
+import pytest
+
+from autolog.snapshots.cpu_priority import Hurry, lower_this_thread
+from autolog.storage.handoff import drive
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a per-thread nice value is Linux's")
+
+JOIN = 10.0  # seconds: a safety net, never a timing assertion
+BASE = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # pytest may itself run under nice
+
+
+def where() -> tuple[str, int]:
+    return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def steps(seen: list[tuple[str, int]], count: int, first_done: threading.Event | None = None,
+          go_on: threading.Event | None = None, fail_at: int | None = None) -> Generator[None, None, str]:
+    """count steps, each noting where it ran; after the first, waits for go_on (the test's cue)."""
+    for step in range(count):
+        if fail_at == step:
+            raise OSError(f"injected at step {step}")
+        seen.append(where())
+        if step == 0 and first_done is not None:
+            first_done.set()
+            assert go_on is not None and go_on.wait(JOIN)
+        yield
+    return f"{count} steps"
+
+
+def in_thread(body: Callable[[], object], nice: int = 10) -> threading.Thread:
+    """body on a new thread that lowers itself to nice first, as the stager and the hasher do."""
+    def run() -> None:
+        lower_this_thread(nice)
+        body()
+
+    thread = threading.Thread(target=run, name="lowered")
+    thread.start()
+    return thread
+
+
+def hurry_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("autolog-hurry")]
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + JOIN
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_drive_runs_the_steps_here_without_a_handoff():
+    seen: list[tuple[str, int]] = []
+    assert drive(steps(seen, 3)) == "3 steps"
+    assert seen == [where()] * 3
+
+
+@pytest.mark.skipif(BASE >= 10, reason="this process already runs at nice 10 or more")
+def test_once_someone_waits_the_rest_runs_at_the_waiters_priority_and_the_result_comes_back():
+    hurry, seen, result = Hurry(), [], []
+    first_done, go_on = threading.Event(), threading.Event()
+    lowered = in_thread(lambda: result.append(drive(steps(seen, 4, first_done, go_on), hurry)))
+    assert first_done.wait(JOIN)
+    with hurry.while_waiting():  # this thread waits, at the process's priority
+        go_on.set()
+        lowered.join(JOIN)
+        assert not lowered.is_alive()
+    assert result == ["4 steps"]
+    # The step under way when the wait began ends where it was; the next ones run on a hurry thread.
+    assert seen[0] == ("lowered", 10)
+    assert {name.rsplit("-", 1)[0] for name, _ in seen[1:]} == {"autolog-hurry"}, seen
+    assert {nice for _, nice in seen[1:]} == {BASE}, seen
+    assert wait_until(lambda: not hurry_threads()), "the hurry threads outlived the wait"
+
+
+@pytest.mark.skipif(BASE >= 10, reason="this process already runs at nice 10 or more")
+def test_an_error_in_a_step_handed_over_is_raised_in_the_lowered_thread():
+    hurry, seen, raised = Hurry(), [], []
+    first_done, go_on = threading.Event(), threading.Event()
+
+    def body() -> None:
+        try:
+            drive(steps(seen, 4, first_done, go_on, fail_at=3), hurry)
+        except OSError as exc:
+            raised.append(str(exc))
+
+    lowered = in_thread(body)
+    assert first_done.wait(JOIN)
+    with hurry.while_waiting():
+        go_on.set()
+        lowered.join(JOIN)
+    assert raised == ["injected at step 3"]
+    assert seen[-1][0].startswith("autolog-hurry")
+
+
+def test_nothing_moves_when_nobody_waits_or_the_thread_is_not_lowered():
+    hurry = Hurry()
+    alone: list[tuple[str, int]] = []
+    thread = in_thread(lambda: drive(steps(alone, 3), hurry))
+    thread.join(JOIN)
+    assert {name for name, _ in alone} == {"lowered"}
+    not_lowered: list[tuple[str, int]] = []
+    with hurry.while_waiting():
+        thread = in_thread(lambda: drive(steps(not_lowered, 3), hurry), nice=0)
+        thread.join(JOIN)
+    assert {name for name, _ in not_lowered} == {"lowered"}
+
+
+@pytest.mark.skipif(BASE >= 10, reason="this process already runs at nice 10 or more")
+def test_a_lowered_waiter_starts_no_thread_and_hurries_nothing():
+    hurry, seen = Hurry(), []
+    first_done, go_on = threading.Event(), threading.Event()
+    started: list[list[threading.Thread]] = []
+
+    def lowered_waiter() -> None:
+        with hurry.while_waiting():
+            started.append(hurry_threads())
+            go_on.set()
+            worker.join(JOIN)
+
+    worker = in_thread(lambda: drive(steps(seen, 3, first_done, go_on), hurry))
+    assert first_done.wait(JOIN)
+    in_thread(lowered_waiter).join(JOIN)
+    assert started == [[]]
+    assert {name for name, _ in seen} == {"lowered"}
+
+
+def test_threads_that_ended_leave_the_call_to_its_own_thread():
+    """wanted() said yes, then the last waiter left and its threads ended: run() does the work itself."""
+    hurry = Hurry()
+    with hurry.while_waiting():
+        assert hurry_threads()
+    assert wait_until(lambda: not hurry_threads())
+    assert hurry.run(lambda: where()[0]) == threading.current_thread().name
+
+
+def test_hurry_with_no_threads_starts_none():
+    hurry = Hurry(threads=0)
+    with hurry.while_waiting():
+        assert not hurry_threads()
