@@ -87,10 +87,13 @@ class _Call:
 class Hurry:
     """Threads at the waiting thread's priority that finish a lowered thread's copy or hash while
     someone waits (a storage.handoff.Handoff). The waiting thread starts them (a new thread gets its
-    creator's priority); they end once no one waits and nothing is left to run."""
+    creator's priority); they end once no one has waited for `linger` seconds and nothing is left to
+    run. Starting one waits until it runs, milliseconds on a loaded machine: saves that each wait
+    (a stuck stager with the backlog full, a fence after each save) reuse them."""
 
-    def __init__(self, threads: int = 2):
+    def __init__(self, threads: int = 2, linger: float = 5.0):
         self._threads = threads  # one per lowered worker (the stager and the hasher): neither queues
+        self._linger = linger
         self._cond = threading.Condition()
         self._waiters = 0
         self._running = 0  # hurry threads alive
@@ -140,9 +143,10 @@ class Hurry:
         while True:
             with self._cond:
                 while not self._calls:
-                    if not self._waiters:
+                    if self._waiters:
+                        self._cond.wait()
+                    elif not self._cond.wait(self._linger) and not self._calls and not self._waiters:
                         self._running -= 1
                         return
-                    self._cond.wait()
                 call = self._calls.popleft()
             call.run()

@@ -2,7 +2,8 @@
 (storage/handoff.py's drive, snapshots/cpu_priority.py's Hurry), on real threads with real nice values:
 the steps after the wait began run on a hurry thread at the waiter's priority, the result and any
 exception come back to the lowered thread, nothing moves when nobody waits, when the thread is not
-lowered or when the waiter is lowered itself, and the hurry threads end once nobody waits."""
+lowered or when the waiter is lowered itself, and the hurry threads serve the next waits, then end
+once nobody has waited for a while."""
 from __future__ import annotations
 
 import os
@@ -51,6 +52,9 @@ def in_thread(body: Callable[[], object], nice: int = 10) -> threading.Thread:
     return thread
 
 
+LINGER = 0.05  # seconds the tests' hurry threads wait for the next wait
+
+
 def hurry_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("autolog-hurry")]
 
@@ -72,7 +76,7 @@ def test_drive_runs_the_steps_here_without_a_handoff():
 
 @pytest.mark.skipif(BASE >= 10, reason="this process already runs at nice 10 or more")
 def test_once_someone_waits_the_rest_runs_at_the_waiters_priority_and_the_result_comes_back():
-    hurry, seen, result = Hurry(), [], []
+    hurry, seen, result = Hurry(linger=LINGER), [], []
     first_done, go_on = threading.Event(), threading.Event()
     lowered = in_thread(lambda: result.append(drive(steps(seen, 4, first_done, go_on), hurry)))
     assert first_done.wait(JOIN)
@@ -85,12 +89,12 @@ def test_once_someone_waits_the_rest_runs_at_the_waiters_priority_and_the_result
     assert seen[0] == ("lowered", 10)
     assert {name.rsplit("-", 1)[0] for name, _ in seen[1:]} == {"autolog-hurry"}, seen
     assert {nice for _, nice in seen[1:]} == {BASE}, seen
-    assert wait_until(lambda: not hurry_threads()), "the hurry threads outlived the wait"
+    assert wait_until(lambda: hurry._running == 0), "the hurry threads outlived the wait"
 
 
 @pytest.mark.skipif(BASE >= 10, reason="this process already runs at nice 10 or more")
 def test_an_error_in_a_step_handed_over_is_raised_in_the_lowered_thread():
-    hurry, seen, raised = Hurry(), [], []
+    hurry, seen, raised = Hurry(linger=LINGER), [], []
     first_done, go_on = threading.Event(), threading.Event()
 
     def body() -> None:
@@ -109,7 +113,7 @@ def test_an_error_in_a_step_handed_over_is_raised_in_the_lowered_thread():
 
 
 def test_nothing_moves_when_nobody_waits_or_the_thread_is_not_lowered():
-    hurry = Hurry()
+    hurry = Hurry(linger=LINGER)
     alone: list[tuple[str, int]] = []
     thread = in_thread(lambda: drive(steps(alone, 3), hurry))
     thread.join(JOIN)
@@ -123,33 +127,45 @@ def test_nothing_moves_when_nobody_waits_or_the_thread_is_not_lowered():
 
 @pytest.mark.skipif(BASE >= 10, reason="this process already runs at nice 10 or more")
 def test_a_lowered_waiter_starts_no_thread_and_hurries_nothing():
-    hurry, seen = Hurry(), []
+    hurry, seen = Hurry(linger=LINGER), []
     first_done, go_on = threading.Event(), threading.Event()
-    started: list[list[threading.Thread]] = []
+    started: list[int] = []
 
     def lowered_waiter() -> None:
         with hurry.while_waiting():
-            started.append(hurry_threads())
+            started.append(hurry._running)
             go_on.set()
             worker.join(JOIN)
 
     worker = in_thread(lambda: drive(steps(seen, 3, first_done, go_on), hurry))
     assert first_done.wait(JOIN)
     in_thread(lowered_waiter).join(JOIN)
-    assert started == [[]]
+    assert started == [0]
     assert {name for name, _ in seen} == {"lowered"}
 
 
 def test_threads_that_ended_leave_the_call_to_its_own_thread():
     """wanted() said yes, then the last waiter left and its threads ended: run() does the work itself."""
-    hurry = Hurry()
+    hurry = Hurry(linger=LINGER)
     with hurry.while_waiting():
-        assert hurry_threads()
-    assert wait_until(lambda: not hurry_threads())
+        assert hurry._running == 2
+    assert wait_until(lambda: hurry._running == 0)
     assert hurry.run(lambda: where()[0]) == threading.current_thread().name
+
+
+def test_the_threads_of_one_wait_serve_the_next_and_end_once_nobody_waited_for_a_while():
+    hurry = Hurry(linger=1.0)
+    before = set(hurry_threads())
+    with hurry.while_waiting():
+        started = set(hurry_threads()) - before
+    assert len(started) == 2
+    time.sleep(0.2)  # a thread that did not linger would have ended by now
+    with hurry.while_waiting():  # no new thread to start (each start waits until the thread runs)
+        assert set(hurry_threads()) - before == started
+    assert wait_until(lambda: hurry._running == 0 and not any(t.is_alive() for t in started))
 
 
 def test_hurry_with_no_threads_starts_none():
     hurry = Hurry(threads=0)
     with hurry.while_waiting():
-        assert not hurry_threads()
+        assert hurry._running == 0
