@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -98,6 +99,7 @@ class Hurry:
         self._waiters = 0
         self._running = 0  # hurry threads alive
         self._calls: collections.deque[_Call] = collections.deque()
+        self._names = itertools.count()
 
     @contextlib.contextmanager
     def while_waiting(self) -> Iterator[None]:
@@ -110,7 +112,9 @@ class Hurry:
             self._waiters += 1
             while self._running < self._threads:
                 try:
-                    threading.Thread(target=self._serve, name=f"autolog-hurry-{self._running}", daemon=True).start()
+                    thread = threading.Thread(target=self._serve, name=f"autolog-hurry-{next(self._names)}",
+                                              daemon=True)
+                    thread.start()
                 except RuntimeError as exc:  # no thread to be had: the lowered ones go on alone
                     logger.debug("autolog: no thread to hurry the snapshots' copy and hash: %s", exc)
                     break

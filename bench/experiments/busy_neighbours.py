@@ -11,6 +11,7 @@ cpu_priority.Hurry, done at close()'s priority.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -18,10 +19,23 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from fresh_run import run_workload  # noqa: E402  (bench/ is not a package)
+
+
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """count processes busy-looping while the block runs, started from this one (its session)."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
 
 def main() -> None:
@@ -33,8 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = dict(t.split("=", 1) for t in args.trees)
     results: dict[str, list[dict]] = {name: [] for name in trees}
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
-    try:
+    with busy_processes(args.busy):
         for _ in range(args.repeat):
             for name, tree in trees.items():
                 work = tempfile.mkdtemp(prefix="autolog-busy-")
@@ -46,10 +59,6 @@ def main() -> None:
                     shutil.rmtree(work, ignore_errors=True)
                 results[name].append(result)
                 print(f"{name}: close() {result['closed'] * 1e3:.0f} ms, persisted {result['persisted']:.2f} s", flush=True)
-    finally:
-        for process in busy:
-            process.kill()
-            process.wait()
     print(f"\n{args.megabytes} MB x3 once started, {args.busy} busy processes beside, medians of {args.repeat}:")
     for name, rs in results.items():
         print(f"{name:>10}: close() {statistics.median(r['closed'] for r in rs) * 1e3:.0f} ms, "

@@ -8,6 +8,10 @@ the task's row, the list of installed packages), each snapshot's copy and hash, 
 rounds, close()'s flush and the task's end. Times are ms from the first save's call.
 
     python bench/experiments/close_timeline.py --megabytes 200 --runs 5 [--started] [--hold-freed-pages 60000]
+    python bench/experiments/close_timeline.py --started --busy 2 --runs 4   # beside 2 busy-looping processes
+
+--busy N: N processes busy-looping beside the runs, in this session's scheduling group
+(busy_neighbours.py says why that matters to the stager and the hasher at a lower priority).
 
 Prints each run's timeline, then the median of each span over the runs.
 """
@@ -24,6 +28,7 @@ BENCH = HERE.parent
 sys.path.insert(0, str(BENCH))
 from freed_pages import add_hold_option, freed_pages_held  # noqa: E402  (bench/ is not a package)
 from fresh_run import run_fresh  # noqa: E402
+from busy_neighbours import busy_processes  # noqa: E402  (this folder: the script's own, first on sys.path)
 
 WORKLOAD = r"""
 import json, os, sys, threading, time
@@ -96,10 +101,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--started", action="store_true", help="save once Task.init's background start is over")
     parser.add_argument("--tree", default=str(BENCH.parent), help="the source tree holding autolog/ (default: this one)")
+    parser.add_argument("--busy", type=int, default=0, help="processes busy-looping beside the runs")
     add_hold_option(parser)
     args = parser.parse_args()
     durations: dict[str, list[float]] = {}
-    with freed_pages_held(args.hold_freed_pages):
+    with freed_pages_held(args.hold_freed_pages), busy_processes(args.busy):
         for run in range(args.runs):
             spans = sorted(one_run(args.megabytes, args.started, os.path.abspath(args.tree)), key=lambda s: s[2])
             closed = next(s for s in spans if s[0] == "close()")
