@@ -102,7 +102,13 @@ def main() -> None:
 
     if not CPU:
         check("CUDA is available", torch.cuda.is_available(), torch.cuda.is_available() and torch.cuda.get_device_name())
-    home, work = tempfile.mkdtemp(prefix="autolog-gpu-home-"), tempfile.mkdtemp(prefix="autolog-gpu-")
+    with tempfile.TemporaryDirectory(prefix="autolog-gpu-home-") as home, \
+            tempfile.TemporaryDirectory(prefix="autolog-gpu-") as work:
+        checks(home, work)
+    print("all GPU checks passed")
+
+
+def checks(home: str, work: str) -> None:
     path = os.path.join(work, "model.pt")
     saved = run(SAVE, home, path, os.path.join(work, "store"))
     on_disk = hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -119,7 +125,6 @@ def main() -> None:
     check("Lightning on the GPU: every checkpoint captured", names.get("last.ckpt", 0) >= 2 and len(names) >= 3, fit)
     resumed = run(LIGHTNING, home, "resume", folder)
     check("resuming from last.ckpt links to the run that wrote it", fit["task"] in resumed["input_tasks"], resumed)
-    print("all GPU checks passed")
 
 
 if __name__ == "__main__":

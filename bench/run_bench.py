@@ -27,7 +27,17 @@ from run_order import rotated  # noqa: E402  (bench/ is not a package)
 
 
 def run(name: str, home: str | None = None, **args) -> dict:
-    return run_workload(name, args, REPO, home or tempfile.mkdtemp(prefix="autolog-bench-home-"))
+    """workloads.py's `name` in a fresh interpreter; AUTOLOG_HOME a folder of its own unless given."""
+    if home is not None:
+        return run_workload(name, args, REPO, home)
+    with tempfile.TemporaryDirectory(prefix="autolog-bench-home-") as own:
+        return run_workload(name, args, REPO, own)
+
+
+def run_in_new_folder(name: str, **args) -> dict:
+    """run() with `workdir` a new folder, deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="autolog-bench-work-") as work:
+        return run(name, workdir=work, **args)
 
 
 def median(values: list[float]) -> float:
@@ -134,10 +144,10 @@ def main() -> None:
     if args.only_saves:
         return _write(args, "\n".join(out))
 
-    init = [run("import_and_init", workdir=tempfile.mkdtemp())["seconds"] for _ in range(max(args.repeat, 5))]
-    init_torch = [run("import_and_init", workdir=tempfile.mkdtemp(), first="torch")["seconds"]
+    init = [run_in_new_folder("import_and_init")["seconds"] for _ in range(max(args.repeat, 5))]
+    init_torch = [run_in_new_folder("import_and_init", first="torch")["seconds"]
                   for _ in range(max(args.repeat, 5))]
-    ready = [run("task_ready", workdir=tempfile.mkdtemp())["seconds"] for _ in range(max(args.repeat, 5))]
+    ready = [run_in_new_folder("task_ready")["seconds"] for _ in range(max(args.repeat, 5))]
     no_task = [run("call_overhead", mode="no-task", n=2000) for _ in range(args.repeat)]
     active = [run("call_overhead", mode="task", n=2000) for _ in range(args.repeat)]
     plain_us = median([r["plain_us"] for r in no_task + active])
@@ -153,6 +163,7 @@ def main() -> None:
     autolog_load = [run("load_lineage", home=home, mode="autolog", megabytes=mb, loads=5, workdir=work)
                     for _ in range(args.repeat)]
     shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(home, ignore_errors=True)
     first_ratio = median([r["times"][0] for r in autolog_load]) / median([r["times"][0] for r in plain_load])
     later_ratio = (median([median(r["times"][1:]) for r in autolog_load])
                    / median([median(r["times"][1:]) for r in plain_load]))
