@@ -9,6 +9,7 @@ from ..db import ModelRecord
 from ..storage import objects
 from ..storage.blobstore import BlobStore
 from ..storage.copy_progress import CopyProgress
+from ..storage.set_aside import SetAside
 from ..storage.sources import OpenedSources, Sources, source_path
 from .lazy_event import LazyEvent
 
@@ -68,7 +69,7 @@ class SnapshotJob:
     error: BaseException | None = None
     in_backlog: bool = False  # counted in the pipeline's backlog of staged bytes
     overwritten_unread: bool = False  # a later save of its path stopped waiting for it (a stall)
-    set_aside: bool = False  # a later save renamed its file aside (removed once read: Outcomes)
+    set_aside: SetAside | None = None  # a later save renamed its file aside (told once read: Outcomes)
     staged: LazyEvent = field(default_factory=LazyEvent)
     done: LazyEvent = field(default_factory=LazyEvent)
 

@@ -11,7 +11,6 @@ from typing import Iterable
 from ..config import scrub
 from ..safety import report_failure, strict
 from ..storage.sources import SourceChangedError
-from ..storage.set_aside import aside_path, remove_set_aside
 from . import steps
 from .database_guard import retry_while_unreachable
 from .jobs import CallJob, SnapshotJob
@@ -31,9 +30,8 @@ class Outcomes:
                 if isinstance(job, SnapshotJob):
                     self._unread -= 1
             self._cond.notify_all()
-        if isinstance(job, SnapshotJob) and job.set_aside:  # after staged is set: see SetAside.settle
-            attempt(f"removing the file set aside for {job.label}",
-                    lambda: remove_set_aside(aside_path(job.staging)))
+        if isinstance(job, SnapshotJob) and job.set_aside is not None:  # after staged is set: see SetAside
+            attempt(f"removing the file set aside for {job.label}", job.set_aside.copy_read)
 
     def _count_backlog(self, job: SnapshotJob, staged: bool) -> None:
         """Called holding the lock; each job counts once, from its staging to its publication."""

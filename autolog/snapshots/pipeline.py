@@ -154,11 +154,10 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         if job is None:
             return None
         if isinstance(job, SnapshotJob) and job.sources.single and job.staging and job.stats:
-            job.set_aside = True  # before the rename: the stager removes the file once it has read it
             aside = set_aside(fence_key, job.stats[0], aside_path(job.staging), source_read=job.staged.is_set)
             if aside is not None:
+                job.set_aside = aside  # read before this line: settle removes the file (source_read)
                 return aside
-            job.set_aside = False  # not renamed: the save waits below, nothing is left to remove
         if not self.wait_for(job, "staged"):
             job.overwritten_unread = True
         return None

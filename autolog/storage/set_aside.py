@@ -9,8 +9,10 @@ those bits, as it would have kept the old file's), and if their save fails befor
 the old file is put back as it was.
 
 The file keeps its name beside the staging folder (`<staging>.aside`) until its copy has been read
-(the stager removes it then): its blocks are held by the copy's open handle anyway, and a run killed
-before the copy finished leaves the saved bytes where `autolog sync` finds them.
+and the save is over: its blocks are held by the copy's open handle anyway, and a run killed before
+the copy finished leaves the saved bytes where `autolog sync` finds them. Whichever of the two ends
+last removes it; never the stager while the save is still running, which may yet raise unwritten and
+need the old file back.
 
 Only a plain file with one name qualifies (a symlink or a hard link would be cut from what it points
 to or shares); elsewhere, and when the rename fails (another filesystem), the save waits as before.
@@ -20,34 +22,50 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Callable
 
 logger = logging.getLogger("autolog")
 
 
-@dataclass
+@dataclass(eq=False)
 class SetAside:
-    """A file renamed to `aside` while a save writes `path` anew; `settle` ends it after that save."""
+    """A file renamed to `aside` while a save writes `path` anew. Two parties end it: the save
+    (`settle`) and the stager once its copy has read the old file (`copy_read`)."""
 
     path: str
     aside: str
     placeholder: tuple[int, int] | None  # (device, inode) of the empty file left at path
     source_read: Callable[[], bool] = lambda: True  # whether the old file's copy has been read
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _settled: bool = False
 
     def settle(self, raised: bool) -> None:
         """After the save: the old file is put back when the save raised without writing a byte; else
-        it stays aside until its copy has been read (the stager removes it), or is removed now if that
-        happened already."""
+        it stays aside until its copy has been read (copy_read removes it then), or is removed now if
+        that happened already."""
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
             st = None
         untouched = st is None or ((st.st_dev, st.st_ino) == self.placeholder and st.st_size == 0)
-        if raised and untouched:
-            os.replace(self.aside, self.path)
-        elif self.source_read():  # read before, or while, this save: nobody removes it after this
+        with self._lock:  # a copy_read meanwhile waits: it must not remove the file being put back
+            self._settled = True
+            if raised and untouched:
+                os.replace(self.aside, self.path)
+                return
+            read = self.source_read()
+        if read:  # read before, or while, this save: copy_read came first and left it to us
             remove_set_aside(self.aside)
+
+    def copy_read(self) -> None:
+        """The stager has read the old file: it is removed now if the save is over, else by settle
+        (the save may still raise unwritten and need it back)."""
+        with self._lock:
+            if not self._settled:
+                return
+        remove_set_aside(self.aside)
 
 
 def set_aside(path: str, opened: os.stat_result, aside: str,

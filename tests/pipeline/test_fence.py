@@ -12,7 +12,7 @@ import torch
 
 from autolog import Task
 from frameworks import require_framework
-from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, save_in_thread, tensor
+from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, save_in_thread, tensor, wait_until
 
 
 def test_back_to_back_saves_of_one_path_are_twenty_distinct_snapshots(any_store, work):
@@ -72,6 +72,49 @@ def test_a_save_of_a_path_whose_snapshot_is_unread_sets_the_old_file_aside(local
     first, last = output_snapshots(task, "ckpt.pt")
     assert_stored_tensor(first, tensor(1))
     assert_stored_tensor(last, tensor(2))
+    assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
+
+
+class _RaisesBeforeWriting:
+    """A pickle_module whose name torch.save reads before it opens the file: `during` runs, then the
+    save raises without having written a byte."""
+
+    def __init__(self, during):
+        self._during = during
+
+    @property
+    def __name__(self):
+        self._during()
+        raise ValueError("the save failed before writing")
+
+
+@pytest.mark.parametrize("copy_ends", ["after the failed save", "during the failed save"])
+def test_a_save_that_raised_before_writing_leaves_the_old_file_set_aside_for_it_in_place(
+        local_store, work, copier, copy_ends):
+    """Without autolog, a save that raises before opening its path leaves the old file as it was. The
+    file set aside for that save is put back, even when its copy was read meanwhile (the stager
+    removed it then, and the user's checkpoint was left an empty file)."""
+    ckpt = work / "ckpt.pt"
+    task = Task.init(project_name="pipeline", task_name="set aside, failed save", output_uri=local_store)
+    copier.hold()
+    torch.save(tensor(1), ckpt)
+    assert copier.wait_for_calls(1)
+    old = ckpt.read_bytes()
+    (first,) = task._runtime.pipeline.pending()
+
+    def copy_ends_now():
+        if copy_ends == "during the failed save":
+            copier.release.set()
+            wait_until(first.done.is_set, "the first snapshot's end")
+
+    with pytest.raises(ValueError, match="failed before writing"):
+        torch.save(tensor(2), ckpt, pickle_module=_RaisesBeforeWriting(copy_ends_now))
+    assert ckpt.read_bytes() == old, f"the old checkpoint is now {len(ckpt.read_bytes())} bytes"
+    copier.release.set()
+    task.close()
+
+    (snap,) = output_snapshots(task, "ckpt.pt")
+    assert_stored_tensor(snap, tensor(1))
     assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
 
 

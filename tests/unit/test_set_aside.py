@@ -54,8 +54,28 @@ def test_a_file_whose_copy_is_still_unread_stays_aside_after_the_save(saved, tmp
 
     assert path.read_bytes() == b"new weights"
     assert (tmp_path / "x.aside").read_bytes() == b"old weights"
-    sa.remove_set_aside(str(tmp_path / "x.aside"))  # the stager, once the copy is read
-    sa.remove_set_aside(str(tmp_path / "x.aside"))  # a second party finding it gone is fine
+    aside.copy_read()  # the stager, once the copy is read
+    assert not (tmp_path / "x.aside").exists()
+    aside.copy_read()  # told twice, or finding it gone: fine
+    sa.remove_set_aside(str(tmp_path / "x.aside"))
+
+
+@pytest.mark.parametrize("raised", [False, True])
+def test_a_copy_read_while_the_save_runs_leaves_the_file_to_the_save(saved, tmp_path, raised):
+    """The save may yet raise without writing, and then needs the old file back: the stager's
+    copy_read removes nothing before settle, which removes it (the copy was read) or puts it back."""
+    path, opened = saved
+    read = [False]
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"), source_read=lambda: read[0])
+    read[0] = True
+    aside.copy_read()
+    assert (tmp_path / "x.aside").read_bytes() == b"old weights"
+    if not raised:
+        with open(path, "wb") as f:
+            f.write(b"new weights")
+    aside.settle(raised=raised)
+
+    assert path.read_bytes() == (b"old weights" if raised else b"new weights")
     assert not (tmp_path / "x.aside").exists()
 
 
