@@ -90,14 +90,20 @@ class Hurry:
     someone waits (a storage.handoff.Handoff). The waiting thread starts them (a new thread gets its
     creator's priority); they end once no one has waited for `linger` seconds and nothing is left to
     run. Starting one waits until it runs, milliseconds on a loaded machine: saves that each wait
-    (a stuck stager with the backlog full, a fence after each save) reuse them."""
+    (a stuck stager with the backlog full, a fence after each save) reuse them.
+
+    Work is handed only to an idle thread, never queued behind another call: a hash reading behind a
+    copy waits for that copy, which would never come if it were queued behind the hash (one thread,
+    when the second could not be started). With no idle thread the lowered thread goes on itself."""
 
     def __init__(self, threads: int = 2, linger: float = 5.0):
-        self._threads = threads  # one per lowered worker (the stager and the hasher): neither queues
+        self._threads = threads  # one per lowered worker (the stager and the hasher)
         self._linger = linger
         self._cond = threading.Condition()
         self._waiters = 0
+        self._starting = 0  # started, not yet counted in by the thread itself
         self._running = 0  # hurry threads alive
+        self._idle = 0  # ... of which waiting for a call
         self._calls: collections.deque[_Call] = collections.deque()
         self._names = itertools.count()
 
@@ -108,31 +114,44 @@ class Hurry:
         if is_lowered():
             yield
             return
-        with self._cond:
-            self._waiters += 1
-            while self._running < self._threads:
-                try:
-                    thread = threading.Thread(target=self._serve, name=f"autolog-hurry-{next(self._names)}",
-                                              daemon=True)
-                    thread.start()
-                except RuntimeError as exc:  # no thread to be had: the lowered ones go on alone
-                    logger.debug("autolog: no thread to hurry the snapshots' copy and hash: %s", exc)
-                    break
-                self._running += 1
-        try:
+        counted = False
+        try:  # a Ctrl-C while a thread starts must not leave this wait counted: hurrying for ever
+            with self._cond:
+                self._waiters += 1
+                counted = True
+                self._start_threads()
             yield
         finally:
-            with self._cond:
-                self._waiters -= 1
-                self._cond.notify_all()
+            if counted:
+                with self._cond:
+                    self._waiters -= 1
+                    self._cond.notify_all()
+
+    def _start_threads(self) -> None:
+        """Holding the lock: start the missing threads, then let them count themselves in (so that a
+        lowered thread's next step finds them idle)."""
+        counted_in: list[threading.Event] = []
+        while self._running + self._starting < self._threads:
+            counted_in.append(threading.Event())
+            thread = threading.Thread(target=self._serve, args=(counted_in[-1],),
+                                      name=f"autolog-hurry-{next(self._names)}", daemon=True)
+            self._starting += 1
+            try:
+                thread.start()
+            except RuntimeError as exc:  # no thread to be had: the lowered ones go on alone
+                self._starting -= 1
+                counted_in.pop()
+                logger.debug("autolog: no thread to hurry the snapshots' copy and hash: %s", exc)
+                break
+        self._cond.wait_for(lambda: all(event.is_set() for event in counted_in), timeout=_COUNT_IN_SECONDS)
 
     def wanted(self) -> bool:
-        return self._waiters > 0 and is_lowered()
+        return self._waiters > 0 and self._idle > len(self._calls) and is_lowered()
 
     def run(self, work: Callable[[], T]) -> T:
         call = _Call(work)
         with self._cond:
-            handed = self._running > 0  # else the last waiter left and its threads ended since wanted()
+            handed = self._idle > len(self._calls)  # else none is free since wanted(): do it here
             if handed:
                 self._calls.append(call)
                 self._cond.notify_all()
@@ -143,7 +162,13 @@ class Hurry:
             raise call.error
         return call.result
 
-    def _serve(self) -> None:
+    def _serve(self, counted_in: threading.Event) -> None:
+        with self._cond:
+            self._starting -= 1
+            self._running += 1
+            self._idle += 1
+            counted_in.set()
+            self._cond.notify_all()
         while True:
             with self._cond:
                 while not self._calls:
@@ -151,6 +176,14 @@ class Hurry:
                         self._cond.wait()
                     elif not self._cond.wait(self._linger) and not self._calls and not self._waiters:
                         self._running -= 1
+                        self._idle -= 1
                         return
                 call = self._calls.popleft()
-            call.run()
+                self._idle -= 1
+            call.run()  # catches everything: the exception goes back to the lowered thread
+            with self._cond:
+                self._idle += 1
+
+
+# A thread that started counts itself in at once; this bounds the wait should it not (a Ctrl-C in start()).
+_COUNT_IN_SECONDS = 1.0

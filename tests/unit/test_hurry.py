@@ -7,6 +7,7 @@ once nobody has waited for a while."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -15,7 +16,10 @@ from typing import Callable, Generator
 import pytest
 
 from autolog.snapshots.cpu_priority import Hurry, lower_this_thread
+from autolog.storage.copy_progress import CopyProgress, digest_behind
 from autolog.storage.handoff import drive
+from autolog.storage.hashing import HASH_STEP, file_digest
+from autolog.storage.objects import kernel_copy
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a per-thread nice value is Linux's")
 
@@ -47,7 +51,7 @@ def in_thread(body: Callable[[], object], nice: int = 10) -> threading.Thread:
         lower_this_thread(nice)
         body()
 
-    thread = threading.Thread(target=run, name="lowered")
+    thread = threading.Thread(target=run, name="lowered", daemon=True)  # a hung one must not hang pytest
     thread.start()
     return thread
 
@@ -169,3 +173,98 @@ def test_hurry_with_no_threads_starts_none():
     hurry = Hurry(threads=0)
     with hurry.while_waiting():
         assert hurry._running == 0
+
+
+@pytest.fixture
+def hurry_starts(monkeypatch):
+    """Which hurry threads may start: `refuse` names the starts (0, 1, ...) that raise as a full thread
+    table does; `interrupt` those after which a Ctrl-C arrives (the thread started)."""
+    plan = {"refuse": set(), "interrupt": set(), "count": 0}
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if not thread.name.startswith("autolog-hurry"):
+            return real_start(thread)
+        number = plan["count"]
+        plan["count"] += 1
+        if number in plan["refuse"]:
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+        if number in plan["interrupt"]:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return plan
+
+
+@pytest.mark.skipif(BASE >= 10, reason="this process already runs at nice 10 or more")
+def test_with_one_thread_to_be_had_a_copy_and_the_hash_behind_it_both_end(tmp_path, hurry_starts):
+    """Only one hurry thread starts. The hash reading behind a copy is handed to it first and waits
+    for the copy: the copy must not be queued behind it (both hung for good), but go on where it is."""
+    hurry_starts["refuse"] = {1}
+    source, target = tmp_path / "saved.pt", tmp_path / "staged.pt"
+    source.write_bytes(os.urandom(4 * HASH_STEP))
+    size = source.stat().st_size
+    hurry, progress, results = Hurry(linger=LINGER), CopyProgress(), {}
+    copy_paused, copy_go, hash_paused, hash_go = (threading.Event() for _ in range(4))
+
+    def pause_once(paused: threading.Event, go: threading.Event) -> Callable[[int], None]:
+        def on_step(count: int) -> None:
+            if not paused.is_set():
+                paused.set()
+                assert go.wait(JOIN)
+        return on_step
+
+    def copy() -> None:
+        pause = pause_once(copy_paused, copy_go)
+
+        def copied(count: int) -> None:
+            progress.advance(count)
+            pause(count)
+
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            results["copied"] = kernel_copy(src.fileno(), dst.fileno(), size, copied, lambda: True, hurry)
+        progress.end(True)
+
+    def hash_behind() -> None:
+        results["digest"] = digest_behind(progress, str(target), 0, size,
+                                          on_progress=pause_once(hash_paused, hash_go), handoff=hurry)
+
+    handed_hash_waits = threading.Event()  # the hash, on the hurry thread, waits for the copy
+    wait_copied = progress.wait_copied
+
+    def noted_wait_copied(count: int) -> int:
+        if threading.current_thread().name.startswith("autolog-hurry"):
+            handed_hash_waits.set()
+        return wait_copied(count)
+
+    progress.wait_copied = noted_wait_copied  # type: ignore[method-assign]
+    copier, hasher = in_thread(copy), in_thread(hash_behind)
+    assert copy_paused.wait(JOIN) and hash_paused.wait(JOIN)
+    with hurry.while_waiting():
+        assert hurry._running == 1
+        hash_go.set()
+        assert handed_hash_waits.wait(JOIN), "the hash was not handed to the one thread"
+        copy_go.set()
+        hasher.join(JOIN)
+        copier.join(JOIN)
+        assert not hasher.is_alive() and not copier.is_alive(), "the copy waited behind the hash behind it"
+    assert results["digest"] == file_digest(source)
+
+
+def test_a_ctrl_c_while_a_wait_starts_its_threads_leaves_nothing_hurrying(hurry_starts):
+    """The wait ends with the interruption; it is not counted as waiting for ever (every lowered copy
+    and hash would go on at full priority, and the threads would never end)."""
+    hurry_starts["interrupt"] = {0}
+    hurry = Hurry(linger=LINGER)
+    with pytest.raises(KeyboardInterrupt):
+        with hurry.while_waiting():
+            pass
+    assert hurry._waiters == 0
+    assert wait_until(lambda: not hurry_threads()), "the hurry threads outlived the interrupted wait"
+    wanted: list[bool] = []
+    in_thread(lambda: wanted.append(hurry.wanted())).join(JOIN)
+    assert wanted == [False]
+    hurry_starts["interrupt"] = set()
+    with hurry.while_waiting():  # the next wait starts its two threads as usual
+        assert hurry._running == 2
