@@ -27,12 +27,23 @@ class StepCopier:
     def __init__(self, progress: CopyProgress, path, data: bytes, step: int, start: int = 0):
         self.progress, self.path, self.data, self.step, self.start = progress, path, data, step, start
         self.go = threading.Semaphore(0)
+        self.failed = False
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def fail(self) -> None:
+        """The copy ends here, failed: its thread ends without writing the rest. (Left waiting for a
+        `go`, its assertion fired 30 s later, in whichever test this pytest worker ran by then.)"""
+        self.failed = True
+        self.progress.end(whole=False)
+        self.go.release()
+        self.thread.join(WAIT)
 
     def _run(self) -> None:
         with open(self.path, "wb", buffering=0) as out:
             for offset in range(0, len(self.data), self.step):
                 assert self.go.acquire(timeout=WAIT)
+                if self.failed:
+                    return
                 chunk = self.data[offset:offset + self.step]
                 out.write(chunk)
                 self.progress.advance(len(chunk))
@@ -84,7 +95,7 @@ def test_a_copy_that_fails_ends_the_wait_of_the_hash_behind_it(tmp_path):
     hashing = Hashing(progress, str(tmp_path / "staged.bin"), 0, 8192)
     copier.go.release()  # half copied, then the copy fails
     assert _wait_for(lambda: progress.wait_copied(1) == 4096)
-    progress.end(whole=False)
+    copier.fail()
     assert isinstance(hashing.join().error, CopyAbandoned), hashing.error
     with pytest.raises(CopyAbandoned):
         progress.wait_whole()
