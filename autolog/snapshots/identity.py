@@ -15,7 +15,7 @@ from ..context import Context
 from ..run_info import host_name
 from ..storage.hashing import fd_digest
 from ..storage.objects import Content, content_of
-from ..storage.sources import OpenedSources, Sources, open_sources
+from ..storage.sources import OpenedSources, Sources, check_unchanged, open_sources
 
 # (device, inode) -> (stat_key, digest): one entry per file, so a run that rewrites one path many
 # times keeps one entry, not one per save (a file's ctime never goes back, so older keys are dead).
@@ -28,8 +28,10 @@ def stat_key(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def file_identity(ctx: Context, fd: int, st: os.stat_result) -> str:
-    """Digest of an open file whose stat is st, from the cache when it has not changed."""
+def file_identity(ctx: Context, fd: int, st: os.stat_result, src: str) -> str:
+    """Digest of the file src, open as fd, whose stat is st: from the cache when it has not changed.
+    Raises SourceChangedError when it changed since st or while it was hashed: the digest would be
+    of bytes that were never the file's as a whole."""
     key = stat_key(st)
     known = _memory.get(key[:2])
     digest = known[1] if known is not None and known[0] == key else None
@@ -37,7 +39,9 @@ def file_identity(ctx: Context, fd: int, st: os.stat_result) -> str:
         digest = ctx.store.cached_digest(_HOST, st)
         if digest is None:
             digest = fd_digest(fd)
-            if stat_key(os.fstat(fd)) == key:  # not rewritten while we read it
+            check_unchanged(src, fd, st, st.st_size, outcome="its digest was not recorded: it would be "
+                            "of a mix of old and new bytes")
+            if stat_key(os.fstat(fd)) == key:  # nor renamed (ctime): the cache's key still finds it
                 ctx.store.remember_digest(_HOST, st, digest)
         with _memory_lock:
             _memory[key[:2]] = (key, digest)
@@ -61,8 +65,8 @@ def remember_many(ctx: Context, known: list[tuple[os.stat_result, str]], write: 
 
 def opened_content(ctx: Context, opened: OpenedSources) -> Content:
     manifest = [
-        {"name": rel, "size": st.st_size, "digest": file_identity(ctx, fd, st)}
-        for (_, rel), (fd, st) in zip(opened.sources.files, opened.handles)
+        {"name": rel, "size": st.st_size, "digest": file_identity(ctx, fd, st, src)}
+        for (src, rel), (fd, st) in zip(opened.sources.files, opened.handles)
     ]
     return content_of(opened.sources, manifest)
 

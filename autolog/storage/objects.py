@@ -21,7 +21,7 @@ from .handoff import Handoff, drive
 from .hashing import (CHUNK, HASH_STEP, IDENTITY, SHA256, algorithm_of, bytes_digest, fd_digest, file_digest,
                       file_digests, hex_of, manifest_digest, short, stream_digests)
 from .layout import real_path
-from .sources import OpenedSources, SourceChangedError, Sources, open_sources
+from .sources import OpenedSources, Sources, check_unchanged, open_sources
 
 logger = logging.getLogger("autolog")
 
@@ -51,7 +51,7 @@ def hash_opened(opened: OpenedSources, algorithm: str = IDENTITY) -> Content:
     manifest = []
     for (src, rel), (fd, before) in zip(opened.sources.files, opened.handles):
         digest = fd_digest(fd, algorithm)
-        _check_unchanged(src, fd, before, before.st_size)
+        check_unchanged(src, fd, before, before.st_size)
         manifest.append({"name": rel, "size": before.st_size, "digest": digest})
     return content_of(opened.sources, manifest, algorithm)
 
@@ -70,15 +70,6 @@ def content_of(sources: Sources, manifest: list, algorithm: str = IDENTITY) -> C
     if sources.single:
         return Content(digest=manifest[0]["digest"], size=size)
     return Content(digest=manifest_digest(manifest, algorithm), size=size, manifest=manifest)
-
-
-def _check_unchanged(src: str, fd: int, before: os.stat_result, copied: int) -> None:
-    after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or copied != before.st_size:
-        raise SourceChangedError(
-            f"{src} changed while autolog was reading it (modified in place by a write autolog does not "
-            "capture); this snapshot was not stored, to avoid storing a mix of old and new bytes."
-        )
 
 
 def staging_dir(store: BlobStore, cache_dir: str) -> str:
@@ -127,7 +118,7 @@ def read_small(opened: OpenedSources) -> tuple[bytes, Content]:
     bytes are held, the file may be overwritten."""
     ((src, _),), ((fd, before),) = opened.sources.files, opened.handles
     data = os.pread(fd, before.st_size + 1, 0)  # one byte more: a file still growing is caught
-    _check_unchanged(src, fd, before, len(data))
+    check_unchanged(src, fd, before, len(data))
     return data, Content(digest=bytes_digest(data), size=len(data))
 
 
@@ -154,7 +145,7 @@ def copy_out(opened: OpenedSources, staging: str, on_progress: Callable[[int], N
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as out:
             copied = kernel_copy(fd, out.fileno(), before.st_size, on_progress, followed, handoff)
-        _check_unchanged(src, fd, before, copied)
+        check_unchanged(src, fd, before, copied)
     return targets
 
 

@@ -126,6 +126,19 @@ class SourceChangedError(OSError):
     """A file changed while it was being read: the copy would not be what was saved."""
 
 
+def check_unchanged(src: str, fd: int, before: os.stat_result, read: int,
+                    outcome: str = "this snapshot was not stored, to avoid storing a mix of old and new bytes") -> None:
+    """After reading `read` bytes of the file open as fd, whose stat was `before`: raise
+    SourceChangedError unless it was all of it and it did not change meanwhile. (Not ctime: setting
+    a file aside renames it, which moves its ctime and not its bytes.)"""
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or read != before.st_size:
+        raise SourceChangedError(
+            f"{src} changed while autolog was reading it (modified in place by a write autolog does not "
+            f"capture); {outcome}."
+        )
+
+
 @dataclass
 class OpenedSources:
     """Read handles taken right after a save: a later rename or delete cannot lose these bytes."""

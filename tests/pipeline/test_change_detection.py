@@ -72,3 +72,30 @@ def test_in_place_change_raises_at_flush_when_strict(local_store, modified_while
         task.flush()
     assert task.flush() is True  # reported once, not again
     task.close()
+
+
+def test_a_path_only_snapshot_changed_while_hashed_is_failed_not_recorded_with_that_digest(work, monkeypatch):
+    """output_uri=None records the path and the digest: of a file written in place meanwhile, the
+    digest (of bytes that were never saved) was recorded beside the saved size, and a later load of
+    the changed file was linked to this snapshot. (A file over the inline limit: smaller ones are
+    read on the training thread, and that read is checked.)"""
+    from autolog.snapshots import identity, steps
+
+    monkeypatch.setattr(steps, "read_inline", lambda job, limit: False)
+
+    ckpt, real = work / "ckpt.pt", identity.fd_digest
+
+    def appended_first(fd: int, *args) -> str:
+        with open(ckpt, "ab") as f:
+            f.write(b"written in place by someone else")
+        return real(fd, *args)
+
+    monkeypatch.setattr(identity, "fd_digest", appended_first)
+    task = Task.init(project_name="pipeline", task_name="in place, path only", output_uri=None)
+    torch.save(tensor(1), ckpt)
+    with pytest.raises(SourceChangedError, match="its digest was not recorded"):
+        task.close()
+
+    (snap,) = output_snapshots(task, "ckpt.pt")
+    assert snap.status == "failed"
+    assert snap.digest is None

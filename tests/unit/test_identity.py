@@ -11,7 +11,7 @@ import pytest
 from autolog.context import default_context
 from autolog.snapshots import identity
 from autolog.storage.hashing import bytes_digest, manifest_digest
-from autolog.storage.sources import collect_sources, open_sources
+from autolog.storage.sources import SourceChangedError, collect_sources, open_sources
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def hashed(monkeypatch) -> list[int]:
 
 def identify_file(ctx, path: Path) -> str:
     with open(path, "rb") as f:
-        return identity.file_identity(ctx, f.fileno(), os.fstat(f.fileno()))
+        return identity.file_identity(ctx, f.fileno(), os.fstat(f.fileno()), str(path))
 
 
 def rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:
@@ -98,7 +98,9 @@ def test_each_file_has_its_own_entry(ctx, hashed, tmp_path):
     assert hashed == [a.stat().st_ino, b.stat().st_ino]
 
 
-def test_a_file_that_changed_while_it_was_hashed_is_not_remembered_in_the_database(ctx, monkeypatch, tmp_path):
+def test_a_file_that_changed_while_it_was_hashed_has_no_digest_and_is_not_remembered(ctx, monkeypatch, tmp_path):
+    """The digest would be of a mix of old and new bytes: a path-only snapshot recorded with it
+    described content that was never saved, and a load linked by it, a snapshot that never existed."""
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"weights being written")
     real = identity.fd_digest
@@ -112,8 +114,10 @@ def test_a_file_that_changed_while_it_was_hashed_is_not_remembered_in_the_databa
     monkeypatch.setattr(identity, "fd_digest", rewritten_meanwhile)
     with open(weights, "rb") as f:
         st = os.fstat(f.fileno())
-        identity.file_identity(ctx, f.fileno(), st)
+        with pytest.raises(SourceChangedError, match="its digest was not recorded"):
+            identity.file_identity(ctx, f.fileno(), st, str(weights))
     assert ctx.store.cached_digest(identity._HOST, st) is None
+    assert identity._memory.get((st.st_dev, st.st_ino)) is None
 
 
 def _stat(st: os.stat_result, values: dict) -> os.stat_result:
