@@ -121,9 +121,7 @@ class BlobStore:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, data)
             finally:
                 os.close(fd)
             os.replace(tmp, target)
@@ -228,6 +226,13 @@ def _progress_callback(on_progress: Callable[..., None]) -> "fsspec.callbacks.Ca
 
 # Temp names unique in this process (with the pid): cheaper than a uuid per snapshot.
 _tmp_names = itertools.count()
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write may write less than asked (a disk filling up): the rest, or the error it then raises."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _make_folder(folder: str) -> None:

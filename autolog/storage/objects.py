@@ -14,7 +14,7 @@ from typing import Callable, Generator
 
 from ..errors import IntegrityError
 from ..config import redact_url
-from .blobstore import BlobStore, download, filesystem, is_local, normalize_uri, open_for_read
+from .blobstore import BlobStore, download, filesystem, is_local, normalize_uri, open_for_read, write_all
 from .copy_progress import CopyProgress, digest_behind
 from .filesystem_type import filesystem_type
 from .handoff import Handoff, drive
@@ -199,7 +199,7 @@ def _kernel_copy_steps(src_fd: int, dst_fd: int, size: int, on_progress: Callabl
         chunk = os.pread(src_fd, min(CHUNK, size - offset), offset)
         if not chunk:
             break
-        os.write(dst_fd, chunk)
+        write_all(dst_fd, chunk)
         offset += len(chunk)
         if on_progress is not None:
             on_progress(len(chunk))
@@ -289,14 +289,15 @@ def publish(
     find_copy: Callable[[str], tuple[str, str] | None],
     algorithm: str = IDENTITY,
 ) -> Published:
-    """Stage and publish in the calling thread (artifacts and explicit uploads)."""
+    """Stage and publish in the calling thread (artifacts). The staged copy goes whatever happens: no
+    journal row names it for `autolog sync` (publish_staged keeps a snapshot's on a failed upload)."""
     staging = staging_dir(store, cache_dir)
     try:
         content = stage(open_sources(sources), staging, algorithm=algorithm)
+        return publish_staged(staging, sources, content, store, key, cache_dir, find_copy)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return publish_staged(staging, sources, content, store, key, cache_dir, find_copy)
 
 
 def _keep_in_cache(staged: str, cache_dir: str, digest: str, uri_name: str) -> None:

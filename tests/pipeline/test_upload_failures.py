@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 
 from autolog import Task
@@ -51,4 +52,18 @@ def test_upload_failing_every_time_stays_pending_until_autolog_sync(remote_store
     (snap,) = output_snapshots(task, "ckpt.pt")
     assert_stored_tensor(snap, tensor(1))
     assert snap.stage_uri is None
+    assert files_under(staging_root) == []
+
+
+def test_an_artifact_whose_upload_failed_leaves_no_staged_copy(remote_store, staging_root, put, work):
+    """upload_artifact raises the storage's error; unlike a snapshot's, an artifact's staged copy has
+    no journal row for `autolog sync` to resume from, so keeping it only filled the cache."""
+    data = work / "weights.bin"
+    data.write_bytes(b"x" * 100_000)
+    task = Task.init(project_name="pipeline", task_name="artifact outage", output_uri=remote_store)
+    put.fail_all = True
+    with pytest.raises(OSError, match="simulated storage outage"):
+        task.upload_artifact("weights", data)
+    put.fail_all = False
+    task.close()
     assert files_under(staging_root) == []

@@ -159,3 +159,14 @@ def test_the_copy_goes_in_large_steps_and_in_the_hashs_steps_once_a_hash_follows
     assert dst.read_bytes() == DATA and copied == len(DATA)
     rest = len(DATA) - 2 * (1 << 20)
     assert steps == [1 << 20] * 2 + [256 << 10] * (rest // (256 << 10)) + [rest % (256 << 10)], steps
+
+
+def test_positional_reads_write_all_of_each_chunk_when_a_write_writes_less(tmp_path, monkeypatch):
+    """A write into a filling disk may write part of what it was given: the rest is written (or the
+    disk's error raised), never counted as copied while missing from the copy."""
+    monkeypatch.setattr(os, "copy_file_range", _failing("copy_file_range"))
+    monkeypatch.setattr(os, "sendfile", _failing("sendfile"))
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:1000])))
+    data, copied, progress = _copy(tmp_path)
+    assert data == DATA and copied == len(DATA) == sum(progress)
