@@ -263,7 +263,7 @@ class MetadataStore(Database):
             return conn.execute(query).first() is not None
 
     def stored_copies(self, digests: Sequence[str], uri_prefix: str) -> list[SnapshotRecord]:
-        """Stored snapshots holding any of these contents under uri_prefix, oldest first (batch dedupe)."""
+        """Copies autolog stored of any of these contents under uri_prefix, oldest first (batch dedupe)."""
         prefix = uri_prefix.rstrip("/") + "/"
         query = (
             sa.select(s.snapshots)
@@ -271,13 +271,14 @@ class MetadataStore(Database):
                 s.snapshots.c.digest.in_(sorted(set(digests))),
                 _unindexed(s.snapshots.c.status) == "stored",
                 sa.func.substr(s.snapshots.c.uri, 1, len(prefix)) == prefix,
+                _written_by_autolog(),
             )
             .order_by(s.snapshots.c.created)
         )
         return self._all(SnapshotRecord, query)
 
     def stored_copy(self, digest: str, uri_prefix: str) -> SnapshotRecord | None:
-        """A stored snapshot of this content under uri_prefix, for deduplication."""
+        """A copy autolog stored of this content under uri_prefix, for deduplication."""
         prefix = uri_prefix.rstrip("/") + "/"
         query = (
             sa.select(s.snapshots)
@@ -286,6 +287,7 @@ class MetadataStore(Database):
                 _unindexed(s.snapshots.c.status) == "stored",
                 # Not LIKE: SQLite's ignores case, and /runs/a must not find a copy under /Runs/a.
                 sa.func.substr(s.snapshots.c.uri, 1, len(prefix)) == prefix,
+                _written_by_autolog(),
             )
             .order_by(s.snapshots.c.created)
             .limit(1)
@@ -388,3 +390,10 @@ def _unindexed(column: sa.Column) -> sa.ColumnElement:
     equality on the status index, which holds nearly every row: dedupe lookups would then scan all
     stored snapshots once per batch (quadratic over a run), instead of the few rows of one digest."""
     return column.concat("")
+
+
+def _written_by_autolog() -> sa.ColumnElement:
+    """Rows of objects autolog wrote (their journal kept the saved files' stat), which nobody else
+    rewrites: never a registered file (`update_weights(register_uri=)`) or a save straight to a URL,
+    recorded in place and the user's to overwrite."""
+    return s.snapshots.c.source_stat.isnot(None)

@@ -2,10 +2,12 @@
 snapshot row, and every one of them can be fetched."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from autolog import Task
-from pipeline_helpers import assert_stored_tensor, files_under, object_path, tensor
+from autolog import OutputModel, Task
+from pipeline_helpers import assert_stored_tensor, files_under, object_path, output_snapshots, tensor
 
 
 def test_identical_bytes_are_stored_once_with_a_snapshot_per_save(local_store, work):
@@ -31,3 +33,23 @@ def test_identical_bytes_are_stored_once_with_a_snapshot_per_save(local_store, w
     for model in models.values():
         for snap in model.snapshots:
             assert torch.equal(torch.load(model.get_local_copy(version=snap.seq), weights_only=True), tensor(5))
+
+
+def test_a_save_is_never_deduplicated_onto_a_file_the_user_registered(local_store, work):
+    """update_weights(register_uri=) records the user's own file, in place: theirs to overwrite. A
+    captured save of the same bytes under the same output_uri gets a copy of its own (it pointed at
+    the user's file, and read their next model once they overwrote it)."""
+    users = Path(local_store) / "mine" / "ckpt.pt"
+    users.parent.mkdir(parents=True)
+    torch.save(tensor(7), users)  # before Task.init: not captured
+    task = Task.init(project_name="pipeline", task_name="dedupe, registered", output_uri=local_store)
+    OutputModel(task=task, name="registered").update_weights(register_uri=str(users))
+    task.flush()  # the registered file's digest is recorded
+    torch.save(tensor(7), work / "ckpt.pt")
+    task.close()
+    assert (work / "ckpt.pt").read_bytes() == users.read_bytes(), "precondition: the same bytes"
+
+    (snap,) = output_snapshots(task, "ckpt.pt")
+    users.write_bytes(b"the user's next model")
+    assert object_path(snap.uri) != str(users)
+    assert_stored_tensor(snap, tensor(7))

@@ -270,12 +270,23 @@ def test_stored_copy_matches_only_inside_the_prefix(store):
     task = make_task(store)
     model = make_model(store, task.id)
     sha = "blake3:" + "a" * 64
-    store.add_snapshot(model.id, status="stored", uri="/data/aXb/p/model.pt", digest=sha)
-    store.add_snapshot(model.id, status="stored", uri="/data/a_bc/p/model.pt", digest=sha)
-    store.add_snapshot(model.id, status="failed", uri="/data/a_b/p/failed.pt", digest=sha)
+    journaled = {"source_stat": {"files": [["/w/model.pt", 1, 1]]}}  # written by autolog, as its rows are
+    store.add_snapshot(model.id, status="stored", uri="/data/aXb/p/model.pt", digest=sha, **journaled)
+    store.add_snapshot(model.id, status="stored", uri="/data/a_bc/p/model.pt", digest=sha, **journaled)
+    store.add_snapshot(model.id, status="failed", uri="/data/a_b/p/failed.pt", digest=sha, **journaled)
     assert store.stored_copy(sha, "/data/a_b") is None  # '_' is not a wildcard; failed is ignored
     assert store.stored_copy(sha, "/data/a_bc").uri == "/data/a_bc/p/model.pt"
     assert store.stored_copy(sha, "/data/a%") is None
+
+
+def test_stored_copy_is_never_a_file_recorded_in_place(store):
+    """A registered file (update_weights(register_uri=)) or a save straight to a URL is the user's to
+    overwrite: no later save is deduplicated onto it."""
+    model = make_model(store, make_task(store).id)
+    sha = "blake3:" + "c" * 64
+    store.add_snapshot(model.id, status="stored", uri="/data/run/mine.pt", digest=sha)
+    assert store.stored_copy(sha, "/data/run") is None
+    assert store.stored_copies([sha], "/data/run") == []
 
 
 def test_producer_prefers_a_saved_model_over_an_import(store):
