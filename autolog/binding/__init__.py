@@ -189,6 +189,8 @@ def _hook_points(patches: list[Patch]) -> dict[str, list[tuple[Patch, str]]]:
 def _patcher(binding: ModuleType, targets: list[tuple[Patch, str]]):
     import wrapt  # imported by _register already
 
+    from .picklable import PicklableFunctionWrapper
+
     def patch_module(module: ModuleType) -> None:
         # An exception here would break the user's `import torch`: everything is shielded.
         replaced: dict[int, tuple[object, object]] = {}
@@ -204,7 +206,8 @@ def _patcher(binding: ModuleType, targets: list[tuple[Patch, str]]):
                     continue
                 if is_patched(vars(owner).get(attr, current)):
                     continue  # this owner's attribute is patched already (reached through another hook)
-                wrapt.wrap_function_wrapper(owner, attr, make_wrapper(patch, binding.FRAMEWORK, binding.KEY))
+                wrapt.wrap_object(owner, attr, PicklableFunctionWrapper,
+                                  (make_wrapper(patch, binding.FRAMEWORK, binding.KEY),))
                 if isinstance(owner, ModuleType):
                     replaced[id(current)] = (current, getattr(owner, attr))
         if not replaced:

@@ -542,6 +542,34 @@ def test_dataloader_worker_loads_are_not_models(run, workdir, context, torch):
     assert out["status"] == "completed"
 
 
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_a_pool_maps_a_patched_function_as_it_maps_the_original(run, context):
+    """Pool().map(torch.load, paths) pickles torch.load to send it to the workers (a Dataset holding
+    loader=torch.load goes to spawned DataLoader workers the same way): wrapt's proxy refused to be
+    pickled (NotImplementedError). A method reached through its class pickles too."""
+    out = run('''
+        import multiprocessing, pickle
+        import torch
+
+        task = init()
+
+        if __name__ == "__main__":
+            paths = [os.path.abspath(f"w{i}.pt") for i in range(3)]
+            for i, path in enumerate(paths):
+                torch.save(torch.tensor([float(i)]), path)
+            with multiprocessing.get_context(os.environ["MP_CONTEXT"]).Pool(2) as pool:
+                loaded = pool.map(torch.load, paths)
+            method = torch.jit.RecursiveScriptModule.save
+            again = pickle.loads(pickle.dumps(method))
+            task.close()
+            emit(loaded=[t.item() for t in loaded],
+                 function=pickle.loads(pickle.dumps(torch.load)) is torch.load,
+                 through_class=again.__wrapped__ is method.__wrapped__)
+    ''', env={"MP_CONTEXT": context})
+    assert out["loaded"] == [0.0, 1.0, 2.0]
+    assert out["function"] and out["through_class"]
+
+
 @pytest.mark.parametrize("ending", ["exits", "closes"])
 @pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_a_child_process_logs_into_the_parents_task(run, method, ending):

@@ -154,3 +154,31 @@ def test_registering_at_the_first_framework_import_cannot_deadlock_with_another_
         pytest.fail("the framework import and the other thread's import waited on each other")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "imported 5 True"
+
+
+class Model:
+    """A framework's class with a save method, found by pickle as this module's `Model`."""
+
+    def __init__(self, weights):
+        self.weights = weights
+
+    def save(self, path):
+        return ("saved", self.weights, path)
+
+
+def test_patched_functions_and_methods_pickle_as_the_originals_do(monkeypatch):
+    """By reference, as pickle takes a function: a Pool sends its function to the workers that way."""
+    import pickle
+
+    top, sub, _ = fake_framework()
+    monkeypatch.setitem(sys.modules, "fake_fw", top)
+    monkeypatch.setitem(sys.modules, "fake_fw.sub", sub)
+    sub.save.__module__, sub.save.__qualname__ = "fake_fw.sub", "save"
+    _patcher(BINDING, [(PATCH, "sub.save")])(top)
+    monkeypatch.setattr(Model, "save", Model.save)  # undone after the test
+    _patcher(BINDING, [(Save("fake_fw", "Model.save", path=Arg(1, "path")), "Model.save")])(sys.modules[__name__])
+
+    assert pickle.loads(pickle.dumps(sub.save)) is sub.save
+    assert is_patched(pickle.loads(pickle.dumps(Model.save)))
+    bound = pickle.loads(pickle.dumps(Model(3).save))
+    assert bound("p") == ("saved", 3, "p") and is_patched(bound)
