@@ -288,8 +288,10 @@ class Task(TaskLookup, TaskArtifacts, TaskExecution, TaskReporting, TaskConnect,
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is not None and self._runtime is not None:
-            self._runtime.mark_failed("".join(traceback.format_exception_only(exc_type, exc)).strip())
+        clean_exit = isinstance(exc, SystemExit) and exc.code in (None, 0)  # sys.exit(0): completed, as at exit
+        if exc is not None and self._runtime is not None and not clean_exit:
+            self._runtime.mark_failed("".join(traceback.format_exception_only(exc_type, exc)).strip()
+                                      if isinstance(exc, Exception) else runtime.interruption_name(exc))
         self.close()
 
 

@@ -125,6 +125,24 @@ def test_context_manager_marks_failure_and_lets_the_exception_through():
     assert Task.current_task() is None
 
 
+@pytest.mark.parametrize("code", [None, 0])
+def test_context_manager_left_by_a_clean_exit_completes(code):
+    """sys.exit(0) inside the block is a clean end, as it is at the end of a script (process.py)."""
+    with pytest.raises(SystemExit):
+        with Task.init(project_name="p", task_name="exit 0") as task:
+            raise SystemExit(code)  # sys.exit's exception (sys.exit itself also marks this process's exit)
+    assert Task.get_task(task_id=task.id).status == "completed"
+
+
+@pytest.mark.parametrize("leaving, message", [(SystemExit(2), "exit(2)"), (KeyboardInterrupt(), "interrupted (Ctrl-C)")])
+def test_context_manager_left_by_an_exit_code_or_ctrl_c_fails_saying_which(leaving, message):
+    with pytest.raises(type(leaving)):
+        with Task.init(project_name="p", task_name="exit 2") as task:
+            raise leaving
+    ended = task._runtime.context.store.get_task(task.id)
+    assert (ended.status, ended.status_message) == ("failed", message)
+
+
 def test_unhandled_exception_in_a_script_marks_the_task_failed(run_py):
     proc = run_py(
         """
