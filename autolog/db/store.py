@@ -236,23 +236,38 @@ class MetadataStore(Database):
 
         Same bytes can come from several saves (a final model equal to the last checkpoint, a seeded
         rerun). The newest save of the very path that was loaded wins; else the first save by any
-        task; an import of the content only when no task saved it.
+        task; an import of the content only when no task saved it. A save whose bytes were stored
+        comes before one still pending with its digest (hashed, its upload under way in a running
+        process: it made those bytes too, and is the producer while no stored save is).
 
         path is the real path of the load: a name that is not UTF-8 is compared as display_path text,
         as source_path was recorded (connection._escape_parameters escapes every value sent).
         """
-        base = (
-            sa.select(s.snapshots)
-            .join(s.models, s.models.c.id == s.snapshots.c.model_id)
-            .where(s.snapshots.c.digest == digest, s.snapshots.c.status.in_(("stored", "local")))
-            .limit(1)
-        )
-        if path is not None:
-            same_path = base.where(s.models.c.source_path == path, s.models.c.origin != "imported")
-            found = self._one(SnapshotRecord, same_path.order_by(s.snapshots.c.created.desc()))
+        for statuses in (("stored", "local"), ("pending",)):
+            saved = (
+                sa.select(s.snapshots)
+                .join(s.models, s.models.c.id == s.snapshots.c.model_id)
+                .where(s.snapshots.c.digest == digest, s.snapshots.c.status.in_(statuses),
+                       s.models.c.origin != "imported")
+                .limit(1)
+            )
+            if path is not None:
+                found = self._one(SnapshotRecord, saved.where(s.models.c.source_path == path)
+                                  .order_by(s.snapshots.c.created.desc()))
+                if found is not None:
+                    return found
+            found = self._one(SnapshotRecord, saved.order_by(s.snapshots.c.created))
             if found is not None:
                 return found
-        return self._one(SnapshotRecord, base.order_by((s.models.c.origin == "imported"), s.snapshots.c.created))
+        imported = (
+            sa.select(s.snapshots)
+            .join(s.models, s.models.c.id == s.snapshots.c.model_id)
+            .where(s.snapshots.c.digest == digest, s.snapshots.c.status.in_(("stored", "local")),
+                   s.models.c.origin == "imported")
+            .order_by(s.snapshots.c.created)
+            .limit(1)
+        )
+        return self._one(SnapshotRecord, imported)
 
     def holds_sha256_identities(self) -> bool:
         """Whether any snapshot is identified by its sha256 (recorded before schema 4): loads that match no

@@ -8,7 +8,7 @@ import torch
 
 from autolog import Task
 from autolog.snapshots import identity
-from pipeline_helpers import tensor
+from pipeline_helpers import tensor, wait_for_file
 
 
 def test_loaded_file_is_hashed_off_the_training_thread(local_store, work, monkeypatch):
@@ -73,3 +73,45 @@ def test_a_save_over_a_file_whose_load_is_still_being_hashed_waits_and_the_load_
     assert source.id == produced.id, "the load was not linked to the snapshot of the bytes it loaded"
     [tuned] = task.models["output"]
     assert torch.equal(torch.load(tuned.get_local_copy(), weights_only=True), tensor(2))
+
+
+UPLOADING_TRAINER = """
+import sys, time
+from pathlib import Path
+import pipeline_helpers as h
+import torch
+from autolog import Task
+
+output_uri, ckpt, uploading, release = sys.argv[1:5]
+task = Task.init(project_name="pipeline", task_name="train", output_uri=output_uri)
+put = h.install_put_control()
+put.block()
+put.on_enter = lambda n: Path(uploading).write_text(task.id)
+torch.save(h.tensor(3), ckpt)
+while not Path(release).exists():
+    time.sleep(0.05)
+put.release()
+task.close()
+"""
+
+
+def test_a_load_while_the_producer_still_uploads_links_to_the_producer(spawn, remote_store, work, tmp_path):
+    """Run A saved ckpt.pt: staged, hashed and journaled with its digest, the upload under way. Run B
+    (an evaluation following the training) loads ckpt.pt meanwhile: that is A's snapshot, not a model
+    nobody saved (it was linked to an imported model, for good)."""
+    ckpt, uploading, release = work / "ckpt.pt", tmp_path / "uploading", tmp_path / "release"
+    trainer = spawn(UPLOADING_TRAINER, remote_store, ckpt, uploading, release)
+    wait_for_file(uploading, trainer)
+    train_id = uploading.read_text()
+
+    evaluate = Task.init(project_name="pipeline", task_name="evaluate", output_uri=None)
+    torch.load(ckpt)
+    evaluate.close()
+    release.write_text("go")
+    _, err = trainer.communicate(timeout=120)
+    assert trainer.returncode == 0, err
+
+    (produced,) = Task.get_task(task_id=train_id).models["output"]
+    assert produced.snapshots[-1].status == "stored"
+    (loaded,) = Task.get_task(task_id=evaluate.id).models["input"]
+    assert loaded.id == produced.id, f"linked to {loaded.id[:8]}, not to the trainer's {produced.id[:8]}"
