@@ -80,8 +80,10 @@ def copy(job: SnapshotJob, on_copied: Callable[[], None], beat: Callable[..., No
                          followed=progress.followed if progress is not None else None, handoff=handoff)
     finally:
         attempt("closing the saved file", job.opened.close)
-    if not job.store.local:  # before the source may be overwritten: the copy is complete and checked
-        open(copied_marker(job.staging), "wb").close()
+    # Before the source may be overwritten: the copy is complete and checked, so `autolog sync` may
+    # store it after a crash however the source changed since (local stores too: a staged copy waits
+    # there for its hash and the recorder's round).
+    open(copied_marker(job.staging), "wb").close()
     on_copied()
 
 
@@ -182,7 +184,7 @@ def record_outcomes(ctx: Context, jobs: list[SnapshotJob]) -> None:
         hashes += [(st, entry["digest"]) for st, entry in zip(job.stats, entries)]
     identity.remember_many(ctx, hashes, lambda rows: ctx.store.finish_snapshots(updates, rows))
     for job in jobs:
-        if job.store is not None and not job.store.local:
+        if job.store is not None and job.staging:
             attempt(f"removing the copied marker of {job.label}",
                     lambda job=job: remove_quietly(copied_marker(job.staging)))
 

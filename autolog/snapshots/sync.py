@@ -4,7 +4,8 @@ Every captured snapshot is a `pending` row before any byte is copied, with the s
 size and mtime and (remote stores) the staged copy's path. For each pending snapshot whose process
 is gone: a staged copy whose hash still matches (or, not hashed yet, a copy marked complete) is
 published; else an object already uploaded to its final key that hashes to the journaled digest is
-recorded; else the source file as it was saved is stored: set aside by a later save of its path
+recorded (in a local store, a single file there of the journaled size, which the recorder put there
+after its hash and checks, is hashed and recorded); else the source file as it was saved is stored: set aside by a later save of its path
 (`<staging>.aside`, see storage/set_aside.py) or unchanged at its path; else the snapshot is marked
 `failed` with the reason, and anything at its final key is removed. Runs whose process died without
 closing are marked `failed` too.
@@ -121,6 +122,17 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
             ctx.store.update_snapshot(snap.id, status="stored", uri=redact_url(uri), stage_uri=None,
                                       reason="finished by autolog sync (its upload had completed)",
                                       stored_at=time.time())
+            if snap.stage_uri:
+                remove_quietly(copied_marker(snap.stage_uri))
+            return ctx.store.get_snapshot(snap.id)
+        in_place = _renamed_into_place(store, key, snap) if store.local else None
+        if in_place is not None:
+            uri, content = in_place
+            ctx.store.update_snapshot(snap.id, status="stored", uri=redact_url(uri), digest=content.digest,
+                                      size=content.size, stage_uri=None, stored_at=time.time(),
+                                      reason="finished by autolog sync (it had been put in place)")
+            if snap.stage_uri:
+                remove_quietly(copied_marker(snap.stage_uri))
             return ctx.store.get_snapshot(snap.id)
     if staging is not None:
         sources = _sources_like_staged(snap, staging)
@@ -161,6 +173,23 @@ def _published_copy(ctx: Context, store: BlobStore, key: str, snap: SnapshotReco
         except (OSError, ValueError):  # missing, or not these bytes (IntegrityError)
             return None
     return uri
+
+
+def _renamed_into_place(store: BlobStore, key: str, snap: SnapshotRecord) -> tuple[str, objects.Content] | None:
+    """A local store's single-file snapshot already at its final key: the pipeline puts a copy there
+    (a rename of the staged copy, or held bytes written through a temporary name) only once it is
+    hashed and checked against the source, and records its digest after. So a file there of the
+    journaled size is that copy, whatever became of the source since."""
+    files = (snap.source_stat or {}).get("files", [])
+    uri = _final_uri(store, key, snap)
+    if uri is None or len(files) != 1 or snap.entry or snap.files:
+        return None
+    try:
+        if not os.path.isfile(uri) or os.path.getsize(uri) != files[0][1]:
+            return None
+        return uri, objects.Content(digest=file_digest(uri), size=files[0][1])
+    except OSError:
+        return None
 
 
 def _discard_unverified_object(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> None:

@@ -404,8 +404,8 @@ def verify(local: str, digest: str | None, manifest: list, what: str, with_sha25
 
 
 def copied_marker(staging: str) -> str:
-    """An empty file beside a remote snapshot's staging folder: its copy is complete and was checked
-    against the source, so `autolog sync` may publish it even if the hash was never journaled."""
+    """An empty file beside a snapshot's staging folder: its copy is complete and was checked against
+    the source, so `autolog sync` may publish it even if the hash was never journaled."""
     return staging.rstrip(os.sep) + ".copied"
 
 

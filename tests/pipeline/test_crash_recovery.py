@@ -186,3 +186,57 @@ def test_sync_stores_a_snapshot_from_the_file_set_aside_for_it(spawn, work, loca
     assert_stored_tensor(snaps[0], tensor(0))  # from the file set aside
     assert_stored_tensor(snaps[1], tensor(1))  # from the path, unchanged since
     assert not aside.exists(), "the file set aside is removed once its snapshot is settled"
+
+
+KILLED_BEFORE_STORED = """
+import os, signal, sys
+import torch
+import pipeline_helpers as h
+from autolog import Task
+from autolog.db.store import MetadataStore
+from autolog.snapshots import steps
+
+output_uri, ckpt, when = sys.argv[1:4]
+task = Task.init(project_name="pipeline", task_name="killed before stored", output_uri=output_uri)
+print(task.id, flush=True)
+if when != "put in place from memory":  # a small file is read at the save: through the copy instead
+    h.through_the_stager()
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if when == "copied":  # copied, checked and hashed: the recorder was about to put it in place
+    steps.publish_local = killed
+else:  # in place at its key: the recorder was about to say so
+    finish = MetadataStore.finish_snapshots
+
+    def finish_unless_stored(self, updates, *args, **kwargs):
+        if any(values.get("status") == "stored" for _, values in updates):
+            killed()
+        return finish(self, updates, *args, **kwargs)
+
+    MetadataStore.finish_snapshots = finish_unless_stored
+torch.save(h.tensor(1), ckpt)
+task.flush()
+"""
+
+
+@pytest.mark.parametrize("when", ["copied", "put in place", "put in place from memory"])
+def test_sync_stores_a_local_snapshot_whose_run_died_before_its_row_said_stored(when, spawn, work, local_store, env):
+    """Its copy was complete and checked, and the run's next save overwrote the file, as it may once
+    the copy is read. sync failed the snapshot and deleted that copy (a local staged copy had no
+    copied marker; one already at its key had no journaled digest, and re-publishing over it failed)."""
+    ckpt = work / "ckpt.pt"
+    proc = spawn(KILLED_BEFORE_STORED, local_store, ckpt, when)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
+    task_id = out.split()[0]
+    _modify(ckpt)  # the next save
+
+    report = cli_json(env, "sync")
+
+    (snaps,) = snapshots_by_task(task_id).values()
+    assert [(s.status, s.reason and "sync" in s.reason) for s in snaps] == [("stored", True)], snaps[0].reason
+    assert [s["seq"] for s in report["stored"]] == [1]
+    assert_stored_tensor(snaps[0], tensor(1))
+    assert [p for p in files_under(local_store) if p != Path(snaps[0].uri)] == [], "left in the output_uri"
