@@ -240,11 +240,37 @@ def path_argument(
         return os.path.abspath(os.fspath(value))
     name = getattr(value, "name", None)
     if isinstance(value, io.IOBase) and isinstance(name, str) and os.path.isfile(name):
+        path = _file_object_path(value, name)
+        if path is None:
+            logger.warning("autolog: %s wrote into an open file named %r that is not %s (opened in another "
+                           "folder, then the working folder changed?); this snapshot is not recorded",
+                           label, name, os.path.abspath(name))
+            return None
         if value.writable() and not value.closed:
             value.flush()  # the bytes may still sit in Python's buffer; the snapshot must see them
-        return os.path.abspath(name)
+        return path
     logger.debug("autolog: %s target %r is not a file path; not recorded", label, type(value).__name__)
     return None
+
+
+def _file_object_path(value: io.IOBase, name: str) -> str | None:
+    """Where the open file `value` named `name` is: its name is relative to the working folder of its
+    open(), which may have changed since; the path must lead to the file the handle writes (or, where
+    the handle has no descriptor, is taken at its word)."""
+    path = os.path.abspath(name)
+    try:
+        handle = os.fstat(value.fileno())
+    except (OSError, ValueError):  # closed, or no descriptor (io.UnsupportedOperation is an OSError)
+        return path
+    here = os.stat(path)
+    if (here.st_dev, here.st_ino) == (handle.st_dev, handle.st_ino):
+        return path
+    try:  # Linux: the kernel knows where the descriptor's file is
+        real = os.readlink(f"/proc/self/fd/{value.fileno()}")
+        there = os.stat(real)
+    except (OSError, ValueError):
+        return None
+    return real if (there.st_dev, there.st_ino) == (handle.st_dev, handle.st_ino) else None
 
 
 def _value(source: PathSource, instance: Any, args: tuple, kwargs: dict, result: Any) -> Any:

@@ -44,6 +44,21 @@ def test_an_open_file_is_its_path_and_its_buffer_is_flushed_first(tmp_path):
         assert path_argument(Arg(0, "f"), "load", None, (f,), {}, None) == str(target)
 
 
+def test_an_open_file_is_found_where_it_is_after_the_working_folder_changed(tmp_path, monkeypatch, caplog):
+    """Its name is relative to the folder of its open(): resolved against the current one, it named
+    another file there (an older checkpoint of the same name), which was recorded as this save."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "ckpt.pt").write_bytes(b"an unrelated older file")
+    monkeypatch.chdir(tmp_path / "a")
+    with open("ckpt.pt", "wb") as f:
+        monkeypatch.chdir(tmp_path / "b")
+        assert path_argument(Arg(0, "f"), "save", None, (f,), {}, None) == str(tmp_path / "a" / "ckpt.pt")
+        os.rename(tmp_path / "a" / "ckpt.pt", tmp_path / "a" / "moved.pt")  # nowhere to be found by name
+        found = path_argument(Arg(0, "f"), "save", None, (f,), {}, None)
+    assert found == str(tmp_path / "a" / "moved.pt")  # the kernel knows where the open file is now
+
+
 def test_in_memory_targets_are_not_recorded():
     assert path_argument(Arg(0, "f"), "save", None, (io.BytesIO(),), {}, None) is None
     named = io.BytesIO()
