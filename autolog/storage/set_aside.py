@@ -4,9 +4,9 @@ A save of a path whose previous snapshot is still being copied must not overwrit
 read. The copy reads through a handle it opened right after that save, so it needs the *inode*, not
 the path: renaming the file away (same filesystem: one metadata operation) lets the new save write a
 new file at once while the copy goes on from the old one. To the user's save, nothing differs: an
-empty file with the old file's permission bits stands at the path (their `open(path, "wb")` keeps
-those bits, as it would have kept the old file's), and if their save fails before writing anything,
-the old file is put back as it was.
+empty file with the old file's owner, group and permission bits stands at the path (their
+`open(path, "wb")` keeps them, as it would have kept the old file's), and if their save fails before
+writing anything, the old file is put back as it was.
 
 The file keeps its name beside the staging folder (`<staging>.aside`) until its copy has been read
 and the save is over: its blocks are held by the copy's open handle anyway, and a run killed before
@@ -15,7 +15,8 @@ last removes it; never the stager while the save is still running, which may yet
 need the old file back.
 
 Only a plain file with one name qualifies (a symlink or a hard link would be cut from what it points
-to or shares); elsewhere, and when the rename fails (another filesystem), the save waits as before.
+to or shares), without an access list (ACL) and whose owner and group a new file can be given;
+elsewhere, and when the rename fails (another filesystem), the save waits as before.
 """
 from __future__ import annotations
 
@@ -77,12 +78,20 @@ def set_aside(path: str, opened: os.stat_result, aside: str,
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino):
             return None
+        if _ACL in _xattrs(path):  # a new file would not get the old one's access list
+            return None
         os.makedirs(os.path.dirname(aside), exist_ok=True)
         os.rename(path, aside)
     except OSError as exc:  # EXDEV: another filesystem; then the save waits for the copy
         logger.debug("autolog: %s not set aside (%s); the save waits for its copy", path, exc)
         return None
-    return SetAside(path, aside, _placeholder(path, stat.S_IMODE(st.st_mode)), source_read)
+    try:
+        placeholder = _placeholder(path, st)
+    except OSError as exc:  # its owner cannot be kept: the old file goes back, the save waits
+        logger.debug("autolog: %s not set aside (%s); the save waits for its copy", path, exc)
+        os.rename(aside, path)
+        return None
+    return SetAside(path, aside, placeholder, source_read)
 
 
 def remove_set_aside(aside: str) -> None:
@@ -92,22 +101,40 @@ def remove_set_aside(aside: str) -> None:
         pass
 
 
-def _placeholder(path: str, mode: int) -> tuple[int, int] | None:
-    """An empty file at path with the old file's permission bits (which an open(path, "wb") keeps)."""
+def _placeholder(path: str, old: os.stat_result) -> tuple[int, int] | None:
+    """An empty file at path with the old file's owner, group and permission bits (which an
+    open(path, "wb") keeps: in a shared folder, a group that lost its file would lose the checkpoint).
+    Raises OSError, leaving nothing at path, when the owner or group cannot be given."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:  # something else created it meanwhile: the save writes over that
         logger.debug("autolog: no placeholder at %s (%s)", path, exc)
         return None
     try:
-        os.fchmod(fd, mode)
-    except OSError as exc:  # the placeholder keeps 0o600: stricter, never looser, than the old file
-        logger.debug("autolog: mode of the placeholder at %s not set (%s)", path, exc)
-    try:
         st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (old.st_uid, old.st_gid):
+            try:
+                os.fchown(fd, old.st_uid, old.st_gid)
+            except OSError:
+                os.remove(path)
+                raise
+        try:
+            os.fchmod(fd, stat.S_IMODE(old.st_mode))  # after fchown, which may clear setuid and setgid bits
+        except OSError as exc:  # the placeholder keeps 0o600: stricter, never looser, than the old file
+            logger.debug("autolog: mode of the placeholder at %s not set (%s)", path, exc)
         return st.st_dev, st.st_ino
     finally:
         os.close(fd)
+
+
+_ACL = "system.posix_acl_access"
+
+
+def _xattrs(path: str) -> list[str]:
+    try:
+        return os.listxattr(path, follow_symlinks=False)
+    except (OSError, AttributeError):  # no extended attributes here (or not on this system)
+        return []
 
 
 def aside_path(staging: str) -> str:

@@ -152,3 +152,45 @@ def test_the_file_set_aside_is_named_after_its_staging_folder_beside_it(staging)
     """`<staging>.aside` is read by `autolog sync` of a later run (maybe another autolog version): its name
     and place are part of the store's layout."""
     assert sa.aside_path(staging) == "/store/.autolog-staging/1f2e.aside"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another group takes root here")
+def test_the_placeholder_keeps_the_owner_and_group_of_the_old_file(saved, tmp_path):
+    """An overwrite keeps the file's owner and group; in a shared folder a group that lost its file
+    would lose the checkpoint."""
+    path, _ = saved
+    os.chown(path, 1, 1)
+    aside = sa.set_aside(str(path), os.stat(path), str(tmp_path / "x.aside"))
+    assert aside is not None
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (1, 1)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o604
+
+
+def test_an_owner_that_cannot_be_kept_leaves_the_old_file_in_place(saved, tmp_path, monkeypatch):
+    """Another user's file in a shared folder: the save then waits for the copy, as without a rename."""
+    path, opened = saved
+
+    def refused(fd, uid, gid):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchown", refused)
+    monkeypatch.setattr(os, "fstat", lambda fd, real=os.fstat: _stat_owned_by(real(fd), opened.st_uid + 1))
+    assert sa.set_aside(str(path), opened, str(tmp_path / "x.aside")) is None
+    assert path.read_bytes() == b"old weights" and os.stat(path).st_ino == opened.st_ino
+    assert not (tmp_path / "x.aside").exists()
+
+
+def _stat_owned_by(st: os.stat_result, uid: int) -> os.stat_result:
+    """st as if its file were uid's (a file created here belongs to this process's user)."""
+    fields = list(st[:10])
+    fields[4] = uid
+    return os.stat_result(fields, {"st_mtime_ns": st.st_mtime_ns, "st_ctime_ns": st.st_ctime_ns,
+                                   "st_atime_ns": st.st_atime_ns})
+
+
+def test_a_file_with_an_access_list_is_not_set_aside(saved, tmp_path, monkeypatch):
+    """A new file would not get the old one's ACL (the listing is faked: setting a real ACL needs acl tools)."""
+    path, opened = saved
+    monkeypatch.setattr(sa, "_xattrs", lambda p: ["user.note", "system.posix_acl_access"] if p == str(path) else [])
+    assert sa.set_aside(str(path), opened, str(tmp_path / "x.aside")) is None
+    assert os.stat(path).st_ino == opened.st_ino
