@@ -25,11 +25,23 @@ def collect_run_info() -> dict[str, Any]:
         "host": host_name(),
         "user": _user(),
         "pid": os.getpid(),
+        "pid_started": process_started(os.getpid()),
     }
     info.update(git_info(Path(script).parent if script else Path.cwd()))
     if _required:
         info["requirements"] = list(_required.values())
     return info
+
+
+def process_started(pid: int) -> int | None:
+    """When the process pid started (clock ticks since boot, Linux's /proc/PID/stat): with its pid it
+    names one process, where a pid alone may since name another. None elsewhere, or if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rindex(b")") + 2:].split()[19])  # field 22; the name before may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 # Requirement lines added with Task.add_requirements() before Task.init, by package name (a later call

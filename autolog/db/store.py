@@ -221,6 +221,13 @@ class MetadataStore(Database):
         with self.write() as conn:
             conn.execute(s.snapshots.update().where(s.snapshots.c.id == snapshot_id).values(**values))
 
+    def update_pending_snapshot(self, snapshot_id: str, **values: Any) -> bool:
+        """update_snapshot while the row is still pending; False when another writer (`autolog sync
+        --force` beside the live run) settled it first."""
+        where = (s.snapshots.c.id == snapshot_id) & (s.snapshots.c.status == "pending")
+        with self.write() as conn:
+            return conn.execute(s.snapshots.update().where(where).values(**values)).rowcount > 0
+
     def get_snapshot(self, snapshot_id: str) -> SnapshotRecord:
         record = self._one(SnapshotRecord, sa.select(s.snapshots).where(s.snapshots.c.id == snapshot_id))
         if record is None:

@@ -103,13 +103,13 @@ class Outcomes:
             self._complete(job)
 
     def _write_status(self, job: SnapshotJob, patient: bool = False, **values: object) -> bool:
-        """Record a snapshot's outcome; if the database cannot take it, the row stays pending for sync
-        (False)."""
+        """Record a failed snapshot's outcome on its pending row. False when the row is not written: the
+        database cannot take it (the row stays pending for sync), or it is no longer pending (sync
+        stored it meanwhile, and its object is sync's)."""
         try:
-            def write() -> None:
-                self.ctx.store.update_snapshot(job.snapshot_id, **values)
-            retry_while_unreachable(write, self.options.db_retry_seconds) if patient else write()
-            return True
+            def write() -> bool:
+                return self.ctx.store.update_pending_snapshot(job.snapshot_id, **values)
+            return retry_while_unreachable(write, self.options.db_retry_seconds) if patient else write()
         except Exception as exc:  # noqa: BLE001
             report_failure(f"model snapshot {job.label} status", exc, kind="model snapshot status")
             return False

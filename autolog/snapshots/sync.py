@@ -1,14 +1,15 @@
 """Finishing what a crashed or killed run left pending (`autolog sync`).
 
-Every captured snapshot is a `pending` row before any byte is copied, with the source files'
-size and mtime and (remote stores) the staged copy's path. For each pending snapshot whose process
-is gone: a staged copy whose hash still matches (or, not hashed yet, a copy marked complete) is
-published; else an object already uploaded to its final key that hashes to the journaled digest is
-recorded (in a local store, a single file there of the journaled size, which the recorder put there
-after its hash and checks, is hashed and recorded); else the source file as it was saved is stored: set aside by a later save of its path
-(`<staging>.aside`, see storage/set_aside.py) or unchanged at its path; else the snapshot is marked
-`failed` with the reason, and anything at its final key is removed. Runs whose process died without
-closing are marked `failed` too.
+Every captured snapshot is a `pending` row before any byte is copied, with the source files' size
+and mtime and the staged copy's path. For each pending snapshot no process is storing (its process
+is gone, or gave it up: see in_the_works): a staged copy whose hash still matches (or, not hashed
+yet, a copy marked complete) is published; else an object already uploaded to its final key that
+hashes to the journaled digest is recorded (in a local store, a single file there of the journaled
+size, which the recorder put there after its hash and checks, is hashed and recorded); else the
+source file as it was saved is stored: set aside by a later save of its path (`<staging>.aside`, see
+storage/set_aside.py) or unchanged at its path; else the snapshot is marked `failed` with the
+reason, and anything at its final key is removed. Runs whose process died without closing are
+marked `failed` too.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from ..context import Context
 from ..db import SnapshotRecord, TaskRecord
 from ..storage import objects
 from ..storage.blobstore import BlobStore, remove_quietly
-from ..run_info import host_name
+from ..run_info import host_name, process_started
 from ..storage.hashing import file_digest
 from ..storage.layout import display_path, snapshot_key, task_prefix
 from ..storage.objects import copied_marker
@@ -45,14 +46,20 @@ class SyncReport:
 
 
 def process_alive(task: TaskRecord) -> bool:
-    """Whether the process that runs task is still running (only knowable on its own host)."""
+    """Whether the process that ran task is still running (only knowable on its own host). A closed
+    task's process may live on and still store what close() gave up waiting for (a notebook, a
+    sweep's next trial): it is that very process if its start time is the one recorded (a pid alone
+    may name another process since)."""
     info = task.run_info or {}
-    if task.status != "running":
-        return False
     if info.get("host") != host_name():
-        return True  # another machine's run: assume alive, it will finish its own work
+        return task.status == "running"  # another machine's run: assume alive while it runs
     pid = info.get("pid")
-    return isinstance(pid, int) and pid_alive(pid)
+    if not (isinstance(pid, int) and pid_alive(pid)):
+        return False
+    started = info.get("pid_started")
+    if started is None:  # recorded before start times were: the pid alone says it
+        return task.status == "running"
+    return started == process_started(pid)
 
 
 def pid_alive(pid: int) -> bool:
@@ -68,13 +75,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def in_the_works(snap: SnapshotRecord, task: TaskRecord) -> bool:
+    """Whether the process of the snapshot's task is still storing it. Not one it gave up on: its
+    pipeline then keeps the row pending with a reason (the staged copy kept, "run autolog sync")."""
+    return snap.reason is None and process_alive(task)
+
+
 def unfinished(ctx: Context, exclude_task: str | None = None) -> list[tuple[SnapshotRecord, TaskRecord]]:
-    """Pending snapshots whose process is gone."""
+    """Pending snapshots that no process is storing."""
     found, tasks = [], {}
     for snap, task_id in ctx.store.pending_snapshots(exclude_task=exclude_task):
         if task_id not in tasks:
             tasks[task_id] = ctx.store.get_task(task_id)
-        if not process_alive(tasks[task_id]):
+        if not in_the_works(snap, tasks[task_id]):
             found.append((snap, tasks[task_id]))
     return found
 
@@ -84,7 +97,7 @@ def sync(ctx: Context, force: bool = False) -> SyncReport:
     tasks: dict[str, TaskRecord] = {}
     for snap, task_id in ctx.store.pending_snapshots():
         task = tasks.get(task_id) or tasks.setdefault(task_id, ctx.store.get_task(task_id))
-        if process_alive(task) and not force:
+        if in_the_works(snap, task) and not force:
             report.live.append(snap)
             continue
         try:

@@ -240,3 +240,49 @@ def test_sync_stores_a_local_snapshot_whose_run_died_before_its_row_said_stored(
     assert [s["seq"] for s in report["stored"]] == [1]
     assert_stored_tensor(snaps[0], tensor(1))
     assert [p for p in files_under(local_store) if p != Path(snaps[0].uri)] == [], "left in the output_uri"
+
+
+GAVE_UP_IN_CLOSE = """
+import sys, time
+from pathlib import Path
+import pipeline_helpers as h
+import torch
+from autolog import Task
+
+output_uri, ckpt, closed, release = sys.argv[1:5]
+task = Task.init(project_name="pipeline", task_name="gave up", output_uri=output_uri)
+put = h.install_put_control()
+put.block()
+torch.save(h.tensor(3), ckpt)
+task.close()  # the upload makes no progress: close() gives up (stall_timeout), the row stays pending
+Path(closed).write_text(task.id)
+while not Path(release).exists():  # the process goes on: a notebook, a sweep's next trial
+    time.sleep(0.05)
+put.release()
+pending = task._runtime.pipeline.pending
+h.wait_until(lambda: not pending(), "the process finished its own work on the snapshot")
+"""
+
+
+def test_sync_leaves_the_snapshots_of_a_closed_task_whose_process_lives_on_to_that_process(
+        spawn, work, remote_store, tmp_path, config, env):
+    """close() gave up on a stalled upload ("run autolog sync"), but its process lives on and still
+    finishes the upload. sync took the task for dead (it was no longer running), stored the snapshot
+    too, and the live process then wrote the row failed over sync's stored."""
+    config(pipeline={"stall_timeout": 1.0})
+    ckpt, closed, release = work / "ckpt.pt", tmp_path / "closed", tmp_path / "release"
+    proc = spawn(GAVE_UP_IN_CLOSE, remote_store, ckpt, closed, release)
+    wait_for_file(closed, proc)
+    task_id = closed.read_text()
+
+    report = cli_json(env, "sync")
+
+    (snaps,) = snapshots_by_task(task_id).values()
+    assert report["stored"] == [] and [s["id"] for s in report["still_running"]] == [snaps[0].id]
+    release.write_text("go")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (snaps,) = snapshots_by_task(task_id).values()
+    assert snaps[0].status == "stored", snaps[0].reason
+    assert_stored_tensor(snaps[0], tensor(3))
+    assert cli_json(env, "sync")["still_running"] == []

@@ -330,3 +330,31 @@ def test_an_sqlite_run_does_not_import_the_postgresql_dialect(tmp_path: Path, ch
     assert out.returncode == 0, out.stderr
     dialects = out.stdout.strip().splitlines()[-1]
     assert "sqlalchemy.dialects.sqlite" in dialects and "postgresql" not in dialects
+
+
+def test_a_pending_snapshot_is_settled_once(store):
+    """A live run's late failure must not overwrite what `autolog sync --force` stored meanwhile."""
+    model = make_model(store, make_task(store).id)
+    snap = store.add_snapshot(model.id, status="pending")
+    assert store.update_pending_snapshot(snap.id, status="stored", uri="/s/1")
+    assert not store.update_pending_snapshot(snap.id, status="failed", reason="late")
+    assert (store.get_snapshot(snap.id).status, store.get_snapshot(snap.id).uri) == ("stored", "/s/1")
+
+
+@pytest.mark.parametrize("status", ["running", "completed"])
+def test_a_tasks_process_is_alive_only_while_its_pid_names_the_same_process(store, status):
+    """A closed task's process may live on (a notebook) and still store its snapshots; a pid reused by
+    another process since (after a crash: its snapshots are sync's to finish) is not it."""
+    import os
+
+    from autolog.run_info import host_name, process_started
+    from autolog.snapshots.sync import process_alive
+
+    me = {"host": host_name(), "pid": os.getpid(), "pid_started": process_started(os.getpid())}
+    assert process_alive(make_task(store, status=status, run_info=me))
+    reused = dict(me, pid_started=me["pid_started"] - 1)
+    assert not process_alive(make_task(store, status=status, run_info=reused))  # a killed run's pid, reused
+    unknown = dict(me, pid_started=None)  # recorded before start times were
+    assert process_alive(make_task(store, status=status, run_info=unknown)) == (status == "running")
+    elsewhere = dict(me, host="another-machine")
+    assert process_alive(make_task(store, status=status, run_info=elsewhere)) == (status == "running")
