@@ -86,7 +86,8 @@ def _wrap_sys_exit() -> None:
 
     def exit(status: Any = None) -> None:  # noqa: A001 - stands in for sys.exit
         global _exit_code
-        _exit_code = status
+        if threading.current_thread() is threading.main_thread():  # elsewhere it ends a thread, not the run
+            _exit_code = status
         original(status)
 
     exit.__wrapped__ = original  # type: ignore[attr-defined]

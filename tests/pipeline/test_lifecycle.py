@@ -168,12 +168,19 @@ from autolog import Task
 output_uri, work, how = sys.argv[1:4]
 Task.init(project_name="lifecycle", task_name=how, output_uri=output_uri)
 torch.save(h.tensor(3), os.path.join(work, "model.pt"))
-sys.exit({"one": 1, "message": "bad input", "zero": 0, "none": None}[how])
+if how == "in a thread":  # ends that thread only: the script goes on to its end
+    import threading
+    thread = threading.Thread(target=sys.exit, args=(1,))
+    thread.start()
+    thread.join()
+else:
+    sys.exit({"one": 1, "message": "bad input", "zero": 0, "none": None}[how])
 """
 
 
 @pytest.mark.parametrize("how, status, code", [
     ("one", "failed", 1), ("message", "failed", 1), ("zero", "completed", 0), ("none", "completed", 0),
+    ("in a thread", "completed", 0),
 ])
 def test_sys_exit_codes_decide_the_status(how, status, code, spawn, local_store, work):
     proc = spawn(EXITS_WITH, local_store, work, how)
