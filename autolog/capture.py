@@ -22,6 +22,7 @@ from . import lineage
 from .binding import path_filter
 from .config import redact_url
 from .db import ModelRecord
+from .errors import AutologError
 from .model_design import LABELS_KEY
 from .settling import SettlingFolders, SettlingSave
 from .storage import collect_sources
@@ -56,6 +57,9 @@ class CaptureRecorder:
         """A captured save returned. part: the call is one of several that write one folder (see
         autolog.settling): the folder is snapshotted once they are done."""
         run = self._run
+        if run.closed:  # close() ran (another thread, the exit) while this save was in the framework's code
+            raise AutologError(f"{path} was saved after task {run.task_id[:8]} was closed (the save began "
+                               "before): this snapshot is not recorded")
         if not is_local(path):
             return self._saved_remote(path, framework, model_path, iteration)
         if part is not None and not run.store_before_return:

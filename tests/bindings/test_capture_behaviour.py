@@ -632,3 +632,38 @@ def test_closed_task_records_nothing_and_a_new_task_records_again(run):
     assert out["second"]["output"] == {"second.pt": ["stored"]}
     assert out["second"]["loads"] == ["second.pt"]
     assert out["all_models"] == ["second.pt"]  # after_close.pt was neither saved nor imported
+
+
+def test_a_save_that_returns_after_its_task_closed_is_reported_not_recorded(run):
+    """close() (from another thread, or at exit beside a daemon thread) while a save is in the
+    framework's code: the save went into the closed run, where nothing stored or reported it."""
+    out = run('''
+        import logging, threading
+        import torch
+
+        messages = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                messages.append(record.getMessage())
+
+        logging.getLogger("autolog").addHandler(Keep(logging.WARNING))
+        entered, release = threading.Event(), threading.Event()
+
+        class SlowToPickle:
+            def __reduce__(self):
+                entered.set()
+                release.wait()
+                return (list, ())
+
+        task = init()
+        saving = threading.Thread(target=torch.save, args=({"w": torch.ones(3), "s": SlowToPickle()}, "late.pt"))
+        saving.start()
+        entered.wait()
+        task.close()
+        release.set()
+        saving.join()
+        emit(saved=os.path.getsize("late.pt") > 0, messages=messages, **report(task.id))
+    ''', env={"AUTOLOG_STRICT": "0"})
+    assert out["saved"] and out["output"] == {}
+    assert any("late.pt" in m and "after task" in m and "not recorded" in m for m in out["messages"]), out["messages"]
