@@ -162,20 +162,21 @@ PARENT_ROW_WAIT = 10.0  # seconds; the row normally appears ~0.3 s after the par
 
 
 def _attach_forked_child() -> None:
-    """A forked child (multiprocessing, DataLoader worker) gets its own handle on the parent's task."""
+    """A forked child (multiprocessing, DataLoader worker) logs into the parent's task through a run of
+    its own. The script's `task` object, copied by the fork, is re-bound to it: through the parent's
+    copy, a child's close() ended the parent's task while it ran (a `with Task.init()` block left by
+    the child, too), and its flush() restarted the parent's workers here, which stored the parent's
+    snapshots a second time."""
     parent = runtime.live()
     if parent is None:
         return
     child = parent.child_copy()
-    child.handle = _facade_for_child(parent, child)
+    if parent.handle is not None and hasattr(parent.handle, "_runtime"):
+        parent.handle._runtime = child  # type: ignore[attr-defined]
+        child.handle = parent.handle
+    parent.closed = True  # its threads and pending work stayed in the parent: nothing here may use them
     runtime.set_live(child)
     child.start_capture()
-
-
-def _facade_for_child(parent: "runtime.TaskRuntime", child: "runtime.TaskRuntime") -> object:
-    """The parent's Task facade, re-bound in the child to the child's runtime."""
-    make = getattr(type(parent.handle), "_for_runtime", None)
-    return make(child) if make is not None else None
 
 
 on_fork("runtime.child", after_in_child=_attach_forked_child)

@@ -610,6 +610,39 @@ def test_a_child_process_logs_into_the_parents_task(run, method, ending):
     assert out["status"] == "completed"
 
 
+
+@pytest.mark.parametrize("leaves", ["close()", "the with block"])
+def test_a_forked_child_that_uses_the_scripts_task_object_drives_only_its_own_run(run, leaves):
+    """The `task` object the fork copied belonged to the parent's run: the child's close() ended the
+    parent's task while it ran, and a flush() in the child restarted the parent's workers there, which
+    stored the parent's pending snapshot a second time (its row then failed on a duplicate id)."""
+    out = run('''
+        import sys
+        import torch
+        from autolog import Task
+
+        def child(task):
+            torch.save({"w": torch.ones(3)}, "child.pt")
+            task.flush()
+            if os.environ["LEAVES"] == "close()":
+                task.close()
+                os._exit(0)
+            sys.exit(0)  # through the with block's end
+
+        with Task.init(project_name="behaviour", task_name="t", output_uri=True) as task:
+            torch.save({"w": torch.zeros(1_000_000)}, "parent.pt")  # still in flight at the fork
+            pid = os.fork()
+            if pid == 0:
+                child(task)
+            _, status = os.waitpid(pid, 0)
+            status_after_child = Task.get_task(task_id=task.id).status
+        emit(child_exit=status, status_after_child=status_after_child, **report(task.id))
+    ''', env={"LEAVES": leaves})
+    assert out["child_exit"] == 0
+    assert out["status_after_child"] == "running"
+    assert out["output"] == {"child.pt": ["stored"], "parent.pt": ["stored"]}
+    assert out["status"] == "completed"
+
 def test_closed_task_records_nothing_and_a_new_task_records_again(run):
     out = run('''
         import torch
