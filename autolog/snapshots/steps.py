@@ -137,7 +137,12 @@ def publish_local(ctx: Context, job: SnapshotJob, stored_copies: dict[str, tuple
     """
     content, sources = job.content, job.sources
     found = stored_copies.get(content.digest)
-    if found is not None and os.path.exists(found[0]):
+    if found is not None:  # claimed before it is checked, as dedupe.stored_copy_finder does: retention
+        ctx.store.update_snapshot(job.snapshot_id, uri=found[0])  # keeps what a pending row points at
+        if not os.path.exists(found[0]):
+            ctx.store.update_snapshot(job.snapshot_id, uri=None)
+            found = None
+    if found is not None:
         if job.staging:
             attempt(f"removing the duplicate staged copy {job.staging}",
                     lambda: shutil.rmtree(job.staging, ignore_errors=True))

@@ -154,7 +154,7 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
         staging = objects.staging_dir(store, str(ctx.settings.cache_dir))
         content = objects.stage(open_sources(sources), staging)
     published = objects.publish_staged(staging, sources, content, store, key, str(ctx.settings.cache_dir),
-                                       find_copy=stored_copy_finder(ctx, store))
+                                       find_copy=stored_copy_finder(ctx, store, snap.id))
     ctx.store.update_snapshot(
         snap.id, status="stored", uri=redact_url(published.uri), entry=published.entry, digest=content.digest,
         size=content.size, files=content.manifest, stage_uri=None, reason="finished by autolog sync",

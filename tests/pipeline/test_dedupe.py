@@ -53,3 +53,34 @@ def test_a_save_is_never_deduplicated_onto_a_file_the_user_registered(local_stor
     users.write_bytes(b"the user's next model")
     assert object_path(snap.uri) != str(users)
     assert_stored_tensor(snap, tensor(7))
+
+
+
+def test_a_save_deduplicated_onto_an_object_keeps_it_from_a_retention_run_meanwhile(local_store, work, monkeypatch):
+    """The object is claimed (the pending row points at it) before it is checked: retention (an `autolog
+    gc --keep-last 1`, another run's keep_last) keeps what any stored or pending row points at. Pruned
+    between the check and the row, it was deleted, and the save recorded stored pointing at nothing."""
+    from autolog.snapshots import retention, steps
+
+    task = Task.init(project_name="pipeline", task_name="dedupe, retention", output_uri=local_store)
+    first = work / "elsewhere" / "ckpt.pt"
+    first.parent.mkdir()
+    torch.save(tensor(1), first)  # bytes X
+    task.flush()
+    torch.save(tensor(2), first)  # its newest is Y now: X is retention's to prune
+    task.flush()
+    (model,) = task.models["output"]
+    ctx, publish = task._runtime.ctx, steps.publish_local
+
+    def publish_then_prune_elsewhere(ctx_, job, copies):
+        publish(ctx_, job, copies)
+        retention.prune(ctx, model.id, keep_last=1)
+
+    monkeypatch.setattr(steps, "publish_local", publish_then_prune_elsewhere)
+    torch.save(tensor(1), work / "ckpt.pt")  # bytes X again, another model: deduplicated onto X
+    task.close()
+
+    (saved,) = [m for m in task.models["output"] if m.source_path == str(work / "ckpt.pt")]
+    (snap,) = saved.snapshots
+    assert snap.status == "stored"
+    assert_stored_tensor(snap, tensor(1))
