@@ -60,6 +60,12 @@ class CaptureRecorder:
         if run.closed:  # close() ran (another thread, the exit) while this save was in the framework's code
             raise AutologError(f"{path} was saved after task {run.task_id[:8]} was closed (the save began "
                                "before): this snapshot is not recorded")
+        self._snapshot(path, framework, model_path, wait_copied, iteration, exclude, part, companions)
+
+    def _snapshot(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
+                  iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
+                  companions: tuple[str, ...] = ()) -> None:
+        run = self._run
         if not is_local(path):
             return self._saved_remote(path, framework, model_path, iteration)
         if part is not None and not run.store_before_return:
@@ -84,7 +90,8 @@ class CaptureRecorder:
         return model, count
 
     def _settled(self, path: str, save: SettlingSave) -> None:
-        self.saved(path, save.framework, save.model_path, iteration=save.iteration, exclude=save.exclude)
+        """A folder's saves are over (close() takes the last ones, so not `saved`, which refuses a closed run)."""
+        self._snapshot(path, save.framework, save.model_path, iteration=save.iteration, exclude=save.exclude)
 
     def loaded(self, path: str, framework: str, exclude: tuple[str, ...] = (), companions: tuple[str, ...] = ()) -> None:
         if not is_local(path):
