@@ -32,11 +32,12 @@ logger = logging.getLogger("autolog")
 
 def pending_row(job: SnapshotJob) -> dict[str, Any]:
     """The journal entry of a save: enough for `autolog sync` to finish it after a crash (the staging
-    folder was chosen at submit, so a copy that finished before a crash is found)."""
+    folder was chosen at submit, so a copy that finished before a crash is found). A small save read
+    at once has its digest too: sync then stores from its path only the bytes it saved."""
     sources = job.sources
     return {
         "id": job.snapshot_id, "model_id": job.model.id, "status": "pending", "iteration": job.iteration,
-        "created": job.created,
+        "created": job.created, "digest": job.content.digest if job.content is not None else None,
         "entry": sources.entry, "source_path": source_path(sources), "stage_uri": job.staging,
         "source_stat": {"files": [[src, st.st_size, st.st_mtime_ns] for (src, _), st in zip(sources.files, job.stats)]},
     }

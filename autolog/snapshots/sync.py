@@ -27,7 +27,7 @@ from ..db import SnapshotRecord, TaskRecord
 from ..storage import objects
 from ..storage.blobstore import BlobStore, remove_quietly
 from ..run_info import host_name, process_started
-from ..storage.hashing import file_digest
+from ..storage.hashing import IDENTITY, algorithm_of, file_digest
 from ..storage.layout import display_path, snapshot_key, task_prefix
 from ..storage.objects import copied_marker
 from ..storage.sources import Sources, collect_sources, open_sources
@@ -153,6 +153,10 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
         sources = _set_aside_source(snap) or _unchanged_sources(snap)
         staging = objects.staging_dir(store, str(ctx.settings.cache_dir))
         content = objects.stage(open_sources(sources), staging)
+        if snap.digest and algorithm_of(snap.digest) == IDENTITY and content.digest != snap.digest:
+            shutil.rmtree(staging, ignore_errors=True)  # same size and mtime, other bytes (a coarse clock)
+            raise RuntimeError(f"{snap.source_path} changed after the save (not the bytes it saved), and no "
+                               "staged copy is left")
     published = objects.publish_staged(staging, sources, content, store, key, str(ctx.settings.cache_dir),
                                        find_copy=stored_copy_finder(ctx, store, snap.id))
     ctx.store.update_snapshot(
