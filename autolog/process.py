@@ -86,13 +86,23 @@ def _wrap_sys_exit() -> None:
 
     def exit(status: Any = None) -> None:  # noqa: A001 - stands in for sys.exit
         global _exit_code
-        if threading.current_thread() is threading.main_thread():  # elsewhere it ends a thread, not the run
+        if _ends_the_process():
             _exit_code = status
         original(status)
 
     exit.__wrapped__ = original  # type: ignore[attr-defined]
     exit.__doc__ = original.__doc__
     sys.exit = exit
+
+
+def _ends_the_process() -> bool:
+    """Whether a sys.exit() called here ends the process: not in a thread other than the main one
+    (it ends that thread), nor in an IPython shell or notebook kernel, which catches the SystemExit
+    of a cell (argparse's, on the kernel's own arguments) and goes on."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    return get_ipython is None or get_ipython() is None
 
 
 def _flush_on_sigterm() -> None:

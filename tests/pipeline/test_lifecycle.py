@@ -173,6 +173,15 @@ if how == "in a thread":  # ends that thread only: the script goes on to its end
     thread = threading.Thread(target=sys.exit, args=(1,))
     thread.start()
     thread.join()
+elif how == "in a notebook cell":  # the kernel catches a cell's SystemExit (argparse's) and goes on
+    import types
+    ipython = types.ModuleType("IPython")  # IPython's own API for "inside a shell or kernel"
+    ipython.get_ipython = lambda: object()
+    sys.modules["IPython"] = ipython
+    try:
+        sys.exit(2)
+    except SystemExit:
+        pass
 else:
     sys.exit({"one": 1, "message": "bad input", "zero": 0, "none": None}[how])
 """
@@ -180,7 +189,7 @@ else:
 
 @pytest.mark.parametrize("how, status, code", [
     ("one", "failed", 1), ("message", "failed", 1), ("zero", "completed", 0), ("none", "completed", 0),
-    ("in a thread", "completed", 0),
+    ("in a thread", "completed", 0), ("in a notebook cell", "completed", 0),
 ])
 def test_sys_exit_codes_decide_the_status(how, status, code, spawn, local_store, work):
     proc = spawn(EXITS_WITH, local_store, work, how)
