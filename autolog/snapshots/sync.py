@@ -56,10 +56,10 @@ def process_alive(task: TaskRecord) -> bool:
     pid = info.get("pid")
     if not (isinstance(pid, int) and pid_alive(pid)):
         return False
-    started = info.get("pid_started")
-    if started is None:  # recorded before start times were: the pid alone says it
+    started, now = info.get("pid_started"), process_started(pid)
+    if started is None or now is None:  # recorded before start times were, or /proc hides it: the pid says
         return task.status == "running"
-    return started == process_started(pid)
+    return started == now
 
 
 def pid_alive(pid: int) -> bool:

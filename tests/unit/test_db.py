@@ -342,12 +342,13 @@ def test_a_pending_snapshot_is_settled_once(store):
 
 
 @pytest.mark.parametrize("status", ["running", "completed"])
-def test_a_tasks_process_is_alive_only_while_its_pid_names_the_same_process(store, status):
+def test_a_tasks_process_is_alive_only_while_its_pid_names_the_same_process(store, status, monkeypatch):
     """A closed task's process may live on (a notebook) and still store its snapshots; a pid reused by
     another process since (after a crash: its snapshots are sync's to finish) is not it."""
     import os
 
     from autolog.run_info import host_name, process_started
+    from autolog.snapshots import sync
     from autolog.snapshots.sync import process_alive
 
     me = {"host": host_name(), "pid": os.getpid(), "pid_started": process_started(os.getpid())}
@@ -358,3 +359,5 @@ def test_a_tasks_process_is_alive_only_while_its_pid_names_the_same_process(stor
     assert process_alive(make_task(store, status=status, run_info=unknown)) == (status == "running")
     elsewhere = dict(me, host="another-machine")
     assert process_alive(make_task(store, status=status, run_info=elsewhere)) == (status == "running")
+    monkeypatch.setattr(sync, "process_started", lambda pid: None)  # /proc hides another user's process
+    assert process_alive(make_task(store, status=status, run_info=me)) == (status == "running")
