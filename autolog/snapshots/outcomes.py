@@ -103,9 +103,9 @@ class Outcomes:
             self._complete(job)
 
     def _write_status(self, job: SnapshotJob, patient: bool = False, **values: object) -> bool:
-        """Record a failed snapshot's outcome on its pending row. False when the row is not written: the
-        database cannot take it (the row stays pending for sync), or it is no longer pending (sync
-        stored it meanwhile, and its object is sync's)."""
+        """Record a snapshot's failure (or the reason it stays pending, kept for sync) on its pending row.
+        False when the row is not written: the database cannot take it (the row stays pending for
+        sync), or it is no longer pending (sync stored it meanwhile, and its object is sync's)."""
         try:
             def write() -> bool:
                 return self.ctx.store.update_pending_snapshot(job.snapshot_id, **values)

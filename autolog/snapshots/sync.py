@@ -132,21 +132,12 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
     if staging is None:
         uri = _published_copy(ctx, store, key, snap)
         if uri is not None:  # uploaded, but the process died before recording it
-            ctx.store.update_snapshot(snap.id, status="stored", uri=redact_url(uri), stage_uri=None,
-                                      reason="finished by autolog sync (its upload had completed)",
-                                      stored_at=time.time())
-            if snap.stage_uri:
-                remove_quietly(copied_marker(snap.stage_uri))
-            return ctx.store.get_snapshot(snap.id)
+            return _stored(ctx, snap, uri=redact_url(uri), reason="finished by autolog sync (its upload had completed)")
         in_place = _renamed_into_place(store, key, snap) if store.local else None
         if in_place is not None:
             uri, content = in_place
-            ctx.store.update_snapshot(snap.id, status="stored", uri=redact_url(uri), digest=content.digest,
-                                      size=content.size, stage_uri=None, stored_at=time.time(),
-                                      reason="finished by autolog sync (it had been put in place)")
-            if snap.stage_uri:
-                remove_quietly(copied_marker(snap.stage_uri))
-            return ctx.store.get_snapshot(snap.id)
+            return _stored(ctx, snap, uri=redact_url(uri), digest=content.digest, size=content.size,
+                           reason="finished by autolog sync (it had been put in place)")
     if staging is not None:
         sources = _sources_like_staged(snap, staging)
     else:
@@ -159,11 +150,13 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
                                "staged copy is left")
     published = objects.publish_staged(staging, sources, content, store, key, str(ctx.settings.cache_dir),
                                        find_copy=stored_copy_finder(ctx, store, snap.id))
-    ctx.store.update_snapshot(
-        snap.id, status="stored", uri=redact_url(published.uri), entry=published.entry, digest=content.digest,
-        size=content.size, files=content.manifest, stage_uri=None, reason="finished by autolog sync",
-        stored_at=time.time(),
-    )
+    return _stored(ctx, snap, uri=redact_url(published.uri), entry=published.entry, digest=content.digest,
+                   size=content.size, files=content.manifest, reason="finished by autolog sync")
+
+
+def _stored(ctx: Context, snap: SnapshotRecord, **values: object) -> SnapshotRecord:
+    """The snapshot's row says stored (with values); its staged copy's marker goes."""
+    ctx.store.update_snapshot(snap.id, status="stored", stage_uri=None, stored_at=time.time(), **values)
     if snap.stage_uri:
         remove_quietly(copied_marker(snap.stage_uri))
     return ctx.store.get_snapshot(snap.id)
