@@ -39,9 +39,9 @@ def file_identity(ctx: Context, fd: int, st: os.stat_result, src: str) -> str:
         digest = ctx.store.cached_digest(_HOST, st)
         if digest is None:
             digest = fd_digest(fd)
-            check_unchanged(src, fd, st, st.st_size, outcome="its digest was not recorded: it would be "
-                            "of a mix of old and new bytes")
-            if stat_key(os.fstat(fd)) == key:  # nor renamed (ctime): the cache's key still finds it
+            after = check_unchanged(src, fd, st, st.st_size, outcome="its digest was not recorded: it would "
+                                    "be of a mix of old and new bytes")
+            if stat_key(after) == key:  # nor renamed (ctime): the cache's key still finds it
                 ctx.store.remember_digest(_HOST, st, digest)
         with _memory_lock:
             _memory[key[:2]] = (key, digest)

@@ -127,16 +127,18 @@ class SourceChangedError(OSError):
 
 
 def check_unchanged(src: str, fd: int, before: os.stat_result, read: int,
-                    outcome: str = "this snapshot was not stored, to avoid storing a mix of old and new bytes") -> None:
+                    outcome: str = "this snapshot was not stored, to avoid storing a mix of old and new bytes"
+                    ) -> os.stat_result:
     """After reading `read` bytes of the file open as fd, whose stat was `before`: raise
-    SourceChangedError unless it was all of it and it did not change meanwhile. (Not ctime: setting
-    a file aside renames it, which moves its ctime and not its bytes.)"""
+    SourceChangedError unless it was all of it and it did not change meanwhile; else its stat now.
+    (Not ctime: setting a file aside renames it, which moves its ctime and not its bytes.)"""
     after = os.fstat(fd)
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or read != before.st_size:
         raise SourceChangedError(
             f"{src} changed while autolog was reading it (modified in place by a write autolog does not "
             f"capture); {outcome}."
         )
+    return after
 
 
 @dataclass
