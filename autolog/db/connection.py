@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from typing import Any, Iterator
 
@@ -90,7 +91,7 @@ class Database:
         def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(cur)
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -243,6 +244,23 @@ def _one_line_operational_error(message: str, original: sa.exc.DBAPIError) -> sa
     error = sa.exc.OperationalError(None, None, type(original.orig)(message), connection_invalidated=False)
     error.code = None  # no "Background on this error at ..." line
     return error
+
+
+def _enter_wal(cur: sqlite3.Cursor) -> None:
+    """Switch to WAL, waiting up to BUSY_TIMEOUT_MS for the lock it needs. While another connection holds
+    a write lock on a file still in rollback-journal mode (a brand-new database that another opener
+    is creating) SQLite refuses the switch at once, without the busy handler, to avoid a deadlock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if sqlite_failure(exc) != "locked" or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _connect_args(url: sa.engine.URL) -> dict[str, Any]:
