@@ -1,7 +1,8 @@
 """The process around a live run: how it ends, how it forks, and how a child finds its parent's run.
 
 How the run ends, whatever ends the process:
-- returns normally, or `sys.exit(0)`: `completed` at exit, after pending snapshots are stored;
+- returns normally, or `sys.exit(0)`: `completed` at exit, after pending snapshots are stored; a
+  `sys.exit()` that the script catches and goes on from (argparse's error, handled) does not count;
 - an unhandled exception (`sys.excepthook`), `sys.exit(1)` or `sys.exit("msg")`: `failed`, with why;
 - SIGTERM (torchrun, schedulers, `kill`), when nobody else handles it: unwinds like an exception,
   so pending snapshots are still stored; `failed`, exit code 143;
@@ -33,6 +34,7 @@ logger = logging.getLogger("autolog")
 
 _installed = False
 _exit_code: Any = None  # the last sys.exit() argument, None when there was none
+_exit_raised: int | None = None  # id() of the SystemExit that sys.exit raised last
 
 
 def install() -> None:
@@ -86,13 +88,49 @@ def _wrap_sys_exit() -> None:
 
     def exit(status: Any = None) -> None:  # noqa: A001 - stands in for sys.exit
         global _exit_code
-        if _ends_the_process():
-            _exit_code = status
-        original(status)
+        if not _ends_the_process():
+            original(status)
+        _exit_code = status
+        raise _ProcessExit.of(status)  # not held in a local: this frame, in its traceback, would keep it alive
 
     exit.__wrapped__ = original  # type: ignore[attr-defined]
     exit.__doc__ = original.__doc__
     sys.exit = exit
+
+
+class _ProcessExit(SystemExit):
+    """sys.exit()'s SystemExit, which notices being caught. An atexit hook is not told the exit code, so
+    a script that catches the exit itself (argparse's error, handled) and goes on must forget it.
+
+    Caught, it is freed by the frame that caught it, while the script runs. Not caught, the interpreter
+    frees it from C once the script's frames are gone, or (kept in a cycle: `except SystemExit as e:
+    error = e; raise`) the garbage collector does, after the main thread stopped at exit or on another
+    thread.
+    Only the first case forgets the code: a doubt leaves the run failed, as before."""
+
+    @classmethod
+    def of(cls, status: Any) -> "_ProcessExit":
+        """The exception sys.exit(status) makes: a tuple is its args, None none (PyErr_SetObject's rule)."""
+        global _exit_raised
+        exc = cls() if status is None else cls(*status) if type(status) is tuple else cls(status)
+        _exit_raised = id(exc)
+        return exc
+
+    def __del__(self) -> None:
+        global _exit_code
+        if sys.is_finalizing():
+            return
+        if threading.current_thread() is not threading.main_thread() or not threading.main_thread().is_alive():
+            return
+        try:
+            sys._getframe(1)
+        except ValueError:  # no Python frame: the interpreter's own exit
+            return
+        if _exit_raised == id(self):
+            _exit_code = None
+
+
+_ProcessExit.__name__ = _ProcessExit.__qualname__ = "SystemExit"  # as tracebacks and reprs name it
 
 
 def _ends_the_process() -> bool:

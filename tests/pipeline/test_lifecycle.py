@@ -182,6 +182,29 @@ elif how == "in a notebook cell":  # the kernel catches a cell's SystemExit (arg
         sys.exit(2)
     except SystemExit:
         pass
+elif how == "caught by the script":  # argparse's error, which the script handles and goes on
+    import argparse
+    import gc
+    gc.disable()  # freed as the except block ends, not by a collection
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float)
+    try:
+        parser.parse_args(["--lr", "fast"])
+    except SystemExit:
+        parser.parse_args([])
+elif how == "caught, then raised again":  # still leaves the process with 2
+    import atexit
+    import gc
+    atexit.register(lambda: gc.collect())  # Python code, run before autolog's hook, that frees the exception
+
+    def main():
+        try:
+            sys.exit(2)
+        except SystemExit as exc:
+            error = exc  # a cycle (error, its traceback, this frame): only a collection frees it
+            print("exiting with", error.code)
+            raise
+    main()
 else:
     sys.exit({"one": 1, "message": "bad input", "zero": 0, "none": None}[how])
 """
@@ -190,6 +213,7 @@ else:
 @pytest.mark.parametrize("how, status, code", [
     ("one", "failed", 1), ("message", "failed", 1), ("zero", "completed", 0), ("none", "completed", 0),
     ("in a thread", "completed", 0), ("in a notebook cell", "completed", 0),
+    ("caught by the script", "completed", 0), ("caught, then raised again", "failed", 2),
 ])
 def test_sys_exit_codes_decide_the_status(how, status, code, spawn, local_store, work):
     proc = spawn(EXITS_WITH, local_store, work, how)
