@@ -17,6 +17,7 @@ ORDER = (
     "db.engines",        # the parent's connections are the parent's: open new ones
     "context.locks",     # the lazily opened store's lock, and rows being created by threads now gone
     "binding.locks",     # saves of one path take turns through a lock per path
+    "set_aside.unsettled",  # set-asides of the parent's saves are the parent's to settle
     "snapshots.pipelines",  # pipelines copied without their threads: nobody may wait on them
     "reporting.writers",  # Logger's buffers: the parent writes what they hold; the child gets its own
     "snapshots.registered",  # the parent's hashes of registered objects are the parent's to finish

@@ -29,6 +29,7 @@ from .snapshots.jobs import PipelineOptions, SnapshotJob
 from .snapshots.pipeline import SnapshotPipeline
 from .storage import BlobStore, Sources
 from .storage.layout import snapshot_key, task_prefix
+from .storage.set_aside import settle_left_over
 
 if TYPE_CHECKING:
     from .db import ModelRecord, SnapshotRecord
@@ -226,6 +227,8 @@ class TaskRuntime:
         if live() is self:
             binding.activate(None)
             set_live(None)
+        with shielded("putting back checkpoints of interrupted saves"):
+            settle_left_over()
         try:
             self.flush()
         except BaseException as exc:

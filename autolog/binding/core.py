@@ -24,6 +24,7 @@ from typing import Any, Callable, Protocol
 from ..forking import on_fork
 from ..safety import report_failure, strict
 from ..storage.blobstore import is_local
+from ..storage.set_aside import unsettled_here
 from .spec import Arg, Attr, Call, Computed, Patch, PathSource, Returned
 
 logger = logging.getLogger("autolog")
@@ -86,21 +87,38 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         if recorder is None or getattr(_nesting, "inside", False) or not _records_here(what):
             return wrapped(*args, **kwargs)
         _nesting.inside = True
-        held = path = aside = None
         try:
+            path = None
             if fences:
                 try:
                     path = _target_path(patch, instance, args, kwargs)
-                    held = _path_lock(path)
+                except Exception as exc:  # noqa: BLE001
+                    _not_logged(what, exc)
+            if not path:
+                return captured(recorder, path, wrapped, instance, args, kwargs)
+            # `with`, not acquire() and a later release(): a Ctrl-C is raised only where a call returns,
+            # and acquire()'s return would leave the lock taken for good; BEFORE_WITH is no such point.
+            with path_lock(path):
+                return captured(recorder, path, wrapped, instance, args, kwargs)
+        finally:
+            _nesting.inside = False
+
+    def captured(recorder: Recorder, path: str | bool | None, wrapped: Callable[..., Any], instance: Any,
+                 args: tuple, kwargs: dict) -> Any:
+        aside = None
+        try:
+            if path:
+                left = unsettled_here()
+                if left is not None:  # an earlier save of this thread was interrupted (Ctrl-C) before its settle
+                    _settle(left, what, raised=True)
+                try:
                     aside = _fence(recorder, path, patch.label if patch.settle else None)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
         except BaseException:
-            _nesting.inside = False
-            _settle(aside, what, raised=True)
-            if held is not None:
-                held.release()
+            # Interrupted in the fence, the set-aside it made may not have reached `aside`
+            _settle(aside or unsettled_here(), what, raised=True)
             raise
         try:  # still "inside": a patched call a declaration makes while recording is not recorded
             _settle(aside, what, raised=False)
@@ -108,10 +126,6 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
                 _record(recorder, patch, framework, key, instance, args, kwargs, result, path)
         except Exception as exc:  # noqa: BLE001
             _not_logged(what, exc)
-        finally:
-            _nesting.inside = False
-            if held is not None:
-                held.release()
         return result
 
     wrapper.autolog_wrapper = True  # type: ignore[attr-defined]  # binding.is_patched
@@ -156,14 +170,6 @@ def path_lock(path: str) -> threading.Lock:
         return _path_locks.setdefault(path, threading.Lock())
 
 
-def _path_lock(path: str | bool | None) -> threading.Lock | None:
-    if not path:
-        return None
-    lock = path_lock(path)
-    lock.acquire()
-    return lock
-
-
 def _new_locks_after_fork() -> None:
     global _path_locks_guard
     _path_locks.clear()  # a lock held by a thread that did not come along would never be released
@@ -179,11 +185,11 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, path: str | bool | None, part: str | None = None) -> Aside | None:
+def _fence(recorder: Recorder, path: str, part: str | None = None) -> Aside | None:
     """Before a save overwrites a path, the previous snapshot of it must have been read or set aside:
     also when this save is not recorded (auto_connect_frameworks turns one framework off, not the
     protection of the snapshot another framework took of the same file)."""
-    return recorder.before_save(path, part) if path else None
+    return recorder.before_save(path, part)
 
 
 def _settle(aside: Aside | None, what: str, raised: bool) -> None:

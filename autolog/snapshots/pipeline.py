@@ -40,7 +40,7 @@ from ..storage import objects
 from ..storage.blobstore import BlobStore
 from ..storage.copy_progress import CopyAbandoned, CopyProgress
 from ..storage.sources import OpenedSources, Sources, open_sources, source_path
-from ..storage.set_aside import SetAside, aside_path, set_aside
+from ..storage.set_aside import SetAside, aside_path, same_file_at, set_aside
 from . import steps
 from .cpu_priority import Hurry, lowers
 from .jobs import CallJob, PipelineOptions, SnapshotJob
@@ -153,11 +153,14 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         job = self._unstaged.get(fence_key)
         if job is None:
             return None
-        if isinstance(job, SnapshotJob) and job.sources.single and job.staging and job.stats:
-            aside = set_aside(fence_key, job.stats[0], aside_path(job.staging), source_read=job.staged.is_set)
-            if aside is not None:
-                job.set_aside = aside  # read before this line: settle removes the file (source_read)
-                return aside
+        if isinstance(job, SnapshotJob) and job.sources.single and job.stats:
+            if job.staging:
+                aside = set_aside(fence_key, job.stats[0], aside_path(job.staging), source_read=job.staged.is_set)
+                if aside is not None:
+                    job.set_aside = aside  # read before this line: settle removes the file (source_read)
+                    return aside
+            if not same_file_at(fence_key, job.stats[0]):
+                return None  # its copy reads another file, through its own handle: this save cannot touch it
         if not self.wait_for(job, "staged"):
             job.overwritten_unread = True
         return None
@@ -209,17 +212,27 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
     def _enqueue(self, job: SnapshotJob | CallJob, *queues: collections.deque) -> None:
         with self._cond:
             job.order = next(self._order)
-            if job.fence_key:
-                self._unstaged[job.fence_key] = job
-            if isinstance(job, SnapshotJob) and not job.staged.is_set():
-                self._unread += 1
-            if isinstance(job, SnapshotJob) and job.data is not None:
-                self._held += job.size
+            unread = isinstance(job, SnapshotJob) and not job.staged.is_set()
+            held = job.size if isinstance(job, SnapshotJob) and job.data is not None else 0
             if not self._jobs:
                 self._heartbeat.beat()  # the clock of a stall starts with the first job waiting
-            self._jobs[job.order] = job
-            for queue in queues:
-                queue.append(job)
+            # A Ctrl-C is raised where a call returns or a loop goes round: the job is queued everywhere
+            # or nowhere (half queued, it was never staged, and the next save of its path waited for it),
+            # then counted with plain stores, which no interruption can split.
+            try:
+                self._jobs[job.order] = job
+                for queue in queues:
+                    queue.append(job)
+            except BaseException:
+                self._jobs.pop(job.order, None)
+                for queue in queues:
+                    if job in queue:
+                        queue.remove(job)
+                raise
+            if job.fence_key:
+                self._unstaged[job.fence_key] = job
+            self._unread += unread
+            self._held += held
             self._wake(*(w for w, q in (("recorder", self._journal_queue), ("stage", self._stage_queue),
                                         ("lineage", self._lineage_queue))
                          if any(q is queue for queue in queues) and not (w == "recorder" and self._gathering)))

@@ -14,6 +14,11 @@ the copy finished leaves the saved bytes where `autolog sync` finds them. Whiche
 last removes it; never the stager while the save is still running, which may yet raise unwritten and
 need the old file back.
 
+A Ctrl-C can land between any two calls of the save, the rename and its settle included. A set-aside
+is therefore entered in `_unsettled` before the rename and leaves it only once settled: one that an
+interruption left there (the checkpoint missing, or an empty placeholder) is settled as a failed
+save at the next save of that thread, or at close().
+
 Only a plain file with one name qualifies (a symlink or a hard link would be cut from what it points
 to or shares), without an access list (ACL) and whose owner and group a new file can be given;
 elsewhere, and when the rename fails (another filesystem), the save waits as before.
@@ -27,7 +32,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..forking import on_fork
+
 logger = logging.getLogger("autolog")
+
+
+# A placeholder being made: an empty file at the path is autolog's (an interruption may have come
+# between its creation and SetAside.placeholder getting its identity).
+_PLACING = (-1, -1)
 
 
 @dataclass(eq=False)
@@ -39,6 +51,7 @@ class SetAside:
     aside: str
     placeholder: tuple[int, int] | None  # (device, inode) of the empty file left at path
     source_read: Callable[[], bool] = lambda: True  # whether the old file's copy has been read
+    thread: int = field(default_factory=threading.get_ident)  # the saving thread's
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _settled: bool = False
 
@@ -50,15 +63,18 @@ class SetAside:
             st = os.lstat(self.path)
         except FileNotFoundError:
             st = None
-        untouched = st is None or ((st.st_dev, st.st_ino) == self.placeholder and st.st_size == 0)
+        untouched = st is None or (st.st_size == 0 and self.placeholder in ((st.st_dev, st.st_ino), _PLACING))
         with self._lock:  # a copy_read meanwhile waits: it must not remove the file being put back
             self._settled = True
             if raised and untouched:
-                os.replace(self.aside, self.path)
+                if os.path.lexists(self.aside):  # else gone already: nothing to put back
+                    os.replace(self.aside, self.path)
+                _forget(self)
                 return
             read = self.source_read()
         if read:  # read before, or while, this save: copy_read came first and left it to us
             remove_set_aside(self.aside)
+        _forget(self)
 
     def copy_read(self) -> None:
         """The stager has read the old file: it is removed now if the save is over, else by settle
@@ -81,17 +97,57 @@ def set_aside(path: str, opened: os.stat_result, aside: str,
         if _ACL in _xattrs(path):  # a new file would not get the old one's access list
             return None
         os.makedirs(os.path.dirname(aside), exist_ok=True)
+        entry = SetAside(path, aside, _PLACING, source_read)
+        _unsettled[entry.thread] = entry  # before the rename: an interruption after it finds the entry
         os.rename(path, aside)
     except OSError as exc:  # EXDEV: another filesystem; then the save waits for the copy
         logger.debug("autolog: %s not set aside (%s); the save waits for its copy", path, exc)
+        _unsettled.pop(threading.get_ident(), None)
         return None
     try:
-        placeholder = _placeholder(path, st)
+        entry.placeholder = _placeholder(path, st)
     except OSError as exc:  # its owner cannot be kept: the old file goes back, the save waits
         logger.debug("autolog: %s not set aside (%s); the save waits for its copy", path, exc)
         os.rename(aside, path)
+        _forget(entry)
         return None
-    return SetAside(path, aside, placeholder, source_read)
+    return entry
+
+
+# Set-asides made and not yet settled, by saving thread (see the module's docstring).
+_unsettled: dict[int, SetAside] = {}
+# A forked child must not settle its parent's: the parent's save may be about to write the path.
+on_fork("set_aside.unsettled", after_in_child=_unsettled.clear)
+
+
+def _forget(entry: SetAside) -> None:
+    if _unsettled.get(entry.thread) is entry:
+        del _unsettled[entry.thread]
+
+
+def unsettled_here() -> SetAside | None:
+    """The set-aside this thread made and has not settled (its save was interrupted), if any."""
+    return _unsettled.get(threading.get_ident()) if _unsettled else None
+
+
+def settle_left_over() -> None:
+    """At close(): settle, as failed saves, the set-asides of this thread and of threads that ended,
+    left by interrupted saves. Another live thread's may belong to a save still running."""
+    alive = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
+    for thread, entry in list(_unsettled.items()):
+        if thread not in alive:
+            entry.settle(raised=True)
+
+
+def same_file_at(path: str, opened: os.stat_result) -> bool:
+    """Whether path still leads to the file `opened` describes (True when that cannot be told)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return (st.st_dev, st.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def remove_set_aside(aside: str) -> None:

@@ -75,6 +75,28 @@ def test_a_save_of_a_path_whose_snapshot_is_unread_sets_the_old_file_aside(local
     assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
 
 
+def test_a_save_does_not_wait_for_an_unread_snapshot_whose_file_is_no_longer_at_the_path(local_store, work, copier):
+    """The copy reads the old file through its own handle: once another file stands at the path (the
+    script wrote one by rename, or a save whose recording was interrupted did), writing the path cannot
+    touch those bytes, and the next save has nothing to wait for."""
+    ckpt = work / "ckpt.pt"
+    task = Task.init(project_name="pipeline", task_name="replaced", output_uri=local_store)
+    copier.hold()
+    torch.save(tensor(1), ckpt)
+    assert copier.wait_for_calls(1)
+    (work / "tmp.pt").write_bytes(b"written by the script")
+    os.replace(work / "tmp.pt", ckpt)
+    second = save_in_thread(tensor(2), ckpt)
+    second.join(timeout=10)  # it waits for ever (the copy is held) if it waits at all
+    assert not second.is_alive(), "the save waited for the copy of a file that was no longer at its path"
+    copier.release.set()
+    task.close()
+
+    first, last = output_snapshots(task, "ckpt.pt")
+    assert_stored_tensor(first, tensor(1))
+    assert_stored_tensor(last, tensor(2))
+
+
 class _RaisesBeforeWriting:
     """A pickle_module whose name torch.save reads before it opens the file: `during` runs, then the
     save raises without having written a byte."""

@@ -1,0 +1,149 @@
+"""A Ctrl-C that lands inside autolog's part of a save: wherever it lands, the user's
+KeyboardInterrupt is what they get, and nothing is left half done. Their checkpoint is the old file or
+the new one (never an empty placeholder), the next save of that path does not hang on a lock the
+interrupted one kept, and the saves after it are still recorded.
+
+CPython runs a signal's handler only at certain points: when a call has returned (the exception then
+belongs to the call instruction: the callee's work is done, its result lost), at a function's start
+and at a backward jump. A profile function raises KeyboardInterrupt at each of the first two, in
+autolog's frames, in turn: at a C function's return (its result dropped, as a signal's handler
+would drop it) and at a call of autolog's code. Backward jumps (loops) are not visited."""
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import sys
+import threading
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import autolog
+from autolog import Task
+from autolog.binding import core
+from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, tensor
+
+pytestmark = pytest.mark.skipif(sys.version_info >= (3, 12), reason="written against CPython 3.10-3.11's signal points "
+                                "and profile functions (3.12 runs them through sys.monitoring)")
+AUTOLOG_DIR = os.path.dirname(autolog.__file__) + os.sep
+
+
+def _ours(frame: types.FrameType) -> bool:
+    return frame.f_code.co_filename.startswith(AUTOLOG_DIR)
+
+
+class Interrupter:
+    """A profile function that raises KeyboardInterrupt at the n-th signal point of autolog's frames."""
+
+    def __init__(self, n: int, only: tuple | None = None):
+        self.n, self.seen, self.where, self.only = n, 0, None, only
+
+    def __call__(self, frame: types.FrameType, event: str, arg: object) -> None:
+        if event not in ("c_return", "call") or not _ours(frame):
+            return
+        if self.only is not None and (event, frame.f_code.co_name, getattr(arg, "__name__", None)) != self.only:
+            return
+        self.seen += 1
+        if self.seen == self.n:
+            what = getattr(arg, "__qualname__", arg) if event == "c_return" else "start"
+            self.where = f"{frame.f_code.co_filename[len(AUTOLOG_DIR):]}:{frame.f_lineno} {frame.f_code.co_name}, {what}"
+            raise KeyboardInterrupt(self.where)
+
+
+def save_interrupted_at(n: int, obj, path: Path, only: tuple | None = None) -> str | None:
+    """torch.save(obj, path) with a Ctrl-C at autolog's n-th signal point (only: those of one kind,
+    ("c_return", function, C function) or ("call", function, None)): where it landed, or None when the
+    save has fewer points (it then ran to its end)."""
+    interrupter = Interrupter(n, only)
+    sys.setprofile(interrupter)
+    try:
+        torch.save(obj, path)
+    except KeyboardInterrupt:
+        return interrupter.where
+    finally:
+        sys.setprofile(None)
+    return None
+
+
+# Raised where a generator is being closed, Python itself reports the KeyboardInterrupt as unraisable
+# ("Exception ignored") and goes on, as it does for a real Ctrl-C there.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_anywhere_in_a_save_leaves_the_checkpoint_whole_and_the_path_free(local_store, work, copier):
+    ckpt = work / "ckpt.pt"
+    task = Task.init(project_name="pipeline", task_name="interrupted saves", output_uri=local_store)
+    copier.hold()  # every previous snapshot unread: each save sets the old file aside
+    torch.save(tensor(0), ckpt)
+    assert copier.wait_for_calls(1)
+    progress = {"where": "nowhere yet", "stored": [tensor(0)]}
+    # One training thread makes every save (an interrupted save's leftovers are its thread's); a save
+    # that hangs fails the test rather than hanging it.
+    training = threading.Thread(target=_interrupted_saves, args=(ckpt, progress), daemon=True)
+    training.start()
+    training.join(timeout=WAIT)
+    assert not training.is_alive(), f"a save hung after a Ctrl-C at {progress['where']}"
+    if "error" in progress:
+        raise progress["error"]
+    assert len(progress["landed"]) > 20, progress["landed"]  # the points were found: the test exercised something
+    copier.release.set()
+    task.close()
+
+    snaps = [s for s in output_snapshots(task, "ckpt.pt") if s.status == "stored"]
+    for expected in progress["stored"]:
+        assert any(_holds(s, expected) for s in snaps), "an uninterrupted save was not stored"
+    assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
+
+
+def _interrupted_saves(ckpt: Path, progress: dict) -> None:
+    """Saves of ckpt, each interrupted one signal point further than the one before, until one runs to
+    its end; then one more, not interrupted, which must be recorded."""
+    on_disk, landed = tensor(0), []
+    try:
+        for step in itertools.count(1):
+            where = save_interrupted_at(step, tensor(step), ckpt)
+            progress["where"] = where
+            assert not getattr(core._nesting, "inside", False), f"Ctrl-C at {where}: this thread records no more saves"
+            lock = core.path_lock(str(ckpt))
+            assert lock.acquire(timeout=5), f"Ctrl-C at {where}: the path's lock was kept, the next save hangs"
+            lock.release()
+            assert ckpt.is_file(), f"Ctrl-C at {where}: the checkpoint is gone"
+            now = torch.load(io.BytesIO(ckpt.read_bytes()))  # a load autolog does not record
+            assert now.equal(on_disk) or now.equal(tensor(step)), f"Ctrl-C at {where}: the checkpoint is neither save"
+            on_disk = now
+            if where is None:
+                break
+            landed.append(where)
+        torch.save(tensor(step + 1), ckpt)
+        progress["stored"] += [tensor(step), tensor(step + 1)]
+    except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+        progress["error"] = exc
+    progress["landed"] = landed
+
+
+def test_close_settles_a_set_aside_that_an_interrupted_save_left(local_store, work, copier):
+    """A Ctrl-C after the save, as the wrapper goes to settle the file set aside for it: close() settles
+    it (it is removed once its copy has been read), since no later save of the thread does."""
+    ckpt = work / "ckpt.pt"
+    task = Task.init(project_name="pipeline", task_name="interrupted, then closed", output_uri=local_store)
+    copier.hold()
+    torch.save(tensor(1), ckpt)
+    assert copier.wait_for_calls(1)
+    assert save_interrupted_at(1, tensor(2), ckpt, only=("call", "_settle", None)) is not None
+    assert [p for p in Path(local_store).rglob("*.aside")]  # set aside for the save, not settled
+    copier.release.set()
+    task.close()
+
+    assert torch.load(io.BytesIO(ckpt.read_bytes())).equal(tensor(2))
+    (snap,) = output_snapshots(task, "ckpt.pt")  # the second save was interrupted before it was recorded
+    assert_stored_tensor(snap, tensor(1))
+    assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
+
+
+def _holds(snap, expected) -> bool:
+    try:
+        assert_stored_tensor(snap, expected)
+    except AssertionError:
+        return False
+    return True
