@@ -12,6 +12,7 @@ from typing import Callable
 
 ORDER = (
     "context.rows",      # before fork: let the thread creating the task's row finish (import locks)
+    "db.transactions",   # before fork: wait for transactions under way, hold new ones back till after
     "db.lock",           # after, in the child: the store registry's lock
     "snapshots.events",  # the lock of the snapshots' lazily made events
     "db.engines",        # the parent's connections are the parent's: open new ones
@@ -27,17 +28,18 @@ ORDER = (
 )
 
 _before: dict[str, Callable[[], None]] = {}
+_after_in_parent: dict[str, Callable[[], None]] = {}
 _after_in_child: dict[str, Callable[[], None]] = {}
 
 
 def on_fork(name: str, *, before: Callable[[], None] | None = None,
+            after_in_parent: Callable[[], None] | None = None,
             after_in_child: Callable[[], None] | None = None) -> None:
     if name not in ORDER:
         raise ValueError(f"fork hook {name!r} is not in autolog.forking.ORDER; add it there, in its place.")
-    if before is not None:
-        _before[name] = before
-    if after_in_child is not None:
-        _after_in_child[name] = after_in_child
+    for hooks, hook in ((_before, before), (_after_in_parent, after_in_parent), (_after_in_child, after_in_child)):
+        if hook is not None:
+            hooks[name] = hook
 
 
 def _run(hooks: dict[str, Callable[[], None]]) -> None:
@@ -48,4 +50,5 @@ def _run(hooks: dict[str, Callable[[], None]]) -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=lambda: _run(_before), after_in_child=lambda: _run(_after_in_child))
+    os.register_at_fork(before=lambda: _run(_before), after_in_parent=lambda: _run(_after_in_parent),
+                        after_in_child=lambda: _run(_after_in_child))

@@ -127,7 +127,7 @@ class Database:
             return
         self._immediate.on = True
         try:
-            with self._clear_errors(), self.engine.begin() as conn:
+            with _fork_gate.passage(), self._clear_errors(), self.engine.begin() as conn:
                 yield conn
         finally:
             self._immediate.on = False
@@ -146,7 +146,7 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._clear_errors(), self.engine.connect() as conn:
+        with _fork_gate.passage(), self._clear_errors(), self.engine.connect() as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -290,6 +290,59 @@ def _unreachable(exc: sa.exc.DBAPIError) -> bool:
     if sqlstate:
         return sqlstate.startswith(("08", "57P"))  # connection exception; server starting or shutting down
     return not any(words in str(exc.orig) for words in _REFUSED_LOGIN)
+
+
+class _ForkGate:
+    """No connection is in a transaction when the process forks. SQLite keeps a process's locks in
+    memory that its connections share: a child forked while a parent's thread held a write lock
+    inherits it as held by itself, for good, and each write of its own then fails "locked" after
+    the busy timeout. A fork waits (FORK_WAIT_S at most) for the transactions under way, other than
+    the forking thread's own, and holds new ones back until it is done."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._closed = False
+        self._mine = threading.local()
+
+    @contextlib.contextmanager
+    def passage(self) -> Iterator[None]:
+        with self._cond:
+            while self._closed and not getattr(self._mine, "depth", 0):  # a thread's nested one goes on
+                self._cond.wait()
+            self._active += 1
+        self._mine.depth = getattr(self._mine, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._mine.depth -= 1
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        mine = getattr(self._mine, "depth", 0)
+        with self._cond:
+            self._closed = True
+            self._cond.wait_for(lambda: self._active <= mine, timeout=FORK_WAIT_S)
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+            self._cond.notify_all()
+
+
+FORK_WAIT_S = 5.0
+_fork_gate = _ForkGate()
+
+
+def _new_gate_in_child() -> None:
+    global _fork_gate
+    _fork_gate = _ForkGate()  # the parent's threads in passage did not come along
+
+
+on_fork("db.transactions", before=lambda: _fork_gate.close(), after_in_parent=lambda: _fork_gate.reopen(),
+        after_in_child=_new_gate_in_child)
 
 
 def _reset_all_after_fork() -> None:

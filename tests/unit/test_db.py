@@ -361,3 +361,46 @@ def test_a_tasks_process_is_alive_only_while_its_pid_names_the_same_process(stor
     assert process_alive(make_task(store, status=status, run_info=elsewhere)) == (status == "running")
     monkeypatch.setattr(sync, "process_started", lambda pid: None)  # /proc hides another user's process
     assert process_alive(make_task(store, status=status, run_info=me)) == (status == "running")
+
+
+def test_a_child_forked_during_a_transaction_writes_once_it_is_over(db_path, run_py):
+    """SQLite keeps each process's locks in memory shared by its connections: a child forked while a
+    thread of the parent held a write transaction inherited that lock as its own, held for good, and
+    every write of the child (a DataLoader worker's, a forked child's run) failed "locked" after the
+    busy timeout. A fork waits for transactions under way and holds new ones back until it is done."""
+    proc = run_py(f"""
+        import os, threading, time
+        from autolog.db import connection
+        db = connection.Database("sqlite:///{db_path}")
+        with db.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x)")
+        inside, leave = threading.Event(), threading.Event()
+
+        def writer():
+            with db.write() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                inside.set()
+                leave.wait(10)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        inside.wait()
+        threading.Timer(0.3, leave.set).start()
+        pid = os.fork()
+        if pid == 0:
+            connection.BUSY_TIMEOUT_MS = 5000  # the child's own connections: the 60 s wait, shortened
+            try:
+                with db.write() as conn:
+                    conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+            except Exception as exc:
+                print("child:", exc, flush=True)
+                os._exit(1)
+            os._exit(0)
+        thread.join()
+        print("child exit", os.waitpid(pid, 0)[1] >> 8)
+        with db.read() as conn:
+            print("rows", sorted(r[0] for r in conn.exec_driver_sql("SELECT x FROM t")))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "child exit 0" in proc.stdout, proc.stdout
+    assert "rows [1, 2]" in proc.stdout
