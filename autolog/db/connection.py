@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -48,6 +48,7 @@ class Database:
         self._engine: Engine | None = None
         self._lock = threading.Lock()
         self._immediate = threading.local()
+        self._sqlite = url.startswith("sqlite")  # whose transactions a fork waits for (_ForkGate)
         _open_databases.add(self)
 
     @property
@@ -127,7 +128,7 @@ class Database:
             return
         self._immediate.on = True
         try:
-            with _fork_gate.passage(), self._clear_errors(), self.engine.begin() as conn:
+            with self._fork_gate(), self._clear_errors(), self.engine.begin() as conn:
                 yield conn
         finally:
             self._immediate.on = False
@@ -146,8 +147,11 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        with _fork_gate.passage(), self._clear_errors(), self.engine.connect() as conn:
+        with self._fork_gate(), self._clear_errors(), self.engine.connect() as conn:
             yield conn
+
+    def _fork_gate(self) -> ContextManager[None]:
+        return _fork_gate.passage() if self._sqlite else contextlib.nullcontext()
 
     @contextlib.contextmanager
     def _clear_errors(self) -> Iterator[None]:
@@ -293,11 +297,13 @@ def _unreachable(exc: sa.exc.DBAPIError) -> bool:
 
 
 class _ForkGate:
-    """No connection is in a transaction when the process forks. SQLite keeps a process's locks in
-    memory that its connections share: a child forked while a parent's thread held a write lock
+    """No SQLite connection is in a transaction when the process forks. SQLite keeps a process's locks
+    in memory that its connections share: a child forked while a parent's thread held a write lock
     inherits it as held by itself, for good, and each write of its own then fails "locked" after
-    the busy timeout. A fork waits (FORK_WAIT_S at most) for the transactions under way, other than
-    the forking thread's own, and holds new ones back until it is done."""
+    the busy timeout. A fork waits (FORK_WAIT_S at most: a write takes milliseconds unless another
+    process's lock holds it up; DataLoader workers fork at each epoch) for the transactions under way,
+    other than the forking thread's own, and holds new ones back until it is done. PostgreSQL's
+    connections share nothing in the process: the child's new ones are its own."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
@@ -332,7 +338,7 @@ class _ForkGate:
             self._cond.notify_all()
 
 
-FORK_WAIT_S = 5.0
+FORK_WAIT_S = 2.0
 _fork_gate = _ForkGate()
 
 

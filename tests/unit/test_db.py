@@ -404,3 +404,48 @@ def test_a_child_forked_during_a_transaction_writes_once_it_is_over(db_path, run
     assert proc.returncode == 0, proc.stderr
     assert "child exit 0" in proc.stdout, proc.stdout
     assert "rows [1, 2]" in proc.stdout
+
+
+@pytest.mark.parametrize("holder", ["another thread", "the forking thread"])
+def test_a_fork_waits_for_a_transaction_at_most_a_moment(db_path, run_py, holder):
+    """A transaction held up (another process's lock) or the forking thread's own does not hold the
+    fork up for longer than FORK_WAIT_S: DataLoader workers fork at each epoch."""
+    proc = run_py(f"""
+        import os, threading, time
+        from autolog.db import connection
+        db = connection.Database("sqlite:///{db_path}")
+        with db.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x)")
+
+        def fork_timed():
+            start = time.monotonic()
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            print("fork took", time.monotonic() - start)
+
+        if {holder!r} == "another thread":
+            inside, leave = threading.Event(), threading.Event()
+
+            def writer():
+                with db.write():
+                    inside.set()
+                    leave.wait(30)
+
+            thread = threading.Thread(target=writer)
+            thread.start()
+            inside.wait()
+            fork_timed()
+            leave.set()
+            thread.join()
+        else:
+            with db.write():
+                fork_timed()
+    """)
+    assert proc.returncode == 0, proc.stderr
+    took = float(proc.stdout.split("fork took")[1])
+    from autolog.db.connection import FORK_WAIT_S
+
+    waited = FORK_WAIT_S if holder == "another thread" else 0.0
+    assert waited <= took < waited + 5, took
