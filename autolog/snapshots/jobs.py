@@ -143,9 +143,9 @@ class FlushOutcome:
             parts.append(f"{len(self.failed)} snapshot(s) failed: "
                          + _names(f"{label} ({reason})" for label, reason in self.failed))
         if self.unrecorded:
-            parts.append(f"{len(self.unrecorded)} save(s) were not recorded (the database could not take them; "
-                         f"their files were not copied): {_names(self.unrecorded)}. Save them again, or upload "
-                         "them with task.update_output_model, once the database is reachable")
+            parts.append(f"{len(self.unrecorded)} save(s) were not recorded, so their files were not copied: "
+                         f"{_names(self.unrecorded)}. Save them again, or upload them with task.update_output_model "
+                         "(once the database is reachable, where it was not)")
         if self.unqueued:
             parts.append(f"{len(self.unqueued)} save(s) were not stored (autolog's background work had stalled, "
                          f"so they were not queued; their files were not copied): {_names(self.unqueued)}. Save "

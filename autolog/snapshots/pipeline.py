@@ -180,8 +180,10 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             if isinstance(exc, PipelineStalled):  # the database is fine: say why it was not queued
                 with self._cond:
                     self._unqueued.append(source_path(sources))
-            else:
-                self.not_recorded(source_path(sources))
+            elif isinstance(exc, Exception):
+                self.not_recorded(f"{source_path(sources)}: {type(exc).__name__}: {exc}")
+            else:  # Ctrl-C, or SIGTERM's SystemExit
+                self.not_recorded(f"{source_path(sources)}: {type(exc).__name__} while autolog queued it")
             raise
         known = model if isinstance(model, ModelRecord) else None
         job = SnapshotJob(new_time_ordered_id(), known, opened, store, fence_key, opened.size, iteration=iteration,

@@ -71,7 +71,7 @@ def save_interrupted_at(n: int, obj, path: Path, only: tuple | None = None) -> s
 # Raised where a generator is being closed, Python itself reports the KeyboardInterrupt as unraisable
 # ("Exception ignored") and goes on, as it does for a real Ctrl-C there.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_ctrl_c_anywhere_in_a_save_leaves_the_checkpoint_whole_and_the_path_free(local_store, work, copier):
+def test_a_ctrl_c_anywhere_in_a_save_leaves_the_checkpoint_whole_and_the_path_free(local_store, work, copier, caplog):
     ckpt = work / "ckpt.pt"
     task = Task.init(project_name="pipeline", task_name="interrupted saves", output_uri=local_store)
     copier.hold()  # every previous snapshot unread: each save sets the old file aside
@@ -89,6 +89,9 @@ def test_a_ctrl_c_anywhere_in_a_save_leaves_the_checkpoint_whole_and_the_path_fr
     assert len(progress["landed"]) > 20, progress["landed"]  # the points were found: the test exercised something
     copier.release.set()
     task.close()
+    summary = " ".join(r.getMessage() for r in caplog.records if "not recorded" in r.getMessage())
+    assert "KeyboardInterrupt while autolog queued it" in summary, summary  # interrupted saves named as such
+    assert "database" not in summary.split("(once the database")[0], summary  # not blamed on the database
 
     snaps = [s for s in output_snapshots(task, "ckpt.pt") if s.status == "stored"]
     for expected in progress["stored"]:
