@@ -13,10 +13,11 @@ the same URL waits until that read is done, as for a local path.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import lineage
 from .binding import path_filter
@@ -43,7 +44,7 @@ class CaptureRecorder:
         self.allows = path_filter(auto_connect_frameworks, ignore_globs)
         self._models: dict[str, ModelRecord] = {}
         self._saves: dict[str, int] = {}
-        self._loaded: set[tuple] = set()
+        self._loaded: dict[tuple, object] = {}  # loads linked (or being queued), by file and stat
         self._lock = threading.Lock()
         self.settling = SettlingFolders(self._settled, run.context.settings.settle_seconds)
 
@@ -99,11 +100,6 @@ class CaptureRecorder:
         self.settling.take(path)
         opened = open_sources(collect_sources(path, exclude=exclude, companions=companions))
         seen = tuple((src, *stat_key(st)) for (src, _), (_, st) in zip(opened.sources.files, opened.handles))
-        with self._lock:
-            if seen in self._loaded:
-                opened.close()
-                return
-            self._loaded.add(seen)
         run = self._run
 
         # Both run on the lineage worker: they wait for the task's row without hurrying it.
@@ -113,9 +109,30 @@ class CaptureRecorder:
         def link(content: Content) -> None:
             lineage.record_load(run.ctx_for_worker, run.task_id, run.record.project, path, framework, opened.sources, content)
 
-        job = run.pipeline.submit_load(opened, link, fence_key=path, label=f"lineage of {path}", content_of=content_of)
+        with self._first_load(seen) as first:
+            if not first:
+                opened.close()
+                return
+            job = run.pipeline.submit_load(opened, link, fence_key=path, label=f"lineage of {path}", content_of=content_of)
         if run.store_before_return:
             run.pipeline.wait_for(job, "done")
+
+    @contextlib.contextmanager
+    def _first_load(self, key: tuple) -> Iterator[bool]:
+        """Whether this is the task's first load of key (the same file, unchanged): the block queues its
+        lineage. A block that raises (a Ctrl-C while it was queued) gives the claim back, so that a later
+        load of the file is still linked: kept, it had kept every later load of the run unlinked."""
+        token = object()
+        try:
+            with self._lock:
+                # One call that checks and claims: a Ctrl-C lands where a call returns, here inside `try`.
+                first = self._loaded.setdefault(key, token) is token
+            yield first
+        except BaseException:
+            with self._lock:
+                if self._loaded.get(key) is token:
+                    del self._loaded[key]
+            raise
 
     def _saved_remote(self, url: str, framework: str, model_path: str | None, iteration: int | None) -> None:
         run = self._run
@@ -144,17 +161,16 @@ class CaptureRecorder:
     def _loaded_remote(self, url: str, framework: str) -> None:
         run = self._run
         shown = redact_url(url)
-        with self._lock:
-            if (url,) in self._loaded:  # an object store has no cheap stat: one link per URL and task
-                return
-            self._loaded.add((url,))
 
         def link(content: Content) -> None:
             sources = Sources(files=((shown, os.path.basename(shown)),), name=os.path.basename(shown), single=True)
             lineage.record_load(run.ctx_for_worker, run.task_id, run.record.project, shown, framework, sources, content)
 
-        job = run.pipeline.submit_load(None, link, fence_key=url, label=f"lineage of {shown}",
-                                       content_of=lambda _: remote_content(url))
+        with self._first_load((url,)) as first:  # an object store has no cheap stat: one link per URL and task
+            if not first:
+                return
+            job = run.pipeline.submit_load(None, link, fence_key=url, label=f"lineage of {shown}",
+                                           content_of=lambda _: remote_content(url))
         if run.store_before_return:
             run.pipeline.wait_for(job, "done")
 

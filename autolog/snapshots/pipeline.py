@@ -216,15 +216,25 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             job.order = next(self._order)
             unread = isinstance(job, SnapshotJob) and not job.staged.is_set()
             held = job.size if isinstance(job, SnapshotJob) and job.data is not None else 0
+            wake = [w for w, q in (("recorder", self._journal_queue), ("stage", self._stage_queue),
+                                   ("lineage", self._lineage_queue))
+                    if any(q is queue for queue in queues) and not (w == "recorder" and self._gathering)]
             if not self._jobs:
                 self._heartbeat.beat()  # the clock of a stall starts with the first job waiting
-            # A Ctrl-C is raised where a call returns or a loop goes round: the job is queued everywhere
-            # or nowhere (half queued, it was never staged, and the next save of its path waited for it),
-            # then counted with plain stores, which no interruption can split.
+            # A Ctrl-C is raised where a call returns or a loop goes round: the job is queued, its workers
+            # woken (and started) or nothing is (half done, it was never staged, or sat unseen, and the
+            # next save of its path waited for it); no worker can take it before the lock is let go. It
+            # is then counted with plain stores, which no interruption can split.
             try:
                 self._jobs[job.order] = job
                 for queue in queues:
                     queue.append(job)
+                self._wake(*wake)
+                if not self._started or self._stopping:  # not started ahead (start_workers), or ended by stop()
+                    self._supervisor.start_all()  # again, if interrupted, by the next save
+                    self._started, self._stopping = True, False
+                else:  # a worker found dead is restarted by the next save, not only by the next wait (~2 us)
+                    self._supervisor.check()
             except BaseException:
                 self._jobs.pop(job.order, None)
                 for queue in queues:
@@ -235,14 +245,6 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                 self._unstaged[job.fence_key] = job
             self._unread += unread
             self._held += held
-            self._wake(*(w for w, q in (("recorder", self._journal_queue), ("stage", self._stage_queue),
-                                        ("lineage", self._lineage_queue))
-                         if any(q is queue for queue in queues) and not (w == "recorder" and self._gathering)))
-            if not self._started or self._stopping:  # not started ahead (start_workers), or ended by stop()
-                self._started, self._stopping = True, False
-                self._supervisor.start_all()
-            else:  # a worker found dead is restarted by the next save, not only by the next wait (~2 us)
-                self._supervisor.check()
             self._cond.notify_all()
 
     def _wait_for_room(self, size: int, fence_key: str | None) -> None:

@@ -15,8 +15,10 @@ import itertools
 import os
 import sys
 import threading
+import time
 import types
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -26,9 +28,15 @@ from autolog import Task
 from autolog.binding import core
 from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, tensor
 
-pytestmark = pytest.mark.skipif(sys.version_info >= (3, 12), reason="written against CPython 3.10-3.11's signal points "
-                                "and profile functions (3.12 runs them through sys.monitoring)")
+pytestmark = [
+    pytest.mark.skipif(sys.version_info >= (3, 12), reason="written against CPython 3.10-3.11's signal points and "
+                       "profile functions (3.12 runs them through sys.monitoring)"),
+    # Raised where a generator is being closed, Python itself reports the KeyboardInterrupt as
+    # unraisable ("Exception ignored") and goes on, as it does for a real Ctrl-C there.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 AUTOLOG_DIR = os.path.dirname(autolog.__file__) + os.sep
+STUCK = 10.0  # seconds: far beyond any save or fence here, far below the stall timeout
 
 
 def _ours(frame: types.FrameType) -> bool:
@@ -53,14 +61,14 @@ class Interrupter:
             raise KeyboardInterrupt(self.where)
 
 
-def save_interrupted_at(n: int, obj, path: Path, only: tuple | None = None) -> str | None:
-    """torch.save(obj, path) with a Ctrl-C at autolog's n-th signal point (only: those of one kind,
-    ("c_return", function, C function) or ("call", function, None)): where it landed, or None when the
-    save has fewer points (it then ran to its end)."""
+def interrupted_at(n: int, call: Callable[[], object], only: tuple | None = None) -> str | None:
+    """call() with a Ctrl-C at autolog's n-th signal point (only: those of one kind, ("c_return",
+    function, C function) or ("call", function, None)): where it landed, or None when the call has
+    fewer points (it then ran to its end)."""
     interrupter = Interrupter(n, only)
     sys.setprofile(interrupter)
     try:
-        torch.save(obj, path)
+        call()
     except KeyboardInterrupt:
         return interrupter.where
     finally:
@@ -68,9 +76,10 @@ def save_interrupted_at(n: int, obj, path: Path, only: tuple | None = None) -> s
     return None
 
 
-# Raised where a generator is being closed, Python itself reports the KeyboardInterrupt as unraisable
-# ("Exception ignored") and goes on, as it does for a real Ctrl-C there.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def save_interrupted_at(n: int, obj, path: Path, only: tuple | None = None) -> str | None:
+    return interrupted_at(n, lambda: torch.save(obj, path), only)
+
+
 def test_a_ctrl_c_anywhere_in_a_save_leaves_the_checkpoint_whole_and_the_path_free(local_store, work, copier, caplog):
     ckpt = work / "ckpt.pt"
     task = Task.init(project_name="pipeline", task_name="interrupted saves", output_uri=local_store)
@@ -103,10 +112,14 @@ def _interrupted_saves(ckpt: Path, progress: dict) -> None:
     """Saves of ckpt, each interrupted one signal point further than the one before, until one runs to
     its end; then one more, not interrupted, which must be recorded."""
     on_disk, landed = tensor(0), []
+    progress["landed"] = landed
     try:
         for step in itertools.count(1):
+            start = time.monotonic()
             where = save_interrupted_at(step, tensor(step), ckpt)
             progress["where"] = where
+            took = time.monotonic() - start
+            assert took < STUCK, f"the save after a Ctrl-C at {progress['landed'][-1:]} waited {took:.0f} s"
             assert not getattr(core._nesting, "inside", False), f"Ctrl-C at {where}: this thread records no more saves"
             lock = core.path_lock(str(ckpt))
             assert lock.acquire(timeout=5), f"Ctrl-C at {where}: the path's lock was kept, the next save hangs"
@@ -122,7 +135,6 @@ def _interrupted_saves(ckpt: Path, progress: dict) -> None:
         progress["stored"] += [tensor(step), tensor(step + 1)]
     except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
         progress["error"] = exc
-    progress["landed"] = landed
 
 
 def test_close_settles_a_set_aside_that_an_interrupted_save_left(local_store, work, copier):
@@ -142,6 +154,49 @@ def test_close_settles_a_set_aside_that_an_interrupted_save_left(local_store, wo
     (snap,) = output_snapshots(task, "ckpt.pt")  # the second save was interrupted before it was recorded
     assert_stored_tensor(snap, tensor(1))
     assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
+
+
+def test_a_ctrl_c_anywhere_in_a_load_leaves_the_path_free_and_later_loads_linked(local_store, work):
+    """The same for torch.load: after each interrupted load, a save of the path does not wait for
+    ever on the load's fence (a lineage job half queued), and a load that ends is linked to the
+    model that produced the file."""
+    ckpt = work / "ckpt.pt"
+    producer = Task.init(project_name="pipeline", task_name="producer", output_uri=local_store)
+    torch.save(tensor(1), ckpt)
+    producer.close()
+    (produced,) = producer.models["output"]
+    task = Task.init(project_name="pipeline", task_name="interrupted loads", output_uri=local_store)
+    progress: dict = {"where": "nowhere yet"}
+
+    def loads() -> None:
+        landed = []
+        try:
+            for step in itertools.count(1):
+                where = interrupted_at(step, lambda: torch.load(ckpt, weights_only=True))
+                progress["where"] = where
+                assert not getattr(core._nesting, "inside", False), f"Ctrl-C at {where}: no more captures here"
+                start = time.monotonic()
+                assert task._runtime.pipeline.fence(str(ckpt)) is None  # waits for the load's hash, if any
+                took = time.monotonic() - start  # a job nobody was woken for sits until the stall timeout (30 s)
+                assert took < STUCK, f"Ctrl-C at {where}: the next save's fence waited {took:.0f} s"
+                if where is None:
+                    break
+                landed.append(where)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+            progress["error"] = exc
+        progress["landed"] = landed
+
+    training = threading.Thread(target=loads, daemon=True)
+    training.start()
+    training.join(timeout=WAIT)
+    assert not training.is_alive(), f"a load, or the fence after it, hung after a Ctrl-C at {progress['where']}"
+    if "error" in progress:
+        raise progress["error"]
+    assert len(progress["landed"]) > 10, progress["landed"]
+    task.close()
+
+    inputs = task.models["input"]
+    assert [m.id for m in inputs] == [produced.id], [(m.name, m.origin) for m in inputs]
 
 
 def _holds(snap, expected) -> bool:
