@@ -69,7 +69,6 @@ class SettlingFolders:
             save = self._pending.get(path)
             if save is None or (part is not None and part not in save.parts):
                 return
-            self._claim(path)
         self._take_now(path, save)
 
     def take(self, path: str) -> None:
@@ -101,18 +100,26 @@ class SettlingFolders:
                 save = self._pending.get(path)
                 if save is None or (only_if_due and save.due > time.monotonic()):
                     return  # taken meanwhile, or written again while this waited for the lock
-                self._claim(path)
             self._take_now(path, save)
 
-    def _claim(self, path: str) -> None:
-        """Called holding self._cond and path's lock: path moves from waiting to being taken."""
-        del self._pending[path]
-        self._taking.add(path)
-
     def _take_now(self, path: str, save: SettlingSave) -> None:
-        """Called holding path's lock, once _claim moved it."""
+        """Called holding path's lock: snapshot the folder now. A Ctrl-C before its snapshot was queued
+        puts it back to wait (the next take, or the flush, queues it): a Ctrl-C is raised where a call
+        returns, and each step from taking it out of _pending to queueing it is inside this `try`."""
+        queued = False
         try:
+            with self._cond:
+                if self._pending.get(path) is not save:
+                    return
+                del self._pending[path]
+                self._taking.add(path)
             self._take(path, save)
+            queued = True
+        except BaseException as exc:
+            if not isinstance(exc, Exception) and not queued:
+                with self._cond:
+                    self._pending.setdefault(path, save)
+            raise
         finally:
             with self._cond:
                 self._taking.discard(path)

@@ -1,79 +1,25 @@
 """A Ctrl-C that lands inside autolog's part of a save: wherever it lands, the user's
 KeyboardInterrupt is what they get, and nothing is left half done. Their checkpoint is the old file or
 the new one (never an empty placeholder), the next save of that path does not hang on a lock the
-interrupted one kept, and the saves after it are still recorded.
-
-CPython runs a signal's handler only at certain points: when a call has returned (the exception then
-belongs to the call instruction: the callee's work is done, its result lost), at a function's start
-and at a backward jump. A profile function raises KeyboardInterrupt at each of the first two, in
-autolog's frames, in turn: at a C function's return (its result dropped, as a signal's handler
-would drop it) and at a call of autolog's code. Backward jumps (loops) are not visited."""
+interrupted one kept, and the saves after it are still recorded (tests/interrupts.py says how the
+points are visited)."""
 from __future__ import annotations
 
 import io
 import itertools
-import os
-import sys
 import threading
 import time
-import types
 from pathlib import Path
-from typing import Callable
 
-import pytest
 import torch
 
-import autolog
 from autolog import Task
 from autolog.binding import core
+from interrupts import MARKS, interrupted_at
 from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, tensor
 
-pytestmark = [
-    pytest.mark.skipif(sys.version_info >= (3, 12), reason="written against CPython 3.10-3.11's signal points and "
-                       "profile functions (3.12 runs them through sys.monitoring)"),
-    # Raised where a generator is being closed, Python itself reports the KeyboardInterrupt as
-    # unraisable ("Exception ignored") and goes on, as it does for a real Ctrl-C there.
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
-AUTOLOG_DIR = os.path.dirname(autolog.__file__) + os.sep
+pytestmark = MARKS
 STUCK = 10.0  # seconds: far beyond any save or fence here, far below the stall timeout
-
-
-def _ours(frame: types.FrameType) -> bool:
-    return frame.f_code.co_filename.startswith(AUTOLOG_DIR)
-
-
-class Interrupter:
-    """A profile function that raises KeyboardInterrupt at the n-th signal point of autolog's frames."""
-
-    def __init__(self, n: int, only: tuple | None = None):
-        self.n, self.seen, self.where, self.only = n, 0, None, only
-
-    def __call__(self, frame: types.FrameType, event: str, arg: object) -> None:
-        if event not in ("c_return", "call") or not _ours(frame):
-            return
-        if self.only is not None and (event, frame.f_code.co_name, getattr(arg, "__name__", None)) != self.only:
-            return
-        self.seen += 1
-        if self.seen == self.n:
-            what = getattr(arg, "__qualname__", arg) if event == "c_return" else "start"
-            self.where = f"{frame.f_code.co_filename[len(AUTOLOG_DIR):]}:{frame.f_lineno} {frame.f_code.co_name}, {what}"
-            raise KeyboardInterrupt(self.where)
-
-
-def interrupted_at(n: int, call: Callable[[], object], only: tuple | None = None) -> str | None:
-    """call() with a Ctrl-C at autolog's n-th signal point (only: those of one kind, ("c_return",
-    function, C function) or ("call", function, None)): where it landed, or None when the call has
-    fewer points (it then ran to its end)."""
-    interrupter = Interrupter(n, only)
-    sys.setprofile(interrupter)
-    try:
-        call()
-    except KeyboardInterrupt:
-        return interrupter.where
-    finally:
-        sys.setprofile(None)
-    return None
 
 
 def save_interrupted_at(n: int, obj, path: Path, only: tuple | None = None) -> str | None:

@@ -1,7 +1,9 @@
 """SettlingFolders: a folder that several calls write is snapshotted once, whole, when they are done."""
 from __future__ import annotations
 
+import itertools
 import logging
+import sys
 import threading
 import time
 
@@ -157,3 +159,27 @@ def test_a_failing_snapshot_is_reported_and_the_timer_goes_on(monkeypatch):
         logging.getLogger("autolog").removeHandler(messages)
     assert calls == ["/gone", "/d"]
     assert any("folder deleted before it settled" in line for line in messages.lines), messages.lines
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="tests/interrupts.py: CPython 3.10-3.11's signal points")
+@pytest.mark.parametrize("how", ["a save writing the folder again", "a load of it"])
+def test_a_ctrl_c_while_a_folder_is_taken_does_not_lose_its_snapshot(how):
+    """Interrupted anywhere while a waiting folder is taken (before a save writes it again, or a load
+    reads it), the folder is taken again by the next flush, or was taken: never dropped."""
+    from interrupts import interrupted_at
+
+    for n in itertools.count(1):
+        taken = Taken()
+        folders = SettlingFolders(taken, 3600)  # no timer: only the calls here take it
+        write(folders, "/d", "Model.save_pretrained")
+        if how == "a load of it":
+            where = interrupted_at(n, lambda: folders.take("/d"))
+        else:
+            with path_lock("/d"):
+                where = interrupted_at(n, lambda: folders.before_write("/d", "Model.save_pretrained"))
+        folders.take_all()
+        folders.stop()
+        assert [path for path, _, _ in taken.calls][:1] == ["/d"], f"Ctrl-C at {where}: the folder was never taken"
+        if where is None:
+            break
+    assert n > 5
