@@ -101,12 +101,16 @@ def sync(ctx: Context, force: bool = False) -> SyncReport:
             report.live.append(snap)
             continue
         try:
-            report.stored.append(_finish(ctx, snap, task))
+            finished = _finish(ctx, snap, task)
+            if finished.status == "stored":
+                report.stored.append(finished)
         except Exception as exc:  # noqa: BLE001 - each snapshot gets its own verdict
             reason = f"not recoverable after the run ended: {scrub(str(exc))}"
-            _discard_unverified_object(ctx, snap, task)
-            ctx.store.update_snapshot(snap.id, status="failed", reason=reason)
-            report.failed.append((snap, reason))
+            # Only a row still pending: another sync at once may have stored it (and removed the file
+            # this one looked for); its object is then not ours to remove.
+            if ctx.store.update_pending_snapshot(snap.id, status="failed", reason=reason):
+                _discard_unverified_object(ctx, snap, task)
+                report.failed.append((snap, reason))
         if snap.stage_uri:  # the file set aside for it, if the run died before its copy was read
             remove_quietly(aside_path(snap.stage_uri))
     for task in ctx.store.find_tasks(status="running"):  # also runs killed with nothing pending
@@ -155,10 +159,11 @@ def _finish(ctx: Context, snap: SnapshotRecord, task: TaskRecord) -> SnapshotRec
 
 
 def _stored(ctx: Context, snap: SnapshotRecord, **values: object) -> SnapshotRecord:
-    """The snapshot's row says stored (with values); its staged copy's marker goes."""
-    ctx.store.update_snapshot(snap.id, status="stored", stage_uri=None, stored_at=time.time(), **values)
-    if snap.stage_uri:
-        remove_quietly(copied_marker(snap.stage_uri))
+    """The snapshot's row says stored (with values) if it is still pending (another sync at once may
+    have settled it); its staged copy's marker goes. Returns the row as it is now."""
+    if ctx.store.update_pending_snapshot(snap.id, status="stored", stage_uri=None, stored_at=time.time(), **values):
+        if snap.stage_uri:
+            remove_quietly(copied_marker(snap.stage_uri))
     return ctx.store.get_snapshot(snap.id)
 
 

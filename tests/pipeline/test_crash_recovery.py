@@ -189,6 +189,38 @@ def test_sync_stores_a_snapshot_from_the_file_set_aside_for_it(spawn, work, loca
     assert not aside.exists(), "the file set aside is removed once its snapshot is settled"
 
 
+def test_two_syncs_at_once_never_undo_each_others_stored_snapshot(spawn, work, local_store, tmp_path, monkeypatch):
+    """Two `autolog sync` at once (a cron job and a user): the one that got there second found the file
+    set aside already removed by the first, called the snapshot unrecoverable, deleted its stored
+    object and marked it failed. A sync settles only a row that is still pending."""
+    from autolog.context import default_context
+    from autolog.snapshots import sync as snapshot_sync
+
+    ckpt, marker = work / "ckpt.pt", tmp_path / "stuck"
+    proc = spawn(SET_ASIDE_CHILD, local_store, ckpt, marker)
+    wait_for_file(marker, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    task_id = Path(f"{marker}.task").read_text()
+    original, other = snapshot_sync._set_aside_source, {}
+
+    def the_other_sync_first(snap):  # the second sync looks for the file just after the first one ended
+        if "report" not in other:
+            other["report"] = None  # the other sync's own look goes straight through
+            other["report"] = snapshot_sync.sync(default_context())
+        return original(snap)
+
+    monkeypatch.setattr(snapshot_sync, "_set_aside_source", the_other_sync_first)
+    second = snapshot_sync.sync(default_context())
+
+    assert [s.seq for s in other["report"].stored] == [1, 2]
+    assert second.failed == [], second.failed
+    (snaps,) = snapshots_by_task(task_id).values()
+    assert [s.status for s in snaps] == ["stored", "stored"]
+    assert_stored_tensor(snaps[0], tensor(0))
+    assert_stored_tensor(snaps[1], tensor(1))
+
+
 KILLED_BEFORE_STORED = """
 import os, signal, sys
 import torch
