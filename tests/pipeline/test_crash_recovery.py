@@ -165,15 +165,20 @@ threading.Event().wait()
 """
 
 
-def test_sync_stores_a_snapshot_from_the_file_set_aside_for_it(spawn, work, local_store, env, tmp_path):
-    """Killed after a save set the previous snapshot's file aside (its copy unread): the path holds the
-    newer save, the saved bytes of the older one are only in `<staging>.aside`. sync stores both."""
-    ckpt, marker = work / "ckpt.pt", tmp_path / "stuck"
-    proc = spawn(SET_ASIDE_CHILD, local_store, ckpt, marker)
+def killed_with_a_file_set_aside(spawn, work: Path, local_store: str, tmp_path: Path) -> str:
+    """SET_ASIDE_CHILD's run, SIGKILLed with both saves pending: its task id."""
+    marker = tmp_path / "stuck"
+    proc = spawn(SET_ASIDE_CHILD, local_store, work / "ckpt.pt", marker)
     wait_for_file(marker, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    task_id = Path(f"{marker}.task").read_text()
+    return Path(f"{marker}.task").read_text()
+
+
+def test_sync_stores_a_snapshot_from_the_file_set_aside_for_it(spawn, work, local_store, env, tmp_path):
+    """Killed after a save set the previous snapshot's file aside (its copy unread): the path holds the
+    newer save, the saved bytes of the older one are only in `<staging>.aside`. sync stores both."""
+    task_id = killed_with_a_file_set_aside(spawn, work, local_store, tmp_path)
     (snaps,) = snapshots_by_task(task_id).values()
     assert [s.status for s in snaps] == ["pending", "pending"]
     aside = Path(snaps[0].stage_uri + ".aside")
@@ -196,12 +201,7 @@ def test_two_syncs_at_once_never_undo_each_others_stored_snapshot(spawn, work, l
     from autolog.context import default_context
     from autolog.snapshots import sync as snapshot_sync
 
-    ckpt, marker = work / "ckpt.pt", tmp_path / "stuck"
-    proc = spawn(SET_ASIDE_CHILD, local_store, ckpt, marker)
-    wait_for_file(marker, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    task_id = Path(f"{marker}.task").read_text()
+    task_id = killed_with_a_file_set_aside(spawn, work, local_store, tmp_path)
     original, other = snapshot_sync._set_aside_source, {}
 
     def the_other_sync_first(snap):  # the second sync looks for the file just after the first one ended
