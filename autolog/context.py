@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from .forking import on_fork
@@ -48,22 +49,31 @@ class Context:
 # it, so that Task.get_task(task_id=Task.current_task().id) finds the task. That thread waits for the
 # script's imports to go quiet (quiet_start.py): setting its `wanted` event starts it at once.
 _rows_being_created: dict[threading.Event, threading.Event] = {}  # ready -> wanted
-_init_threads: dict[threading.Thread, threading.Event] = {}  # thread -> wanted
+_init_threads: dict[threading.Thread, tuple[threading.Event, threading.Event]] = {}  # -> (wanted, between tries)
 
 
-def row_being_created(ready: threading.Event, wanted: threading.Event, thread: threading.Thread) -> None:
+def row_being_created(ready: threading.Event, wanted: threading.Event, thread: threading.Thread,
+                      between_tries: threading.Event) -> None:
     _rows_being_created[ready] = wanted
-    _init_threads[thread] = wanted
+    _init_threads[thread] = (wanted, between_tries)
+
+
+FORK_WAITS_FOR_ROW_S = 60.0
 
 
 def _finish_rows_before_fork() -> None:
     """A fork while the background thread imports SQLAlchemy would copy held import locks into the
-    child, which then hangs at its first save: let that thread finish first (~0.1 s)."""
-    for thread, wanted in list(_init_threads.items()):
+    child, which then hangs at its first save: let that thread finish first (~0.1 s). Not while it
+    waits between two tries of a database that is down (db.retry_seconds, 60 s): it holds nothing
+    then, and a DataLoader forking its workers must not wait for the database to come back."""
+    for thread, (wanted, between_tries) in list(_init_threads.items()):
         if thread is not threading.current_thread():
             wanted.set()
-            thread.join(timeout=60)
-        _init_threads.pop(thread, None)
+            deadline = time.monotonic() + FORK_WAITS_FOR_ROW_S
+            while thread.is_alive() and not between_tries.is_set() and time.monotonic() < deadline:
+                thread.join(timeout=0.01)
+        if not thread.is_alive():
+            _init_threads.pop(thread, None)
 
 
 on_fork("context.rows", before=_finish_rows_before_fork)

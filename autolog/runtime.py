@@ -69,6 +69,7 @@ class TaskRuntime:
         self._ready = threading.Event()
         self._ready.set()
         self._wanted = threading.Event()  # something waits for the row: the background start goes ahead now
+        self._between_tries = threading.Event()  # set while the start waits for a database that is down
         self._init_error: BaseException | None = None
         self._init_thread: threading.Thread | None = None
         self._flushers: list[tuple[str, Callable[[bool], None]]] = []
@@ -82,7 +83,7 @@ class TaskRuntime:
         self._ready.clear()
         self._init_thread = threading.Thread(target=self._create_record, args=(threading.get_ident(),),
                                              name="autolog-init", daemon=True)
-        row_being_created(self._ready, self._wanted, self._init_thread)
+        row_being_created(self._ready, self._wanted, self._init_thread, self._between_tries)
         self._init_thread.start()
 
     def _create_record(self, script_thread: int) -> None:
@@ -99,7 +100,7 @@ class TaskRuntime:
             # restart, a failover) must not leave the whole run unrecorded.
             retry_while_unreachable(lambda: ctx.store.create_task(
                 **{f.name: getattr(record, f.name) for f in dataclasses.fields(record)}),
-                ctx.settings.db_retry_seconds)
+                ctx.settings.db_retry_seconds, between_tries=self._between_tries)
         except BaseException as exc:  # noqa: BLE001 - surfaced by every later use of the task
             self._init_error = exc
             logger.error("autolog: this run is not being recorded: %s", exc)

@@ -8,6 +8,7 @@ shows as a stall, and waits on the workers end (pipeline.py, stall_timeout).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Callable, TypeVar
 
@@ -28,9 +29,10 @@ def database_unreachable(exc: BaseException) -> bool:
                                                                                      "InterfaceError")
 
 
-def retry_while_unreachable(call: Callable[[], T], seconds: float) -> T:
+def retry_while_unreachable(call: Callable[[], T], seconds: float, between_tries: threading.Event | None = None) -> T:
     """call(), retried with backoff while the database is unreachable, for `seconds`: the last try is
-    made when they are up (a backoff step longer than what is left is cut short, not skipped)."""
+    made when they are up (a backoff step longer than what is left is cut short, not skipped).
+    between_tries is set while it sleeps between two tries (holding nothing: a fork may go ahead)."""
     deadline, delay = time.monotonic() + seconds, 0.25
     while True:
         try:
@@ -40,5 +42,11 @@ def retry_while_unreachable(call: Callable[[], T], seconds: float) -> T:
             if not database_unreachable(exc) or left <= 0:
                 raise
             logger.debug("autolog: database unreachable (%s), retrying in %.2fs", exc, min(delay, left))
-            time.sleep(min(delay, left))
+            if between_tries is not None:
+                between_tries.set()
+            try:
+                time.sleep(min(delay, left))
+            finally:
+                if between_tries is not None:
+                    between_tries.clear()
             delay = min(delay * 2, 5.0)

@@ -213,3 +213,26 @@ def test_the_start_waits_while_the_script_saves_then_writes_the_row_without_clos
     assert got["row_after"] < 3  # then once the save returned, without waiting for close
     assert got["stored"] == [["first.pt", 1], ["second.pt", 1]]
     assert got["loaded"] == ["first.pt"]
+
+
+def test_a_fork_does_not_wait_for_a_database_that_is_down(run_py, tmp_path):
+    """The start retries a database that is down for db.retry_seconds (60 s). A fork waited for the
+    start to end, so a DataLoader forking its workers right after Task.init waited a minute. It waits
+    only while the start may hold import locks, not while it sleeps between two tries."""
+    proc = run_py("""
+        import os, time
+        from autolog import Task
+        task = Task.init(project_name="p", task_name="database down", output_uri=False)
+        time.sleep(1.0)  # the start has met the refused connection and waits to try again
+        print("still trying:", task._runtime._init_thread.is_alive(), flush=True)
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("fork took", time.monotonic() - start, flush=True)
+        os._exit(0)  # not the exit flush, which waits for the database as it should
+    """, env={"AUTOLOG_DB_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none", "AUTOLOG_STRICT": "0"})
+    assert "fork took" in proc.stdout, proc.stderr
+    assert "still trying: True" in proc.stdout  # the database was down, as the test means
+    assert float(proc.stdout.split("fork took")[1]) < 5
