@@ -11,7 +11,8 @@ import os
 from typing import Callable
 
 ORDER = (
-    "context.rows",      # before fork: let the thread creating the task's row finish (import locks), unless it waits for a database that is down
+    "context.rows",      # before fork: let the thread creating the task's row finish (import locks),
+                         # unless it sleeps between two tries of a database that is down
     "db.transactions",   # before fork: wait for transactions under way, hold new ones back till after
     "db.lock",           # after, in the child: the store registry's lock
     "snapshots.events",  # the lock of the snapshots' lazily made events
