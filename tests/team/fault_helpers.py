@@ -23,13 +23,14 @@ from autolog.storage.hashing import bytes_digest
 # <gate>.reached and waits for the test to create <gate>.go. Each save's return value, exception and
 # duration are recorded; the last stdout line is the JSON summary.
 TRAIN = r'''
-import json, os, sys, time
+import faulthandler, json, os, signal, sys, time
 import torch
 from autolog import Task
 from autolog.storage.hashing import file_digest
 
 cfg = json.loads(open(sys.argv[1]).read())
 work = cfg["work"]
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # Trainer.stacks(): where a hung run is
 if cfg.get("debug_log"):  # every record of logger "autolog", to stderr
     import logging
     logging.basicConfig(format="%(levelname)s %(name)s %(message)s")
@@ -87,6 +88,13 @@ class Trainer:
     def reached(self, gate: str, timeout: float = 120) -> None:
         wait_for(lambda: (self.work / f"{gate}.reached").exists() or self.proc.poll() is not None, timeout)
         assert self.proc.poll() is None, f"the training process ended early: {self.proc.communicate()}"
+
+    def stacks(self) -> str:
+        """Kill the run after it printed where each of its threads is; its stderr."""
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        self.proc.kill()
+        return self.proc.communicate()[1]
 
     def go(self, gate: str) -> None:
         (self.work / f"{gate}.go").touch()

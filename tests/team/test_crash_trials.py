@@ -64,10 +64,12 @@ def test_sigkill_during_uploads_then_sync(pg_url, s3_uri, tmp_path, child_env):
     rng = random.Random(SEED)
     print(f"crash trials: seed {SEED} (set AUTOLOG_CRASH_SEED to replay)")
     started, totals = time.monotonic(), {"stored": 0, "failed": 0, "killed mid-upload": 0}
-    for trial in range(TRIALS):
+    trial, attempt = 0, 0
+    while trial < TRIALS:
         mid_upload = trial % 2 == 0
         delay = rng.uniform(0, 0.05) if mid_upload else rng.uniform(0, 0.8)
-        work, home = tmp_path / f"trial-{trial}", tmp_path / f"home-{trial}"  # one database for all
+        attempt += 1  # one database for all
+        work, home = tmp_path / f"trial-{trial}-{attempt}", tmp_path / f"home-{trial}-{attempt}"
         env = child_env({"AUTOLOG_DB_URL": pg_url, "AUTOLOG_STRICT": "0", "AUTOLOG_HOME": str(home)})
         # Odd trials overwrite one file (the staged copy is then the only copy); even ones keep every file.
         # The run then waits at a gate that never opens: it cannot finish (close, uploads done) before the
@@ -80,7 +82,18 @@ def test_sigkill_during_uploads_then_sync(pg_url, s3_uri, tmp_path, child_env):
         # is (a kill before that leaves no trace of it, which is what the README says).
         wait_for(lambda: _journaled(pg_url) > journaled_before or trainer.proc.poll() is not None, 120)
         if mid_upload:
-            wait_for(lambda: _staged(home) or trainer.proc.poll() is not None, 60, interval=0.002)
+            at_gate = work / "never.reached"
+            try:
+                wait_for(lambda: _staged(home) or at_gate.exists() or trainer.proc.poll() is not None, 60,
+                         interval=0.002)
+            except TimeoutError:
+                raise AssertionError(f"trial {trial}: {_saves_done(work)} save(s) done, none staged and the run not "
+                                     f"at its gate after 60 s: it hangs?\n{trainer.stacks()[-8000:]}") from None
+            if not _staged(home) and attempt < 3:  # every upload was done before a poll saw one (a loaded
+                trainer.proc.kill()                # machine): not the crash this trial is for; again
+                trainer.proc.communicate()
+                print(f"trial {trial}: no snapshot was seen staged before the uploads ended; trying again")
+                continue
         time.sleep(delay)
         staged_at_kill = _staged(home)
         trainer.proc.send_signal(signal.SIGKILL)
@@ -100,6 +113,7 @@ def test_sigkill_during_uploads_then_sync(pg_url, s3_uri, tmp_path, child_env):
         for snap in report["failed"]:
             print(f"    failed seq {snap['seq']}: {snap['reason']}")
         totals.update(counts)
+        trial, attempt = trial + 1, 0
     elapsed = time.monotonic() - started
     print(f"crash trials: {totals} in {elapsed:.0f} s")
     assert totals["killed mid-upload"] >= TRIALS // 2, "too few trials killed the run mid-upload"
