@@ -199,13 +199,16 @@ class MetadataStore(Database):
     def finish_snapshots(self, updates: list[tuple[str, dict[str, Any]]],
                          hashes: list[tuple[str, os.stat_result, str]] = ()) -> None:
         """Many snapshots' outcomes (snapshot id, values) and stat-cache rows (host, stat, digest), in one
-        transaction: rows with the same columns are written as one executemany."""
+        transaction: rows with the same columns are written as one executemany. Only rows still pending:
+        one that `autolog sync` settled meanwhile (it took this run for dead) keeps sync's verdict, which
+        removed the object of a snapshot it failed."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for snapshot_id, values in updates:
             groups.setdefault(tuple(sorted(values)), []).append({"_id": snapshot_id, **values})
         with self.write() as conn:
             for columns, params in groups.items():
-                statement = s.snapshots.update().where(s.snapshots.c.id == sa.bindparam("_id"))
+                statement = s.snapshots.update().where((s.snapshots.c.id == sa.bindparam("_id"))
+                                                       & (s.snapshots.c.status == "pending"))
                 conn.execute(statement.values({c: sa.bindparam(c) for c in columns}), params)
             if hashes:
                 rows = [{"host": host, "device": st.st_dev, "inode": st.st_ino, "size": st.st_size,

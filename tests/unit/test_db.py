@@ -234,6 +234,21 @@ def test_snapshots_get_consecutive_seqs_and_bump_the_model(store):
     assert store.add_snapshot(other.id, status="stored").seq == 1
 
 
+def test_a_run_writes_a_snapshot_outcome_only_over_a_pending_row(store):
+    """`autolog sync --force` beside a live run (or a sync that took an attached child's run for dead)
+    may settle a snapshot first: a failed verdict removed the object at its key, so the run's own
+    "stored", written after, must not stand over it; a pending row takes it."""
+    task = make_task(store)
+    model = make_model(store, task.id)
+    settled = store.add_snapshot(model.id, status="pending")
+    pending = store.add_snapshot(model.id, status="pending")
+    assert store.update_pending_snapshot(settled.id, status="failed", reason="not recoverable (sync)")
+    outcome = {"status": "stored", "uri": "/stored", "digest": "blake3:" + "1" * 64, "size": 1}
+    store.finish_snapshots([(settled.id, outcome), (pending.id, outcome)])
+    assert (store.get_snapshot(settled.id).status, store.get_snapshot(settled.id).uri) == ("failed", None)
+    assert store.get_snapshot(pending.id).status == "stored"
+
+
 def test_concurrent_snapshots_from_threads_never_share_a_seq(store):
     task = make_task(store)
     model = make_model(store, task.id)
