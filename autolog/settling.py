@@ -106,7 +106,6 @@ class SettlingFolders:
         """Called holding path's lock: snapshot the folder now. A Ctrl-C before its snapshot was queued
         puts it back to wait (the next take, or the flush, queues it): a Ctrl-C is raised where a call
         returns, and each step from taking it out of _pending to queueing it is inside this `try`."""
-        queued = False
         try:
             with self._cond:
                 if self._pending.get(path) is not save:
@@ -114,9 +113,8 @@ class SettlingFolders:
                 del self._pending[path]
                 self._taking.add(path)
             self._take(path, save)
-            queued = True
         except BaseException as exc:
-            if not isinstance(exc, Exception) and not queued:
+            if not isinstance(exc, Exception):
                 with self._cond:
                     self._pending.setdefault(path, save)
             raise
