@@ -20,8 +20,8 @@ interruption left there (the checkpoint missing, or an empty placeholder) is set
 save at the next save of that thread, or at close().
 
 Only a plain file with one name qualifies (a symlink or a hard link would be cut from what it points
-to or shares), without an access list (ACL) and whose owner and group a new file can be given;
-elsewhere, and when the rename fails (another filesystem), the save waits as before.
+to or shares), without an access list (ACL) and whose owner, group and extended attributes a new file
+can be given; elsewhere, and when the rename fails (another filesystem), the save waits as before.
 """
 from __future__ import annotations
 
@@ -54,21 +54,27 @@ class SetAside:
     thread: int = field(default_factory=threading.get_ident)  # the saving thread's
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _settled: bool = False
+    _put_back: bool = False  # the old file went back to path: `aside` is no longer this one's to remove
 
     def settle(self, raised: bool) -> None:
-        """After the save: the old file is put back when the save raised without writing a byte; else
-        it stays aside until its copy has been read (copy_read removes it then), or is removed now if
-        that happened already."""
+        """After the save: the old file is put back when the save wrote nothing, having raised or
+        returned without touching the path (Keras' `save(overwrite=False)` that the user told not to
+        overwrite: the placeholder made the path exist, so it asked); else it stays aside until its
+        copy has been read (copy_read removes it then), or is removed now if that happened already."""
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
             st = None
-        untouched = st is None or (st.st_size == 0 and self.placeholder in ((st.st_dev, st.st_ino), _PLACING))
+        placeholder_left = st is not None and stat.S_ISREG(st.st_mode) and st.st_size == 0 and \
+            self.placeholder in ((st.st_dev, st.st_ino), _PLACING)
+        # A save that returned with the path gone removed it on purpose: only one that raised gets it back.
+        unwritten = placeholder_left or (raised and st is None)
         with self._lock:  # a copy_read meanwhile waits: it must not remove the file being put back
             self._settled = True
-            if raised and untouched:
+            if unwritten:
                 if os.path.lexists(self.aside):  # else gone already: nothing to put back
                     os.replace(self.aside, self.path)
+                self._put_back = True
                 _forget(self)
                 return
             read = self.source_read()
@@ -78,9 +84,11 @@ class SetAside:
 
     def copy_read(self) -> None:
         """The stager has read the old file: it is removed now if the save is over, else by settle
-        (the save may still raise unwritten and need it back)."""
+        (the save may still raise unwritten and need it back). Not once it was put back: a later
+        save of the path may have set the same file aside again, under the same name, and that
+        set-aside is the one to end it."""
         with self._lock:
-            if not self._settled:
+            if not self._settled or self._put_back:
                 return
         remove_set_aside(self.aside)
 
@@ -94,7 +102,8 @@ def set_aside(path: str, opened: os.stat_result, aside: str,
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino):
             return None
-        if _ACL in _xattrs(path):  # a new file would not get the old one's access list
+        attributes = _attributes(path)
+        if _ACL in attributes:  # a new file would not get the old one's access list
             return None
         os.makedirs(os.path.dirname(aside), exist_ok=True)
         entry = SetAside(path, aside, _PLACING, source_read)
@@ -105,8 +114,8 @@ def set_aside(path: str, opened: os.stat_result, aside: str,
         _unsettled.pop(threading.get_ident(), None)
         return None
     try:
-        entry.placeholder = _placeholder(path, st)
-    except OSError as exc:  # its owner cannot be kept: the old file goes back, the save waits
+        entry.placeholder = _placeholder(path, st, attributes)
+    except OSError as exc:  # its owner or attributes cannot be kept: the old file goes back, the save waits
         logger.debug("autolog: %s not set aside (%s); the save waits for its copy", path, exc)
         os.rename(aside, path)
         _forget(entry)
@@ -157,10 +166,11 @@ def remove_set_aside(aside: str) -> None:
         pass
 
 
-def _placeholder(path: str, old: os.stat_result) -> tuple[int, int] | None:
-    """An empty file at path with the old file's owner, group and permission bits (which an
-    open(path, "wb") keeps: in a shared folder, a group that lost its file would lose the checkpoint).
-    Raises OSError, leaving nothing at path, when the owner or group cannot be given."""
+def _placeholder(path: str, old: os.stat_result, attributes: dict[str, bytes]) -> tuple[int, int] | None:
+    """An empty file at path with the old file's owner, group, permission bits and extended attributes
+    (which an open(path, "wb") keeps: in a shared folder, a group that lost its file would lose the
+    checkpoint; a `user.*` attribute may say where it came from). Raises OSError, leaving nothing at
+    path, when the owner, the group or an attribute cannot be given."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:  # something else created it meanwhile: the save writes over that
@@ -168,12 +178,13 @@ def _placeholder(path: str, old: os.stat_result) -> tuple[int, int] | None:
         return None
     try:
         st = os.fstat(fd)
-        if (st.st_uid, st.st_gid) != (old.st_uid, old.st_gid):
-            try:
+        try:
+            if (st.st_uid, st.st_gid) != (old.st_uid, old.st_gid):
                 os.fchown(fd, old.st_uid, old.st_gid)
-            except OSError:
-                os.remove(path)
-                raise
+            _give_attributes(fd, attributes)
+        except OSError:
+            os.remove(path)
+            raise
         try:
             os.fchmod(fd, stat.S_IMODE(old.st_mode))  # after fchown, which may clear setuid and setgid bits
         except OSError as exc:  # the placeholder keeps 0o600: stricter, never looser, than the old file
@@ -186,11 +197,26 @@ def _placeholder(path: str, old: os.stat_result) -> tuple[int, int] | None:
 _ACL = "system.posix_acl_access"
 
 
-def _xattrs(path: str) -> list[str]:
+def _attributes(path: str) -> dict[str, bytes]:
+    """The file's extended attributes. Raises OSError when one listed cannot be read (the file is then
+    not set aside: its placeholder could not be given it)."""
     try:
-        return os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(path, follow_symlinks=False)
     except (OSError, AttributeError):  # no extended attributes here (or not on this system)
-        return []
+        return {}
+    return {name: os.getxattr(path, name, follow_symlinks=False) for name in names}
+
+
+def _give_attributes(fd: int, attributes: dict[str, bytes]) -> None:
+    """The attributes on the new file, but those it was given already (a security label the folder's
+    policy gives every new file, which setting again may need a privilege)."""
+    for name, value in attributes.items():
+        try:
+            if os.getxattr(fd, name) == value:
+                continue
+        except OSError:
+            pass
+        os.setxattr(fd, name, value)
 
 
 def aside_path(staging: str) -> str:

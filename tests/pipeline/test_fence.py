@@ -110,6 +110,16 @@ class _RaisesBeforeWriting:
         raise ValueError("the save failed before writing")
 
 
+def _saved_with_its_copy_held(store, copier, ckpt, name):
+    """A task that saved tensor(1) at ckpt, its copy held: (task, that snapshot's job, the file's bytes)."""
+    task = Task.init(project_name="pipeline", task_name=name, output_uri=store)
+    copier.hold()
+    torch.save(tensor(1), ckpt)
+    assert copier.wait_for_calls(1)
+    (first,) = task._runtime.pipeline.pending()
+    return task, first, ckpt.read_bytes()
+
+
 @pytest.mark.parametrize("copy_ends", ["after the failed save", "during the failed save"])
 def test_a_save_that_raised_before_writing_leaves_the_old_file_set_aside_for_it_in_place(
         local_store, work, copier, copy_ends):
@@ -117,12 +127,7 @@ def test_a_save_that_raised_before_writing_leaves_the_old_file_set_aside_for_it_
     file set aside for that save is put back, even when its copy was read meanwhile (the stager
     removed it then, and the user's checkpoint was left an empty file)."""
     ckpt = work / "ckpt.pt"
-    task = Task.init(project_name="pipeline", task_name="set aside, failed save", output_uri=local_store)
-    copier.hold()
-    torch.save(tensor(1), ckpt)
-    assert copier.wait_for_calls(1)
-    old = ckpt.read_bytes()
-    (first,) = task._runtime.pipeline.pending()
+    task, first, old = _saved_with_its_copy_held(local_store, copier, ckpt, "set aside, failed save")
 
     def copy_ends_now():
         if copy_ends == "during the failed save":
@@ -137,6 +142,67 @@ def test_a_save_that_raised_before_writing_leaves_the_old_file_set_aside_for_it_
 
     (snap,) = output_snapshots(task, "ckpt.pt")
     assert_stored_tensor(snap, tensor(1))
+    assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
+
+
+def test_two_failed_saves_in_a_row_keep_the_old_file_when_the_copy_ends_between_them(
+        local_store, work, copier, monkeypatch):
+    """The second failed save sets the same file aside again, under the same name; the copy ends just
+    after that rename, before the fence hands the new set-aside to the snapshot, so the stager tells
+    the first one (settled: its file was put back). It removed the file the second save then needed
+    back, and the checkpoint was left an empty file."""
+    from autolog.snapshots import pipeline
+
+    ckpt = work / "ckpt.pt"
+    task, first, old = _saved_with_its_copy_held(local_store, copier, ckpt, "set aside twice")
+    renames = []
+
+    def set_aside_then_the_copy_ends(*args, **kwargs):
+        entry = original(*args, **kwargs)
+        renames.append(entry)
+        if len(renames) == 2:  # a thread switch right after the rename: the stager reads the file to its end
+            copier.release.set()
+            wait_until(first.done.is_set, "the first snapshot's end")
+        return entry
+
+    original = pipeline.set_aside
+    monkeypatch.setattr(pipeline, "set_aside", set_aside_then_the_copy_ends)
+    for attempt in range(2):
+        with pytest.raises(ValueError, match="failed before writing"):
+            torch.save(tensor(2), ckpt, pickle_module=_RaisesBeforeWriting(lambda: None))
+        assert ckpt.read_bytes() == old, f"after failed save {attempt + 1} the checkpoint is {len(ckpt.read_bytes())} bytes"
+    assert len(renames) == 2 and None not in renames
+    task.close()
+
+    (snap,) = output_snapshots(task, "ckpt.pt")
+    assert_stored_tensor(snap, tensor(1))
+    assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
+
+
+def test_a_keras_save_told_not_to_overwrite_leaves_the_old_model(local_store, work, copier, monkeypatch):
+    """Model.save(path, overwrite=False) asks first, and returns without writing when the answer is no.
+    The placeholder made the path exist (so Keras asked, as it would have of the old file), and the
+    save's normal return left it there: the user's model became an empty file."""
+    keras = require_framework("keras")
+    path = work / "model.keras"
+    task = Task.init(project_name="pipeline", task_name="keras declined overwrite", output_uri=local_store)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    copier.hold()
+    model.save(path)
+    assert copier.wait_for_calls(1)
+    old = path.read_bytes()
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "n")
+
+    assert model.save(path, overwrite=False) is None
+    assert asked, "Keras did not ask before overwriting"
+    assert path.read_bytes() == old, f"the model is now {len(path.read_bytes())} bytes"
+    copier.release.set()
+    task.close()
+
+    snaps = output_snapshots(task, "model.keras")
+    assert snaps and all(s.status == "stored" and s.size == len(old) for s in snaps)
+    assert keras.models.load_model(path).count_params() == model.count_params()
     assert not [p for p in Path(local_store).rglob("*.aside")], "a set-aside file was left behind"
 
 

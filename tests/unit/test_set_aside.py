@@ -89,6 +89,53 @@ def test_a_save_that_raised_before_writing_gets_the_old_file_back_as_it_was(save
     assert not (tmp_path / "x.aside").exists()
 
 
+@pytest.mark.parametrize("copy_read", ["before the save ended", "after the save ended"])
+def test_a_save_that_returned_without_writing_gets_the_old_file_back(saved, tmp_path, copy_read):
+    """Keras' save(overwrite=False) asks before overwriting, and returns without writing when told not
+    to: the old file stays, as without autolog (not the empty placeholder, which made the path exist)."""
+    path, opened = saved
+    read = [False]
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"), source_read=lambda: read[0])
+    if copy_read == "before the save ended":
+        read[0] = True
+        aside.copy_read()
+    aside.settle(raised=False)
+    read[0] = True
+    aside.copy_read()
+
+    assert path.read_bytes() == b"old weights"
+    assert os.stat(path).st_ino == opened.st_ino
+    assert not (tmp_path / "x.aside").exists()
+
+
+def test_a_save_that_returned_with_the_path_removed_leaves_it_removed(saved, tmp_path):
+    """Only a save that raised gets the old file back at an empty path: one that returned removed it."""
+    path, opened = saved
+    aside = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"))
+    os.remove(path)
+    aside.settle(raised=False)
+
+    assert not path.exists()
+    assert not (tmp_path / "x.aside").exists()
+
+
+def test_a_set_aside_whose_file_went_back_does_not_end_a_later_one_of_the_same_file(saved, tmp_path):
+    """Two saves that raise unwritten while one copy runs set the same file aside twice, under one
+    name. The stager tells the set-aside it knows of once its copy is read, which may be the first
+    (the second was made and not yet handed over): that one must not remove the file the second
+    needs to put back, or the checkpoint is left an empty file."""
+    path, opened = saved
+    first = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"), source_read=lambda: False)
+    first.settle(raised=True)
+    second = sa.set_aside(str(path), opened, str(tmp_path / "x.aside"), source_read=lambda: False)
+    assert second is not None
+    first.copy_read()
+    second.settle(raised=True)
+
+    assert path.read_bytes() == b"old weights"
+    assert not (tmp_path / "x.aside").exists()
+
+
 @pytest.mark.parametrize("after", ["removed the path", "wrote a partial file"])
 def test_a_save_that_raised_after_touching_the_path_keeps_what_it_left(saved, tmp_path, after):
     """A plain save that raised midway leaves a partial file (it had truncated the old one): the same."""
@@ -191,6 +238,38 @@ def _stat_owned_by(st: os.stat_result, uid: int) -> os.stat_result:
 def test_a_file_with_an_access_list_is_not_set_aside(saved, tmp_path, monkeypatch):
     """A new file would not get the old one's ACL (the listing is faked: setting a real ACL needs acl tools)."""
     path, opened = saved
-    monkeypatch.setattr(sa, "_xattrs", lambda p: ["user.note", "system.posix_acl_access"] if p == str(path) else [])
+    monkeypatch.setattr(sa, "_attributes", lambda p: {"user.note": b"x", "system.posix_acl_access": b"acl"}
+                        if p == str(path) else {})
     assert sa.set_aside(str(path), opened, str(tmp_path / "x.aside")) is None
     assert os.stat(path).st_ino == opened.st_ino
+
+
+def test_the_placeholder_keeps_the_extended_attributes_of_the_old_file(saved, tmp_path):
+    """An overwrite keeps the file's `user.*` attributes (where it came from, a checksum a tool keeps):
+    the new file that stands in for it gets them too."""
+    path, opened = saved
+    os.setxattr(path, "user.origin", b"experiment-42")
+    aside = sa.set_aside(str(path), os.stat(path), str(tmp_path / "x.aside"))
+    assert aside is not None
+    assert os.getxattr(path, "user.origin") == b"experiment-42"
+    with open(path, "wb") as f:
+        f.write(b"new weights")
+    aside.settle(raised=False)
+
+    assert os.listxattr(path) == ["user.origin"]
+    assert os.getxattr(path, "user.origin") == b"experiment-42"
+
+
+def test_an_attribute_that_cannot_be_given_leaves_the_old_file_in_place(saved, tmp_path, monkeypatch):
+    path, opened = saved
+    os.setxattr(path, "user.origin", b"experiment-42")
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(sa.os, "setxattr", refused)
+    assert sa.set_aside(str(path), os.stat(path), str(tmp_path / "x.aside")) is None
+    assert os.stat(path).st_ino == opened.st_ino
+    assert path.read_bytes() == b"old weights"
+    assert not (tmp_path / "x.aside").exists()
+    assert sa.unsettled_here() is None
