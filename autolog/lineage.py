@@ -15,13 +15,18 @@ def record_load(
     ctx: Context, task_id: str, project: str, path: str, framework: str | None, sources: Sources, content: Content
 ) -> SnapshotRecord:
     """Link task_id to the snapshot holding the loaded content; an unknown file becomes an imported model."""
-    snapshot = ctx.store.producer_of(content.digest, path)
+    snapshot = ctx.store.producer_of(content.digest, path, _resolved(path))
     if snapshot is None and ctx.store.holds_sha256_identities():
         snapshot = _producer_by_sha256(ctx, path, sources)
     if snapshot is None:
         snapshot = import_content(ctx, project, path, sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, digest=content.digest, framework=framework)
     return snapshot
+
+
+def _resolved(path: str) -> str | None:
+    """The file a local load's path leads to (through symlinks); None for a URL."""
+    return None if "://" in path else os.path.realpath(path)
 
 
 def _producer_by_sha256(ctx: Context, path: str, sources: Sources) -> SnapshotRecord | None:
@@ -31,7 +36,7 @@ def _producer_by_sha256(ctx: Context, path: str, sources: Sources) -> SnapshotRe
         legacy = hash_sources(sources, SHA256)
     except OSError:  # gone or changed since the first hash: no older producer can be told
         return None
-    return ctx.store.producer_of(legacy.digest, path)
+    return ctx.store.producer_of(legacy.digest, path, _resolved(path))
 
 
 def import_content(

@@ -241,14 +241,16 @@ class MetadataStore(Database):
         query = sa.select(s.snapshots).where(s.snapshots.c.model_id == model_id).order_by(s.snapshots.c.seq)
         return self._all(SnapshotRecord, query)
 
-    def producer_of(self, digest: str, path: str | None = None) -> SnapshotRecord | None:
+    def producer_of(self, digest: str, path: str | None = None, resolved: str | None = None) -> SnapshotRecord | None:
         """The snapshot a load of this content (from path) comes from.
 
         Same bytes can come from several saves (a final model equal to the last checkpoint, a seeded
-        rerun). The newest save of the very path that was loaded wins; else the first save by any
-        task; an import of the content only when no task saved it. A save whose bytes were stored
-        comes before one still pending with its digest (hashed, its upload under way in a running
-        process: it made those bytes too, and is the producer while no stored save is).
+        rerun). The newest save of the very path that was loaded wins, then of the file it leads to
+        (`resolved`: a `latest.ckpt` symlink to `last.ckpt`, beside a `best.ckpt` with those bytes);
+        else the first save by any task; an import of the content only when no task saved it. A save
+        whose bytes were stored comes before one still pending with its digest (hashed, its upload
+        under way in a running process: it made those bytes too, and is the producer while no stored
+        save is).
 
         path is the real path of the load: a name that is not UTF-8 is compared as display_path text,
         as source_path was recorded (connection._escape_parameters escapes every value sent).
@@ -261,8 +263,8 @@ class MetadataStore(Database):
                        s.models.c.origin != "imported")
                 .limit(1)
             )
-            if path is not None:
-                found = self._one(SnapshotRecord, saved.where(s.models.c.source_path == path)
+            for name in dict.fromkeys(p for p in (path, resolved) if p is not None):
+                found = self._one(SnapshotRecord, saved.where(s.models.c.source_path == name)
                                   .order_by(s.snapshots.c.created.desc()))
                 if found is not None:
                     return found

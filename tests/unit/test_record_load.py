@@ -94,6 +94,27 @@ def test_a_load_links_to_the_save_of_the_path_it_was_loaded_from_not_the_first_s
     assert _load(ctx, str(elsewhere), "PyTorch").id == by_a.id
 
 
+def test_a_load_through_a_symlink_links_to_the_save_of_the_file_it_leads_to(tmp_path):
+    """`latest.pt` -> `last.pt`, beside a `best.pt` with the same bytes saved first: the load is the
+    save of last.pt (the first save of those bytes was best.pt); one through a symlink a run saved
+    through is that save."""
+    ctx = default_context()
+    best, last = tmp_path / "best.pt", tmp_path / "last.pt"
+    snaps = []
+    for path in (best, last):
+        path.write_bytes(WEIGHTS)
+        snaps.append(_saved(ctx, "run", path, identify(ctx, collect_sources(str(path)))))
+    by_best, by_last = snaps
+    latest = tmp_path / "latest.pt"
+    latest.symlink_to(last.name)
+
+    assert _load(ctx, str(latest), "PyTorch").id == by_last.id
+    [link] = ctx.store.loads_of_model(by_last.model_id)
+    assert link.path == str(latest)  # the load keeps the name it was made by
+    through = _saved(ctx, "run through the link", latest, identify(ctx, collect_sources(str(latest))))
+    assert _load(ctx, str(latest), "PyTorch").id == through.id
+
+
 def test_a_snapshot_whose_bytes_were_not_stored_is_no_producer(tmp_path):
     """Run A's save of x.pt was hashed, then failed to store (or is still pending): its bytes are
     nowhere. A load of x.pt links to the run that did store those bytes (at another path)."""
