@@ -79,15 +79,24 @@ class SettlingFolders:
 
     def take_all(self) -> None:
         """Snapshot every waiting folder now (flush, close), and wait for those another thread (the
-        timer, a save) is taking: the flush after this must find their snapshots queued."""
+        timer, a save) is taking: the flush after this must find their snapshots queued. A folder that
+        cannot be snapshotted (deleted before it settled) is reported once all are taken: raised, it
+        had left the others unsnapshotted, and close() had raised it."""
         with self._cond:
             paths = list(self._pending)
             taking = list(self._taking)
+        failed: list[tuple[str, Exception]] = []
         for path in paths:
-            self._take_locked(path, only_if_due=False)
+            try:
+                self._take_locked(path, only_if_due=False)
+            except Exception as exc:  # noqa: BLE001 - reported below, after the other folders
+                failed.append((path, exc))
         for path in taking:
             with path_lock(path):
                 pass
+        for path, exc in failed:
+            with shielded(f"the snapshot of folder {path}"):
+                raise exc
 
     def stop(self) -> None:
         with self._cond:

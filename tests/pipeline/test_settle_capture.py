@@ -7,6 +7,7 @@ wrapped by the one generic wrapper: the same path a real save_pretrained takes, 
 from __future__ import annotations
 
 import os
+import shutil
 
 import wrapt
 
@@ -135,3 +136,25 @@ def test_the_quiet_time_takes_the_folder_without_a_flush(local_store, work, conf
     task.close()
     [model] = task.models["output"]
     assert len(model.snapshots) == 1 and model.snapshots[0].status == "stored"
+
+
+def test_a_folder_deleted_before_it_settled_costs_only_its_own_snapshot(local_store, work, config, monkeypatch, caplog):
+    """A scratch folder saved, then deleted within the quiet time: close() stores the other folders
+    waiting beside it and reports that one, without raising (it raised, and the folders after it were
+    never snapshotted)."""
+    monkeypatch.delenv("AUTOLOG_STRICT", raising=False)  # as a user runs: the failure is reported
+    config(capture={"settle_seconds": 30})
+    scratch, kept = str(work / "scratch"), str(work / "kept")
+    task = Task.init(project_name="pipeline", task_name="settle, one deleted", output_uri=local_store)
+    save_model(scratch, 1)
+    save_model(kept, 2)
+    shutil.rmtree(scratch)
+    with caplog.at_level("WARNING", logger="autolog"):
+        task.close()
+
+    [model] = task.models["output"]
+    assert model.name == "kept"
+    [snap] = model.snapshots
+    assert snap.status == "stored"
+    assert files_of(snap) == {"model.safetensors": digest(os.path.join(kept, "model.safetensors"))}
+    assert any("scratch" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]

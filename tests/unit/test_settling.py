@@ -161,6 +161,43 @@ def test_a_failing_snapshot_is_reported_and_the_timer_goes_on(monkeypatch):
     assert any("folder deleted before it settled" in line for line in messages.lines), messages.lines
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_folder_that_cannot_be_snapshotted_at_a_flush_leaves_the_others_taken(monkeypatch, strict):
+    """A folder deleted before it settled: the flush (close) takes every other waiting folder, and only
+    then reports that one (raises it in strict mode). Raised at once, it left the folders after it
+    unsnapshotted, and close() raised it."""
+    from autolog import safety
+
+    if strict:
+        monkeypatch.setenv("AUTOLOG_STRICT", "1")
+    else:
+        monkeypatch.delenv("AUTOLOG_STRICT", raising=False)
+    monkeypatch.setattr(safety, "_reported", set())
+    messages = Messages()
+    logging.getLogger("autolog").addHandler(messages)
+    calls = []
+
+    def take(path, save):
+        calls.append(path)
+        if path == "/gone":
+            raise FileNotFoundError("folder deleted before it settled")
+
+    folders = SettlingFolders(take, 3600)
+    try:
+        for path in ("/gone", "/kept", "/also kept"):
+            write(folders, path, "Model.save_pretrained")
+        if strict:
+            with pytest.raises(FileNotFoundError, match="deleted before it settled"):
+                folders.take_all()
+        else:
+            folders.take_all()
+    finally:
+        folders.stop()
+        logging.getLogger("autolog").removeHandler(messages)
+    assert calls == ["/gone", "/kept", "/also kept"]
+    assert strict or any("folder deleted before it settled" in line for line in messages.lines), messages.lines
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="tests/interrupts.py: CPython 3.10-3.11's signal points")
 @pytest.mark.parametrize("how", ["a save writing the folder again", "a load of it"])
 def test_a_ctrl_c_while_a_folder_is_taken_does_not_lose_its_snapshot(how):
