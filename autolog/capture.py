@@ -52,6 +52,11 @@ class CaptureRecorder:
         self.settling.before_write(path, part)
         return self._run.pipeline.fence(path)
 
+    def before_write(self, path: str) -> None:
+        """A call that writes other files into path is about to run: a folder waiting there is taken
+        first, without them (no fence: its files are not the snapshot's)."""
+        self.settling.before_write(path, None)
+
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
               companions: tuple[str, ...] = ()) -> None:

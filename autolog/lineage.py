@@ -18,6 +18,8 @@ def record_load(
     snapshot = ctx.store.producer_of(content.digest, path, _resolved(path))
     if snapshot is None and ctx.store.holds_sha256_identities():
         snapshot = _producer_by_sha256(ctx, path, sources)
+    if snapshot is None and content.manifest:
+        snapshot = ctx.store.producer_within(content.manifest, path, _resolved(path))
     if snapshot is None:
         snapshot = import_content(ctx, project, path, sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, digest=content.digest, framework=framework)

@@ -22,9 +22,14 @@ from lineage_report import print_lineage
 
 
 def snapshot_holding(model: Model, folder: str):
-    """The snapshot of `model` whose files are the folder's files (what autolog matched it by)."""
+    """The snapshot of `model` autolog matched the folder to: the newest whose files are the folder's,
+    else the newest whose files are all in it, unchanged (a final save_model() beside the metrics
+    written into output_dir after it)."""
     on_disk = {entry.name: file_digest(entry.path) for entry in os.scandir(folder) if entry.is_file()}
-    return next((s for s in model.snapshots if {f["name"]: f["digest"] for f in s.files} == on_disk), None)
+    files = {s.seq: {f["name"]: f["digest"] for f in s.files} for s in model.snapshots}
+    exact = [s for s in model.snapshots if files[s.seq] == on_disk]
+    within = [s for s in model.snapshots if files[s.seq] and files[s.seq].items() <= on_disk.items()]
+    return (exact or within or [None])[-1]
 
 
 def main() -> None:

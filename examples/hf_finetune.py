@@ -6,8 +6,8 @@ and the reviews are made in code. The only autolog line is Task.init():
   scheduler, rng state, trainer state) is a snapshot of ONE model named after output_dir, whose
   iteration is the global step; folders that save_total_limit deletes stay stored;
 - trainer.save_model() with the tokenizer saved next to it is that model's final snapshot (the
-  checkpoint-* folders beside it are not part of it).
-Run hf_evaluate.py afterwards to see lineage.
+  checkpoint-* folders beside it are not part of it, nor the metrics and trainer state written after).
+Run hf_evaluate.py afterwards to see lineage (`--model runs/hf-sentiment` for the final save).
 
     python examples/hf_finetune.py [--steps 60] [--save-steps 20] [--out runs/hf-sentiment]
 """
@@ -77,9 +77,11 @@ def main() -> None:
                  name="hyperparameters")
     trainer = Trainer(model=model, args=training_args, train_dataset=encode(tokenizer, TRAIN),
                       processing_class=tokenizer)
-    trainer.train()
+    result = trainer.train()
     trainer.save_model()  # into output_dir, next to the checkpoint-* folders
     tokenizer.save_pretrained(args.out)  # save_model wrote it too; saved again it is still one snapshot
+    trainer.save_metrics("train", result.metrics)  # these go into output_dir too, but are not the model's
+    trainer.save_state()
     print(f"held-out reviews: accuracy {accuracy(model, tokenizer, TEST):.3f}")
 
     task.flush()  # the final folder is stored once its last file is written: wait for it

@@ -41,6 +41,7 @@ class Recorder(Protocol):
 
     def allows(self, key: str, path: str) -> bool: ...
     def before_save(self, path: str, part: str | None = None) -> "Aside | None": ...
+    def before_write(self, path: str) -> None: ...
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
               companions: tuple[str, ...] = ()) -> None: ...
@@ -79,7 +80,7 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
     what = f"{patch.label}() of {framework}"
     # The path a save writes is known before the call when it is an argument (or computed from one):
     # the save then waits for the previous snapshot of that path to be read, and holds its path lock.
-    fences = patch.action == "save" and isinstance(patch.path, (Arg, Computed))
+    fences = patch.action in ("save", "write") and isinstance(patch.path, (Arg, Computed))
 
     # Plain try/except rather than `shielded` (a generator context manager): this runs on every call.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -112,7 +113,7 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
                 if left is not None:  # an earlier save of this thread was interrupted (Ctrl-C) before its settle
                     _settle(left, what, raised=True)
                 try:
-                    aside = _fence(recorder, path, patch.label if patch.settle else None)
+                    aside = _fence(recorder, path, patch)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
@@ -122,7 +123,7 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
             raise
         try:  # still "inside": a patched call a declaration makes while recording is not recorded
             _settle(aside, what, raised=False)
-            if path is not False:
+            if path is not False and patch.action != "write":
                 _record(recorder, patch, framework, key, instance, args, kwargs, result, path)
         except Exception as exc:  # noqa: BLE001
             _not_logged(what, exc)
@@ -185,11 +186,14 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, path: str, part: str | None = None) -> Aside | None:
+def _fence(recorder: Recorder, path: str, patch: Patch) -> Aside | None:
     """Before a save overwrites a path, the previous snapshot of it must have been read or set aside:
     also when this save is not recorded (auto_connect_frameworks turns one framework off, not the
     protection of the snapshot another framework took of the same file)."""
-    return recorder.before_save(path, part)
+    if patch.action == "write":
+        recorder.before_write(path)
+        return None
+    return recorder.before_save(path, patch.label if patch.settle else None)
 
 
 def _settle(aside: Aside | None, what: str, raised: bool) -> None:

@@ -71,7 +71,7 @@ _SOURCES = (Arg, Returned, Attr, Computed)
 class Patch:
     module: str  # the module whose import triggers the patch ("torch", "keras", "tensorflow")
     target: str  # attribute path inside it: "save", "jit.save", "Model.save", "train.Checkpoint.save"
-    action: str  # "save" or "load"
+    action: str  # "save", "load", or "write" (see Writes)
     path: PathSource
     # For generic savers (joblib.dump): which argument holds the saved object, to name its framework.
     obj: Arg | None = None
@@ -92,8 +92,9 @@ class Patch:
     companions: PathSource | None = None
 
     def __post_init__(self) -> None:
-        if self.action not in ("save", "load"):
-            raise ValueError(f"Patch {self.module}.{self.target}: action must be 'save' or 'load', not {self.action!r}")
+        if self.action not in ("save", "load", "write"):
+            raise ValueError(
+                f"Patch {self.module}.{self.target}: action must be 'save', 'load' or 'write', not {self.action!r}")
         for source in (self.path, self.model_path, self.iteration, self.companions):
             if source is not None and not isinstance(source, _SOURCES):
                 raise TypeError(
@@ -121,3 +122,11 @@ def Load(  # noqa: N802
     module: str, target: str, path: PathSource, exclude: tuple[str, ...] = (), companions: PathSource | None = None,
 ) -> Patch:
     return Patch(module, target, "load", path, exclude=tuple(exclude), companions=companions)
+
+
+def Writes(module: str, target: str, path: Arg | Computed) -> Patch:  # noqa: N802
+    """A call that writes files other than a model's into a folder a model was saved to (a Trainer's
+    metrics, state and model card into its output_dir): a snapshot of that folder still waiting to
+    settle is taken before the call writes, so it never holds them, however soon after the save they
+    come. The call itself records nothing."""
+    return Patch(module, target, "write", path)

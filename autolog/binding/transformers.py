@@ -18,7 +18,11 @@ Checked against transformers 5.24 (with accelerate 1.15, torch 2.13):
 - Trainer.save_model(output_dir=None) (the user's final save; inside _save_checkpoint it is nested)
   writes args.output_dir by default: that folder is the model its checkpoints are snapshots of, so
   the final save is that model's newest snapshot (into another folder it is a model of that folder).
-  The Trainer's own entries in output_dir (checkpoint-*, TensorBoard's `runs`) are not part of it.
+  The Trainer's own entries in output_dir (checkpoint-*, TensorBoard's `runs`) are not part of it,
+  nor what save_metrics, save_state and create_model_card write there after it (`*_results.json`,
+  trainer_state.json, README.md): each takes the final save's snapshot first if it still waits to
+  settle. (Trainer.push_to_hub saves the model into output_dir, writes the card, then uploads: the
+  same two steps.)
 - Resuming (train(resume_from_checkpoint=...)) reads one checkpoint folder through four narrow
   methods (weights, optimizer and scheduler, grad scaler, rng state; the rng state only once the
   loop starts): each is a load of the whole folder, so the task gets ONE input, the checkpoint's
@@ -41,7 +45,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .spec import Arg, Call, Computed, Load, Save
+from .spec import Arg, Call, Computed, Load, Save, Writes
 
 FRAMEWORK = "Hugging Face Transformers"
 KEY = "transformers"
@@ -96,6 +100,10 @@ def _trainer_save_folder(call: Call) -> str | None:
     return _path(call.arg(0, "output_dir")) or _path(call.instance.args.output_dir)
 
 
+def _trainer_output_dir(call: Call) -> str | None:
+    return _path(call.instance.args.output_dir)
+
+
 def _best_checkpoint(call: Call) -> str | None:
     return call.instance.state.best_model_checkpoint
 
@@ -134,6 +142,11 @@ PATCHES = [
          model_path=Computed(_run_dir), iteration=Computed(_global_step)),
     Save("transformers.trainer", "Trainer.save_model", path=Computed(_trainer_save_folder),
          iteration=Computed(_global_step), exclude=TRAINER_FOLDERS, settle=True),
+    # What a script writes into output_dir right after save_model() (metrics, trainer_state.json, the
+    # model card) is not that model's: its snapshot, waiting to settle, is taken before.
+    Writes("transformers.trainer", "Trainer.save_metrics", path=Computed(_trainer_output_dir)),
+    Writes("transformers.trainer", "Trainer.save_state", path=Computed(_trainer_output_dir)),
+    Writes("transformers.trainer", "Trainer.create_model_card", path=Computed(_trainer_output_dir)),
     # push_to_hub() saves into a temporary folder, uploads it and deletes it: recording nothing itself,
     # this outer call keeps the save_pretrained inside it from recording a folder about to vanish.
     _push("transformers.utils.hub", "PushToHubMixin"),

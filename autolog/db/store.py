@@ -281,6 +281,29 @@ class MetadataStore(Database):
         )
         return self._one(SnapshotRecord, imported)
 
+    def producer_within(self, files: list, path: str, resolved: str | None = None,
+                        newest: int = 50) -> SnapshotRecord | None:
+        """The newest save of this folder (path, or the folder it leads to) whose every file is among
+        the loaded files, unchanged: a folder that gained files after its save (the metrics and model
+        card a Trainer writes next to its final save_model()) is still that save. Only saves of this very
+        folder as a model are looked at (its newest ones; not a Trainer's checkpoint-N, a snapshot of
+        the run's model): extra files are no identity to look up elsewhere."""
+        loaded = {f["name"]: f["digest"] for f in files}
+        names = [p for p in (path, resolved) if p is not None]
+        for statuses in (("stored", "local"), ("pending",)):
+            query = (
+                sa.select(s.snapshots)
+                .join(s.models, s.models.c.id == s.snapshots.c.model_id)
+                .where(s.models.c.source_path.in_(names), s.snapshots.c.source_path.in_(names),
+                       s.models.c.origin != "imported", s.snapshots.c.status.in_(statuses))
+                .order_by(s.snapshots.c.created.desc())
+                .limit(newest)
+            )
+            for snapshot in self._all(SnapshotRecord, query):
+                if snapshot.files and all(loaded.get(f["name"]) == f["digest"] for f in snapshot.files):
+                    return snapshot
+        return None
+
     def holds_sha256_identities(self) -> bool:
         """Whether any snapshot is identified by its sha256 (recorded before schema 4): loads that match no
         BLAKE3 digest are then looked up by sha256 too. One index probe."""

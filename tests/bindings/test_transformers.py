@@ -149,11 +149,16 @@ trainer = Trainer(model=model, args=training_args("run", max_steps=6, save_steps
 trainer.train()
 report["best"] = os.path.basename(trainer.state.best_model_checkpoint)
 trainer.save_model()
+# what an example script does next, within the folder's settle time: the Trainer's own files in output_dir
+trainer.save_metrics("train", {"train_loss": 0.5})
+trainer.save_state()
+trainer.create_model_card(model_name="tiny-bert")
 '''
 
 CHECKPOINT_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                     "training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"}
 FINAL_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "training_args.bin"}
+TRAINER_LOGS = {"train_results.json", "all_results.json", "trainer_state.json", "README.md"}
 PRETRAINED_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                     "generation_config.json", "preprocessor_config.json"}
 
@@ -222,8 +227,10 @@ def test_trainer_checkpoints_are_snapshots_of_one_model_with_the_global_step(sto
     for snap in snaps[:3]:
         assert set(_files(snap)) == CHECKPOINT_FILES, (snap.seq, sorted(_files(snap)))
     # the final save is the model's files only: no checkpoint-* folder, no optimizer state
+    # nor the metrics, state and model card the Trainer wrote into output_dir right after it
     assert set(_files(snaps[3])) == FINAL_FILES, sorted(_files(snaps[3]))
-    assert _files(snaps[3]) == _on_disk(work / "run")
+    assert set(_on_disk(work / "run")) == FINAL_FILES | TRAINER_LOGS
+    assert _files(snaps[3]) == {name: digest for name, digest in _on_disk(work / "run").items() if name in FINAL_FILES}
     assert _files(snaps[2]) == _on_disk(work / "run" / "checkpoint-6")
 
     # save_total_limit=1 deleted the older folders (the best one is kept): their snapshots are stored
@@ -307,6 +314,7 @@ def test_resuming_a_trainer_is_one_input_and_keeps_capturing_checkpoints(store, 
 
 @pytest.mark.parametrize("trained", ["imported-after-init"], indirect=True)
 def test_from_pretrained_of_the_output_dir_links_to_the_final_save(store):
+    # output_dir holds the Trainer's metrics, state and model card too, written after that save
     run_scenario('AutoModelForSequenceClassification.from_pretrained("run")', "load-output-dir", False,
                  store["home"], store["work"])
     run, loader = _task("train").models["output"]["run"], _task("load-output-dir")

@@ -47,8 +47,10 @@ def test_finetune_then_evaluate(example_env: dict[str, str], workdir: Path) -> N
         assert set(_files(snap)) == CHECKPOINT_FILES, (snap.seq, sorted(_files(snap)))
         stored = Path(model.get_local_copy(version=snap.seq))
         assert json.loads((stored / "trainer_state.json").read_text())["global_step"] == step
-    assert set(_files(snaps[3])) == FINAL_FILES, sorted(_files(snaps[3]))
-    assert _files(snaps[3]) == _on_disk(out)
+    assert set(_files(snaps[3])) == FINAL_FILES, sorted(_files(snaps[3]))  # not the metrics saved after it
+    on_disk = _on_disk(out)
+    assert set(on_disk) == FINAL_FILES | {"train_results.json", "all_results.json", "trainer_state.json"}
+    assert _files(snaps[3]) == {name: digest for name, digest in on_disk.items() if name in FINAL_FILES}
     # save_total_limit=2 deleted checkpoint-2 (its snapshot is stored, checked above)
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
     assert _files(snaps[2]) == _on_disk(out / "checkpoint-6")
@@ -63,3 +65,12 @@ def test_finetune_then_evaluate(example_env: dict[str, str], workdir: Path) -> N
 
     shown = run_cli(["task", "show", evaluate.id[:8]], example_env, workdir)
     assert "input models (1)" in shown and f"task={finetune.id[:12]}" in shown, shown
+
+    # the final save in output_dir, beside the metrics written after it: still that snapshot
+    evaluated = run_example(("hf_evaluate.py", "--model", str(out)), env, workdir).stdout
+    from autolog import Task
+
+    [final] = [t for t in Task.get_tasks(project_name="hf-sentiment", task_name="evaluate") if t.id != evaluate.id]
+    [link] = final._ctx.store.loads_by_task(final.id)
+    assert link.snapshot_id == snaps[3].id, evaluated
+    assert "is snapshot 4 of 'hf-sentiment' (global step 6)" in evaluated, evaluated

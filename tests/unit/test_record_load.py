@@ -37,7 +37,7 @@ def _saved(ctx, name: str, path: Path, content, origin: str = "capture", **value
     task = _task(ctx.store, name)
     model = ctx.store.create_model(task_id=None if origin == "imported" else task.id, origin=origin, name=path.name,
                                    project="p", framework="PyTorch", source_path=str(path))
-    values = {"status": "stored", "uri": f"/store/{task.id}/{path.name}", **values}
+    values = {"status": "stored", "uri": f"/store/{task.id}/{path.name}", "files": content.manifest, **values}
     return ctx.store.add_snapshot(model.id, size=content.size, digest=content.digest, source_path=str(path), **values)
 
 
@@ -224,3 +224,49 @@ def test_a_checkpoint_prefix_no_task_saved_is_recorded_as_its_folder_and_prefix(
 
     assert (snap.status, snap.uri, snap.entry, snap.size) == ("local", str(tmp_path), "ckpt-3", 12)
     assert sorted(f["name"] for f in snap.files) == ["ckpt-3.data-00000-of-00001", "ckpt-3.index"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ctx(request, monkeypatch):
+    """The context of a store in SQLite, or in PostgreSQL (a query that only one of them answers right)."""
+    if request.param == "postgres":
+        monkeypatch.setenv("AUTOLOG_DB_URL", request.getfixturevalue("pg_url"))
+    return default_context()
+
+
+def _folder(path: Path, files: dict[str, bytes]) -> Path:
+    path.mkdir(exist_ok=True)
+    for name, data in files.items():
+        (path / name).write_bytes(data)
+    return path
+
+
+def test_a_folder_that_gained_files_after_its_save_links_to_that_save(ctx, tmp_path):
+    """A Trainer's final save_model(), then its metrics and model card written into the same folder: a
+    later from_pretrained of the folder is that save, not an import of a folder no task saved."""
+    run = _folder(tmp_path / "run", {"config.json": b"{}", "model.safetensors": b"weights one"})
+    first = _saved(ctx, "train", run, identify(ctx, collect_sources(str(run))))
+    _folder(run, {"model.safetensors": b"weights two"})
+    final = _saved(ctx, "train", run, identify(ctx, collect_sources(str(run))))
+    _folder(run, {"all_results.json": b'{"loss": 0.5}', "README.md": b"# card"})
+
+    assert _load(ctx, str(run), "HuggingFace").id == final.id  # the newest save whose files are all there
+    [link] = ctx.store.loads_of_model(final.model_id)
+    assert link.digest != final.digest  # what was loaded: the folder as it is, extra files included
+    _folder(run, {"model.safetensors": b"weights one"})  # the first save's weights back in place
+    assert _load(ctx, str(run), "HuggingFace").id == first.id
+
+
+def test_a_folder_whose_saved_files_changed_or_went_is_not_that_save(ctx, tmp_path):
+    run = _folder(tmp_path / "run", {"config.json": b"{}", "model.safetensors": b"weights"})
+    saved = _saved(ctx, "train", run, identify(ctx, collect_sources(str(run))))
+    _folder(run, {"model.safetensors": b"weights edited by hand", "all_results.json": b"{}"})
+    changed = _load(ctx, str(run), "HuggingFace")
+    assert changed.id != saved.id and ctx.store.get_model(changed.model_id).origin == "imported"
+
+    (run / "model.safetensors").unlink()
+    assert _load(ctx, str(run), "HuggingFace").id not in (saved.id, changed.id)
+
+    # the same files in another folder: extra files are no identity to look up elsewhere
+    other = _folder(tmp_path / "copy", {"config.json": b"{}", "model.safetensors": b"weights", "notes.txt": b"x"})
+    assert _load(ctx, str(other), "HuggingFace").id != saved.id

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from autolog.binding import core
-from autolog.binding.spec import Arg, Attr, Computed, Load, Returned, Save
+from autolog.binding.spec import Arg, Attr, Computed, Load, Returned, Save, Writes
 
 
 class Aside:
@@ -50,6 +50,10 @@ class Recorder:
         self.calls.append(("before_save", path, part))
         self._maybe_fail("before_save")
         return Aside(self.calls, self.settle_fails) if self.aside else None
+
+    def before_write(self, path: str) -> None:
+        self.calls.append(("before_write", path))
+        self._maybe_fail("before_write")
 
     def saved(self, path, framework, model_path=None, wait_copied=False, iteration=None, exclude=(), part=None,
               companions=()):
@@ -328,6 +332,42 @@ def test_a_settling_save_names_its_part_to_the_fence_and_the_recorder(recorder, 
     wrap(patch, lambda d: None)(str(tmp_path / "out"))
     assert recorder.named("before_save") == [("before_save", str(tmp_path / "out"), "fw.Model.save_pretrained")]
     assert recorder.named("saved")[0][7] == "fw.Model.save_pretrained"
+
+
+def test_a_write_of_other_files_into_a_folder_asks_for_it_first_and_records_nothing(recorder, tmp_path, monkeypatch):
+    """Trainer.save_metrics: a waiting folder is taken before the call, under the folder's path lock
+    (a save of it in another thread waits), and the call itself is no snapshot nor load."""
+    folder = tmp_path / "out"
+    held = []
+
+    def save_metrics(metrics):
+        held.append(core.path_lock(str(folder)).locked())
+        nested = wrap(Save("fw", "Model.save_pretrained", path=Arg(0, "d"), settle=True), lambda d: None)
+        nested(str(folder))  # a save inside it is its own business: not recorded
+        return metrics
+
+    patch = Writes("fw", "Trainer.save_metrics", path=Computed(lambda call: "out"))
+    monkeypatch.chdir(tmp_path)
+    assert wrap(patch, save_metrics)({"loss": 1}) == {"loss": 1}
+    assert recorder.calls == [("before_write", str(folder))] and held == [True]
+
+
+@pytest.mark.parametrize("strict", ["0", "1"])
+def test_a_write_whose_folder_cannot_be_taken_still_runs(recorder, tmp_path, monkeypatch, caplog, strict):
+    monkeypatch.setenv("AUTOLOG_STRICT", strict)
+    monkeypatch.setattr("autolog.safety._reported", set())
+    recorder.fail_in = "before_write"
+    written = []
+    patch = Writes("fw", "Trainer.save_state", path=Arg(0, "d"))
+    if strict == "1":
+        with pytest.raises(RuntimeError, match="before_write broke"):
+            wrap(patch, written.append)(str(tmp_path))
+        return
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        wrap(patch, written.append)(str(tmp_path))
+    assert written == [str(tmp_path)]
+    assert [r.getMessage() for r in caplog.records] == [
+        "autolog: fw.Trainer.save_state() of Fw was not logged: RuntimeError: before_write broke"]
 
 
 # -- loads ------------------------------------------------------------------------------------------
