@@ -57,12 +57,18 @@ class CaptureRecorder:
         first, without them (no fence: its files are not the snapshot's)."""
         self.settling.before_write(path, None)
 
+    def save_raised(self, path: str, part: str) -> None:
+        """A settle save of path raised (or was interrupted): what it wrote is not the folder's."""
+        self.settling.finished(path, part, raised=True)
+
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
               companions: tuple[str, ...] = ()) -> None:
         """A captured save returned. part: the call is one of several that write one folder (see
         autolog.settling): the folder is snapshotted once they are done."""
         run = self._run
+        if part is not None:
+            self.settling.finished(path, part, raised=False)
         if run.closed:  # close() ran (another thread, the exit) while this save was in the framework's code
             raise AutologError(f"{path} was saved after task {run.task_id[:8]} was closed (the save began "
                                "before): this snapshot is not recorded")
@@ -77,7 +83,7 @@ class CaptureRecorder:
         if part is not None and not run.store_before_return:
             self.settling.wrote(path, part, framework, model_path, iteration, exclude)
             return
-        sources = collect_sources(path, exclude=exclude, companions=companions)
+        sources = collect_sources(path, exclude=exclude + self.settling.left_out(path), companions=companions)
         model, count = self._model_and_count(model_path or path, framework)
         job = run.pipeline.submit(model, sources, count if iteration is None else iteration, run.blobstore,
                                   key_for=run.snapshot_key, fence_key=path, on_stored=run.on_snapshot_stored)

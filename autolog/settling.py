@@ -10,9 +10,18 @@ when they return; the folder waits here and is snapshotted once, whole:
 - before it is loaded, and at every flush (so close() and exit store it).
 A process killed (SIGKILL) within `settle_seconds` of such a save loses that snapshot; ARCHITECTURE
 and the README say so.
+
+A call that raises may have written part of its files (tokenizer.save_pretrained stopped by a full
+disk after model.save_pretrained returned): what it changed among the folder's top-level files is
+left out of the folder's snapshots, and reported, until a call that returns writes those names again.
+The snapshot is then the completed saves; a file they wrote that the failed call overwrote is lost
+with it (the warning names it).
 """
 from __future__ import annotations
 
+import glob
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +29,8 @@ from typing import Callable
 
 from .binding.core import path_lock
 from .safety import shielded
+
+logger = logging.getLogger("autolog")
 
 
 @dataclass
@@ -45,6 +56,10 @@ class SettlingFolders:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        # The folder's top-level files when the settle call writing it now began (its path lock makes it
+        # the only one), and per folder what calls that raised left written.
+        self._before: dict[str, dict[str, tuple]] = {}
+        self._broken: dict[str, set[str]] = {}
 
     def wrote(self, path: str, part: str, framework: str, model_path: str | None, iteration: int | None,
               exclude: tuple[str, ...]) -> None:
@@ -65,11 +80,42 @@ class SettlingFolders:
     def before_write(self, path: str, part: str | None) -> None:
         """A save of path is about to run (holding its path lock): a pending snapshot the save would
         overwrite is taken first. part: the settle call about to write, None for any other save."""
+        if part is not None:
+            self._before[path] = _top_level_files(path)
         with self._cond:
             save = self._pending.get(path)
             if save is None or (part is not None and part not in save.parts):
                 return
         self._take_now(path, save)
+
+    def finished(self, path: str, part: str, raised: bool) -> None:
+        """A settle call of path ended (its path lock still held): what a call that raised changed is
+        left out of the folder's snapshots; a call that returned makes what it wrote part of them again."""
+        before = self._before.pop(path, None)
+        if before is None or (not raised and path not in self._broken):
+            return
+        after = _top_level_files(path)
+        changed = {name for name, key in after.items() if before.get(name) != key}
+        if not raised:
+            broken = self._broken[path] - changed
+            if broken:
+                self._broken[path] = broken
+            else:
+                del self._broken[path]
+            return
+        if not changed:
+            return
+        overwritten = sorted(changed & set(before))
+        self._broken[path] = self._broken.get(path, set()) | changed
+        logger.warning("autolog: %s(%s) raised after writing %s: the folder's snapshots leave %s out until a "
+                       "save that returns writes %s again%s", part, path, ", ".join(sorted(changed)),
+                       "it" if len(changed) == 1 else "them", "it" if len(changed) == 1 else "them",
+                       f" (overwritten, so lost from the completed saves too: {', '.join(overwritten)})"
+                       if overwritten else "")
+
+    def left_out(self, path: str) -> tuple[str, ...]:
+        """Exclude globs for what calls that raised left written in the folder path."""
+        return tuple(glob.escape(name) for name in sorted(self._broken.get(path, ())))
 
     def take(self, path: str) -> None:
         """Snapshot path now if it is waiting (before a load of it)."""
@@ -151,3 +197,20 @@ class SettlingFolders:
             for path in due:
                 with shielded(f"the snapshot of folder {path}"):
                     self._take_locked(path, only_if_due=True)
+
+
+def _top_level_files(folder: str) -> dict[str, tuple]:
+    """name -> (size, mtime_ns, inode) of the folder's top-level files: what a save_pretrained writes."""
+    files = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file():
+                        st = entry.stat()
+                        files[entry.name] = (st.st_size, st.st_mtime_ns, st.st_ino)
+                except OSError:
+                    continue
+    except OSError:  # not there yet: the call makes it
+        pass
+    return files

@@ -42,6 +42,7 @@ class Recorder(Protocol):
     def allows(self, key: str, path: str) -> bool: ...
     def before_save(self, path: str, part: str | None = None) -> "Aside | None": ...
     def before_write(self, path: str) -> None: ...
+    def save_raised(self, path: str, part: str) -> None: ...
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
               companions: tuple[str, ...] = ()) -> None: ...
@@ -120,6 +121,8 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
         except BaseException:
             # Interrupted in the fence, the set-aside it made may not have reached `aside`
             _settle(aside or unsettled_here(), what, raised=True)
+            if path and patch.settle:
+                _raised(recorder, path, patch.label, what)
             raise
         try:  # still "inside": a patched call a declaration makes while recording is not recorded
             _settle(aside, what, raised=False)
@@ -208,6 +211,14 @@ def _settle(aside: Aside | None, what: str, raised: bool) -> None:
             report_failure(what, exc)
         else:
             _not_logged(what, exc)
+
+
+def _raised(recorder: Recorder, path: str, part: str, what: str) -> None:
+    """Tell the recorder a settle save raised; never in place of the user's exception."""
+    try:
+        recorder.save_raised(path, part)
+    except Exception as exc:  # noqa: BLE001
+        report_failure(what, exc)
 
 
 def _record(

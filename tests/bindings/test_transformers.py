@@ -216,6 +216,29 @@ def test_a_save_pretrained_folder_written_by_several_calls_is_one_snapshot(store
         assert store["report"]["alias_rebound"] is True
 
 
+BROKEN_TOKENIZER = '''
+tok, model = tiny_tokenizer(), tiny_model()
+model.save_pretrained("broken")
+os.makedirs("broken/tokenizer.json")  # the tokenizer's own file cannot be written: its save raises
+try:
+    tok.save_pretrained("broken")  # after writing tokenizer_config.json
+except Exception as exc:
+    report["raised"] = str(exc)
+report["on_disk"] = sorted(os.listdir("broken"))
+'''
+
+
+@pytest.mark.parametrize("trained", ["imported-after-init"], indirect=True)
+def test_a_tokenizer_save_that_raised_leaves_what_it_wrote_out_of_the_folders_snapshot(store):
+    report = run_scenario(BROKEN_TOKENIZER, "broken-tokenizer", False, store["home"], store["work"])
+    assert "Is a directory" in report["raised"], report
+    assert "tokenizer_config.json" in report["on_disk"], report
+    [model] = _task("broken-tokenizer").models["output"]
+    [snap] = model.snapshots
+    assert snap.status == "stored"
+    assert set(_files(snap)) == {"config.json", "model.safetensors"}  # the model's save, which returned
+
+
 def test_trainer_checkpoints_are_snapshots_of_one_model_with_the_global_step(store):
     work = store["work"]
     run = _task("train").models["output"]["run"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import pytest
 import wrapt
 
 from autolog import Task
@@ -28,6 +29,12 @@ def _write_tokenizer(folder: str) -> None:
         f.write('{"vocab": ["a", "b"]}')
 
 
+def _write_tokenizer_then_fail(folder: str) -> None:
+    with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+        f.write('{"vocab": [')  # cut short by the disk filling up
+    raise OSError(28, "No space left on device")
+
+
 def _declared(fn, name: str):
     patch = Save("tests", f"{name}.save_pretrained", path=Arg(0, "folder"), settle=True)
     return wrapt.FunctionWrapper(fn, make_wrapper(patch, "Test", "test"))
@@ -35,6 +42,7 @@ def _declared(fn, name: str):
 
 save_model = _declared(_write_model, "Model")
 save_tokenizer = _declared(_write_tokenizer, "Tokenizer")
+save_tokenizer_failing = _declared(_write_tokenizer_then_fail, "Tokenizer")
 
 
 def files_of(snapshot) -> dict[str, str]:
@@ -158,3 +166,27 @@ def test_a_folder_deleted_before_it_settled_costs_only_its_own_snapshot(local_st
     assert snap.status == "stored"
     assert files_of(snap) == {"model.safetensors": digest(os.path.join(kept, "model.safetensors"))}
     assert any("scratch" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_what_a_call_that_raised_wrote_is_left_out_of_the_folders_snapshot(local_store, work, config, caplog):
+    """model.save_pretrained(d) returned, then tokenizer.save_pretrained(d) raised halfway through its
+    file: the folder's snapshot is the model's completed save, without that half file (reported), until
+    a call that returns writes the file again."""
+    config(capture={"settle_seconds": 30})
+    failed, retried = str(work / "failed"), str(work / "retried")
+    task = Task.init(project_name="pipeline", task_name="settle, a part raised", output_uri=local_store)
+    for folder in (failed, retried):
+        save_model(folder, 1)
+        with caplog.at_level("WARNING", logger="autolog"), pytest.raises(OSError, match="No space left"):
+            save_tokenizer_failing(folder)
+    save_tokenizer(retried)
+    task.close()
+
+    models = {m.name: m for m in task.models["output"]}
+    [snap] = models["failed"].snapshots
+    assert snap.status == "stored"
+    assert files_of(snap) == {"model.safetensors": digest(os.path.join(failed, "model.safetensors"))}
+    [snap] = models["retried"].snapshots
+    assert files_of(snap) == {name: digest(os.path.join(retried, name)) for name in ("model.safetensors", "tokenizer.json")}
+    warned = [r.getMessage() for r in caplog.records if "tokenizer.json" in r.getMessage()]
+    assert len(warned) == 2 and all("raised" in w for w in warned), [r.getMessage() for r in caplog.records]

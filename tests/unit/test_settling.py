@@ -1,6 +1,7 @@
 """SettlingFolders: a folder that several calls write is snapshotted once, whole, when they are done."""
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import logging
 import sys
@@ -220,3 +221,55 @@ def test_a_ctrl_c_while_a_folder_is_taken_does_not_lose_its_snapshot(how):
         if where is None:
             break
     assert n > 5
+
+
+# -- a call that raised after writing part of its files ----------------------------------------------
+def _write_files(folder, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+def test_what_a_call_that_raised_changed_is_left_out_until_a_call_that_returns_writes_it(folders, tmp_path, caplog):
+    path = str(tmp_path)
+    folders.before_write(path, "Model.save_pretrained")
+    _write_files(tmp_path, {"config.json": b"{}", "model.safetensors": b"weights"})
+    folders.finished(path, "Model.save_pretrained", raised=False)
+    assert folders.left_out(path) == ()
+
+    folders.before_write(path, "Tokenizer.save_pretrained")
+    _write_files(tmp_path, {"tokenizer.json": b'{"vocab": [', "config.json": b'{"half'})
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        folders.finished(path, "Tokenizer.save_pretrained", raised=True)
+    assert folders.left_out(path) == ("config.json", "tokenizer.json")
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "Tokenizer.save_pretrained" in warning and "lost from the completed saves too: config.json" in warning
+
+    # a model save that returns rewrites config.json, not tokenizer.json
+    folders.before_write(path, "Model.save_pretrained")
+    _write_files(tmp_path, {"config.json": b"{}", "model.safetensors": b"weights 2"})
+    folders.finished(path, "Model.save_pretrained", raised=False)
+    assert folders.left_out(path) == ("tokenizer.json",)
+    folders.before_write(path, "Tokenizer.save_pretrained")
+    _write_files(tmp_path, {"tokenizer.json": b'{"vocab": []}'})
+    folders.finished(path, "Tokenizer.save_pretrained", raised=False)
+    assert folders.left_out(path) == ()
+
+
+def test_a_call_that_raised_before_writing_anything_leaves_nothing_out(folders, tmp_path, caplog):
+    _write_files(tmp_path, {"config.json": b"{}"})
+    folders.before_write(str(tmp_path), "Tokenizer.save_pretrained")
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        folders.finished(str(tmp_path), "Tokenizer.save_pretrained", raised=True)
+    assert folders.left_out(str(tmp_path)) == () and not caplog.records
+    missing = str(tmp_path / "never-made")  # it raised before making the folder
+    folders.before_write(missing, "Model.save_pretrained")
+    folders.finished(missing, "Model.save_pretrained", raised=True)
+    assert folders.left_out(missing) == ()
+
+
+def test_names_left_out_are_globs_that_match_only_themselves(folders, tmp_path):
+    folders.before_write(str(tmp_path), "Tokenizer.save_pretrained")
+    _write_files(tmp_path, {"vocab[1]*.json": b"half"})
+    folders.finished(str(tmp_path), "Tokenizer.save_pretrained", raised=True)
+    [glob_] = folders.left_out(str(tmp_path))
+    assert fnmatch.fnmatchcase("vocab[1]*.json", glob_) and not fnmatch.fnmatchcase("vocab1x.json", glob_)

@@ -55,6 +55,10 @@ class Recorder:
         self.calls.append(("before_write", path))
         self._maybe_fail("before_write")
 
+    def save_raised(self, path: str, part: str) -> None:
+        self.calls.append(("save_raised", path, part))
+        self._maybe_fail("save_raised")
+
     def saved(self, path, framework, model_path=None, wait_copied=False, iteration=None, exclude=(), part=None,
               companions=()):
         self.calls.append(("saved", path, framework, model_path, wait_copied, iteration, exclude, part, companions))
@@ -506,6 +510,36 @@ def test_in_strict_mode_a_recording_failure_raises(recorder, tmp_path, monkeypat
     with pytest.raises(RuntimeError, match=f"{where} broke"):
         wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
     assert getattr(core._nesting, "inside", False) is False
+
+
+@pytest.mark.parametrize("strict", ["0", "1"])
+def test_a_settle_save_that_raised_is_told_to_the_recorder_never_in_place_of_the_users_exception(
+        recorder, tmp_path, monkeypatch, caplog, strict):
+    monkeypatch.setenv("AUTOLOG_STRICT", strict)
+    monkeypatch.setattr("autolog.safety._reported", set())
+    error = OSError(28, "No space left on device")
+
+    def save_pretrained(folder):
+        raise error
+
+    patch = Save("fw", "Tokenizer.save_pretrained", path=Arg(0, "d"), settle=True)
+    with pytest.raises(OSError) as raised:
+        wrap(patch, save_pretrained)(str(tmp_path))
+    assert raised.value is error
+    assert recorder.named("save_raised") == [("save_raised", str(tmp_path), "fw.Tokenizer.save_pretrained")]
+    assert not recorder.named("saved")
+
+    recorder.calls.clear()
+    recorder.fail_in = "save_raised"
+    with caplog.at_level(logging.WARNING, logger="autolog"), pytest.raises(OSError) as raised:
+        wrap(patch, save_pretrained)(str(tmp_path))
+    assert raised.value is error  # strict mode too: the user's exception is the one they get
+    assert any("save_raised broke" in r.getMessage() for r in caplog.records)
+
+    recorder.calls.clear()  # a save that is not one of a folder's several calls: nothing to tell
+    with pytest.raises(OSError):
+        wrap(Save("fw", "save", path=Arg(0, "f")), save_pretrained)(str(tmp_path / "m.pt"))
+    assert not recorder.named("save_raised")
 
 
 def test_a_load_recording_failure_is_reported_and_the_load_returns(recorder, tmp_path, monkeypatch, caplog):
