@@ -6,7 +6,8 @@ when they return; the folder waits here and is snapshotted once, whole:
 - when no such call wrote it for `settle_seconds` (a timer thread, holding the folder's path lock so
   a save into it cannot run while its files are opened);
 - before the folder is written again by a call that already wrote it (the second model save of a
-  folder must not overwrite the first one's weights before they were read), or by any other save;
+  folder must not overwrite the first one's weights before they were read), or by any other save,
+  of the folder or of a file inside it;
 - before it is loaded, and at every flush (so close() and exit store it).
 A process killed (SIGKILL) within `settle_seconds` of such a save loses that snapshot; ARCHITECTURE
 and the README say so.
@@ -84,8 +85,11 @@ class SettlingFolders:
             self._before[path] = _top_level_files(path)
         with self._cond:
             save = self._pending.get(path)
-            if save is None or (part is not None and part not in save.parts):
-                return
+            inside = None if save is not None or not self._pending else _folder_holding(path, self._pending)
+        if inside is not None:  # a file saved into a waiting folder is not that folder's
+            self._take_locked(inside, only_if_due=False)
+        if save is None or (part is not None and part not in save.parts):
+            return
         self._take_now(path, save)
 
     def finished(self, path: str, part: str, raised: bool) -> None:
@@ -197,6 +201,16 @@ class SettlingFolders:
             for path in due:
                 with shielded(f"the snapshot of folder {path}"):
                     self._take_locked(path, only_if_due=True)
+
+
+def _folder_holding(path: str, folders) -> str | None:
+    """The waiting folder path is inside (a save_pretrained folder, then torch.save(extra, folder/x))."""
+    parent = os.path.dirname(path)
+    while parent and parent != path:
+        if parent in folders:
+            return parent
+        path, parent = parent, os.path.dirname(parent)
+    return None
 
 
 def _top_level_files(folder: str) -> dict[str, tuple]:

@@ -31,6 +31,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import os
 import threading
 from typing import Callable
 
@@ -150,7 +151,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
     def fence(self, fence_key: str) -> SetAside | None:
         """Before a save of this path: an earlier snapshot of it that is still unread is set aside (the
         caller settles it once the save is over), or waited for (it is about to be overwritten)."""
-        job = self._unstaged.get(fence_key)
+        job = self._unstaged.get(fence_key) or self._folder_reading(fence_key)
         if job is None:
             return None
         if isinstance(job, SnapshotJob) and job.sources.single and job.stats:
@@ -163,6 +164,19 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                 return None  # its copy reads another file, through its own handle: this save cannot touch it
         if not self.wait_for(job, "staged"):
             job.overwritten_unread = True
+        return None
+
+    def _folder_reading(self, path: str) -> SnapshotJob | CallJob | None:
+        """An unread snapshot (or load) of a folder that holds the file at path: a save into a folder
+        still being copied waits for that read like a save of the folder itself (torch.save truncates
+        the file in place; the folder's copy would find it changed and store nothing). The few unread
+        jobs are looked at only when one is a folder's."""
+        for key, job in list(self._unstaged.items()):
+            opened = job.opened
+            if opened is None or opened.sources.single or not path.startswith(key.rstrip(os.sep) + os.sep):
+                continue
+            if any(src == path for src, _ in opened.sources.files):
+                return job
         return None
 
     def submit(

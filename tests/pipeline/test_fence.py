@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import wrapt
 
 from autolog import Task
+from autolog.binding.core import make_wrapper
+from autolog.binding.spec import Arg, Save
+from autolog.storage.hashing import bytes_digest
 from frameworks import require_framework
 from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, save_in_thread, tensor, wait_until
 
@@ -95,6 +99,58 @@ def test_a_save_does_not_wait_for_an_unread_snapshot_whose_file_is_no_longer_at_
     first, last = output_snapshots(task, "ckpt.pt")
     assert_stored_tensor(first, tensor(1))
     assert_stored_tensor(last, tensor(2))
+
+
+def _write_folder(folder: str) -> None:
+    os.makedirs(folder, exist_ok=True)
+    torch.save(tensor(1), os.path.join(folder, "model.pt"))  # nested in the folder's save: not recorded
+    Path(folder, "config.json").write_text("{}")
+
+
+# A save of a whole folder, declared as a binding declares one (a SavedModel, a save_pretrained)
+save_folder = wrapt.FunctionWrapper(_write_folder, make_wrapper(Save("tests", "Folder.save", path=Arg(0, "folder")),
+                                                                "Test", "test"))
+
+
+def test_a_save_of_a_file_inside_a_folder_whose_snapshot_is_unread_waits_for_that_read(local_store, work, copier):
+    """torch.save(..., "export/model.pt") right after the export folder was saved: the file is one of
+    the folder snapshot's, still to be copied, and torch.save truncates it in place. The save waits
+    until the folder's copy has read it (it waited only for a snapshot of its own path)."""
+    folder = work / "export"
+    task = Task.init(project_name="pipeline", task_name="file in a folder", output_uri=local_store)
+    copier.hold()
+    save_folder(str(folder))
+    first = (folder / "model.pt").read_bytes()
+    assert copier.wait_for_calls(1)
+    second = save_in_thread(tensor(2), folder / "model.pt")
+    second.join(timeout=1)
+    assert second.is_alive(), "the save overwrote a file the folder's copy had not read"
+    copier.release.set()
+    second.join(timeout=WAIT)
+    assert not second.is_alive()
+    task.close()
+
+    [snap] = output_snapshots(task, "export")
+    assert snap.status == "stored", snap.reason
+    assert {f["name"]: f["digest"] for f in snap.files}["model.pt"] == bytes_digest(first)
+    stored = Path(task.models["output"]["export"].get_local_copy())
+    assert (stored / "model.pt").read_bytes() == first
+    assert_stored_tensor(output_snapshots(task, "model.pt")[0], tensor(2))
+
+
+def test_a_save_beside_a_folder_whose_snapshot_is_unread_does_not_wait(local_store, work, copier):
+    folder = work / "export"
+    task = Task.init(project_name="pipeline", task_name="file beside a folder", output_uri=local_store)
+    copier.hold()
+    save_folder(str(folder))
+    assert copier.wait_for_calls(1)
+    for path in (folder / "new.pt", work / "export-2" / "model.pt", work / "model.pt"):
+        path.parent.mkdir(exist_ok=True)
+        beside = save_in_thread(tensor(3), path)
+        beside.join(timeout=WAIT)
+        assert not beside.is_alive(), f"a save of {path} waited for the copy of the folder"
+    copier.release.set()
+    task.close()
 
 
 class _RaisesBeforeWriting:

@@ -45,6 +45,15 @@ save_tokenizer = _declared(_write_tokenizer, "Tokenizer")
 save_tokenizer_failing = _declared(_write_tokenizer_then_fail, "Tokenizer")
 
 
+def _write_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+save_file = wrapt.FunctionWrapper(_write_file, make_wrapper(Save("tests", "save_file", path=Arg(0, "path")),
+                                                            "Test", "test"))
+
+
 def files_of(snapshot) -> dict[str, str]:
     return {f["name"]: f["digest"] for f in snapshot.files}
 
@@ -190,3 +199,27 @@ def test_what_a_call_that_raised_wrote_is_left_out_of_the_folders_snapshot(local
     assert files_of(snap) == {name: digest(os.path.join(retried, name)) for name in ("model.safetensors", "tokenizer.json")}
     warned = [r.getMessage() for r in caplog.records if "tokenizer.json" in r.getMessage()]
     assert len(warned) == 2 and all("raised" in w for w in warned), [r.getMessage() for r in caplog.records]
+
+
+def test_a_save_of_a_file_inside_a_waiting_folder_takes_the_folder_first(local_store, work, config):
+    """model.save_pretrained(d), then torch.save(extra, d/extra.pt) within the quiet time: the folder's
+    snapshot is what the model's save wrote, without the file saved after it (which is its own
+    snapshot), however soon it came; the same for a file it overwrote."""
+    config(capture={"settle_seconds": 30})
+    folder = work / "final"
+    task = Task.init(project_name="pipeline", task_name="settle, a file saved inside", output_uri=local_store)
+    save_model(str(folder), 1)
+    model_bytes = (folder / "model.safetensors").read_bytes()
+    save_file(str(folder / "extra.pt"), b"saved after the model")
+    save_model(str(work / "other"), 2)
+    save_file(str(work / "other" / "model.safetensors"), b"overwritten right after")
+    task.close()
+
+    models = {m.name: m for m in task.models["output"]}
+    assert set(models) == {"final", "extra.pt", "other", "model.safetensors"}, set(models)
+    [snap] = models["final"].snapshots
+    assert files_of(snap) == {"model.safetensors": bytes_digest(model_bytes)}
+    [snap] = models["other"].snapshots
+    assert files_of(snap) == {"model.safetensors": bytes_digest(b"weights 2" * 100)}
+    [snap] = models["extra.pt"].snapshots
+    assert snap.digest == bytes_digest(b"saved after the model")

@@ -273,3 +273,12 @@ def test_names_left_out_are_globs_that_match_only_themselves(folders, tmp_path):
     folders.finished(str(tmp_path), "Tokenizer.save_pretrained", raised=True)
     [glob_] = folders.left_out(str(tmp_path))
     assert fnmatch.fnmatchcase("vocab[1]*.json", glob_) and not fnmatch.fnmatchcase("vocab1x.json", glob_)
+
+
+def test_a_save_inside_a_waiting_folder_takes_it_first_and_one_beside_it_does_not(folders, taken):
+    write(folders, "/runs/d", "Model.save_pretrained")
+    for beside in ("/runs/d2/model.pt", "/runs/model.pt", "/runs", "/other/d/model.pt"):
+        folders.before_write(beside, None)
+    assert taken.calls == []
+    folders.before_write("/runs/d/sub/extra.pt", None)
+    assert [path for path, _, _ in taken.calls] == ["/runs/d"]
