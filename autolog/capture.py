@@ -48,18 +48,20 @@ class CaptureRecorder:
         self._lock = threading.Lock()
         self.settling = SettlingFolders(self._settled, run.context.settings.settle_seconds)
 
-    def before_save(self, path: str, part: str | None = None) -> SetAside | None:
-        self.settling.before_write(path, part)
+    def folder_around(self, path: str) -> str | None:
+        """The folder waiting to settle that path is inside (its lock is taken with path's)."""
+        return self.settling.folder_around(path)
+
+    def before_save(self, path: str, part: str | None = None, write: bool = False,
+                    held: str | None = None) -> SetAside | None:
+        self.settling.before_write(path, part, write, held)
         return self._run.pipeline.fence(path)
 
-    def before_write(self, path: str) -> None:
-        """A call that writes other files into path is about to run: a folder waiting there is taken
-        first, without them (no fence: its files are not the snapshot's)."""
-        self.settling.before_write(path, None)
-
-    def save_raised(self, path: str, part: str) -> None:
-        """A settle save of path raised (or was interrupted): what it wrote is not the folder's."""
-        self.settling.finished(path, part, raised=True)
+    def save_raised(self, path: str, part: str | None) -> None:
+        """A save of path raised (or was interrupted): what it wrote is not a waiting folder's."""
+        if part is not None:
+            self.settling.finished(path, part, raised=True)
+        self.settling.after_save(path, raised=True)
 
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
@@ -69,6 +71,7 @@ class CaptureRecorder:
         run = self._run
         if part is not None:
             self.settling.finished(path, part, raised=False)
+        self.settling.after_save(path, raised=False)
         if run.closed:  # close() ran (another thread, the exit) while this save was in the framework's code
             raise AutologError(f"{path} was saved after task {run.task_id[:8]} was closed (the save began "
                                "before): this snapshot is not recorded")
@@ -105,7 +108,8 @@ class CaptureRecorder:
         """A folder's saves are over (close() takes the last ones, so not `saved`, which refuses a closed run)."""
         self._snapshot(path, save.framework, save.model_path, iteration=save.iteration, exclude=save.exclude)
 
-    def loaded(self, path: str, framework: str, exclude: tuple[str, ...] = (), companions: tuple[str, ...] = ()) -> None:
+    def loaded(self, path: str, framework: str, exclude: tuple[str, ...] = (), companions: tuple[str, ...] = (),
+               beside: tuple[str, ...] = ()) -> None:
         if not is_local(path):
             return self._loaded_remote(path, framework)
         self.settling.take(path)
@@ -118,7 +122,8 @@ class CaptureRecorder:
             return opened_content(run.ctx_for_worker, opened)
 
         def link(content: Content) -> None:
-            lineage.record_load(run.ctx_for_worker, run.task_id, run.record.project, path, framework, opened.sources, content)
+            lineage.record_load(run.ctx_for_worker, run.task_id, run.record.project, path, framework, opened.sources, content,
+                                beside=beside)
 
         with self._first_load(seen) as first:
             if not first:

@@ -12,14 +12,16 @@ from .storage.objects import hash_sources
 
 
 def record_load(
-    ctx: Context, task_id: str, project: str, path: str, framework: str | None, sources: Sources, content: Content
+    ctx: Context, task_id: str, project: str, path: str, framework: str | None, sources: Sources, content: Content,
+    beside: tuple[str, ...] = (),
 ) -> SnapshotRecord:
-    """Link task_id to the snapshot holding the loaded content; an unknown file becomes an imported model."""
+    """Link task_id to the snapshot holding the loaded content; an unknown file becomes an imported model.
+    beside: globs of files a folder may have gained since its save (binding.spec.Patch.beside)."""
     snapshot = ctx.store.producer_of(content.digest, path, _resolved(path))
     if snapshot is None and ctx.store.holds_sha256_identities():
         snapshot = _producer_by_sha256(ctx, path, sources)
-    if snapshot is None and content.manifest:
-        snapshot = ctx.store.producer_within(content.manifest, path, _resolved(path))
+    if snapshot is None and beside and content.manifest:
+        snapshot = ctx.store.producer_within(content.manifest, path, _resolved(path), beside)
     if snapshot is None:
         snapshot = import_content(ctx, project, path, sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, digest=content.digest, framework=framework)

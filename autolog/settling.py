@@ -6,11 +6,17 @@ when they return; the folder waits here and is snapshotted once, whole:
 - when no such call wrote it for `settle_seconds` (a timer thread, holding the folder's path lock so
   a save into it cannot run while its files are opened);
 - before the folder is written again by a call that already wrote it (the second model save of a
-  folder must not overwrite the first one's weights before they were read), or by any other save,
-  of the folder or of a file inside it;
+  folder must not overwrite the first one's weights before they were read), or by any other save of
+  the folder, or by a declared write of a file that is not the model's (binding.spec.Writes);
 - before it is loaded, and at every flush (so close() and exit store it).
 A process killed (SIGKILL) within `settle_seconds` of such a save loses that snapshot; ARCHITECTURE
 and the README say so.
+
+Any other captured save of a file inside a waiting folder joins it (the pre-Trainer Hugging Face
+checkpoint: save_pretrained, then torch.save of the optimizer and scheduler into the same folder),
+holding the folder's lock while it writes, and is also its own snapshot; a second save of the same
+file within one wait takes the folder first (it would overwrite what the folder's snapshot holds).
+Such a save that raises is left out of the folder, as below.
 
 A call that raises may have written part of its files (tokenizer.save_pretrained stopped by a full
 disk after model.save_pretrained returned): what it changed among the folder's top-level files is
@@ -43,6 +49,7 @@ class SettlingSave:
     iteration: int | None
     exclude: tuple[str, ...]
     parts: set[str] = field(default_factory=set)
+    inner: set[str] = field(default_factory=set)  # files inside it that other saves wrote while it waited
     due: float = 0.0
 
 
@@ -61,6 +68,9 @@ class SettlingFolders:
         # the only one), and per folder what calls that raised left written.
         self._before: dict[str, dict[str, tuple]] = {}
         self._broken: dict[str, set[str]] = {}
+        # a save now writing a file inside a waiting folder -> that folder, and its wait when this save
+        # had to take it first (the save starts the folder's next wait)
+        self._joining: dict[str, tuple[str, SettlingSave | None]] = {}
 
     def wrote(self, path: str, part: str, framework: str, model_path: str | None, iteration: int | None,
               exclude: tuple[str, ...]) -> None:
@@ -78,19 +88,61 @@ class SettlingFolders:
             self._ensure_thread()
             self._cond.notify()
 
-    def before_write(self, path: str, part: str | None) -> None:
-        """A save of path is about to run (holding its path lock): a pending snapshot the save would
-        overwrite is taken first. part: the settle call about to write, None for any other save."""
+    def folder_around(self, path: str) -> str | None:
+        """The waiting folder path is inside, if any: the save of path takes that folder's lock too."""
+        if not self._pending:  # the common case, without a lock
+            return None
+        with self._cond:
+            return None if path in self._pending else _folder_holding(path, self._pending)
+
+    def before_write(self, path: str, part: str | None, write: bool = False, held: str | None = None) -> None:
+        """A save of path is about to run (holding its path lock, and held's: the folder_around it had):
+        a pending snapshot the save would overwrite is taken first. part: the settle call about to write,
+        None for any other save; write: a declared write of a file that is not the model's."""
         if part is not None:
             self._before[path] = _top_level_files(path)
         with self._cond:
             save = self._pending.get(path)
-            inside = None if save is not None or not self._pending else _folder_holding(path, self._pending)
-        if inside is not None:  # a file saved into a waiting folder is not that folder's
-            self._take_locked(inside, only_if_due=False)
+            around = self._pending.get(held) if held is not None and save is None else None
+        if around is not None:
+            if write or path in around.inner:
+                self._take_now(held, around)
+            if not write:
+                self._joining[path] = (held, around if path in around.inner else None)
+        # (A folder that began waiting after this save looked for one is left as it is: its lock cannot
+        # be taken while path's is held, and the save joins it unprotected for that once.)
         if save is None or (part is not None and part not in save.parts):
             return
         self._take_now(path, save)
+
+    def after_save(self, path: str, raised: bool) -> None:
+        """A save that joined a waiting folder ended (both locks still held): the folder waits from now on,
+        holding the file; or, the save having raised, without it (and says so)."""
+        folder, taken = self._joining.pop(path, (None, None))
+        if folder is None:
+            return
+        name = os.path.relpath(path, folder)
+        with self._cond:
+            save = self._pending.get(folder)
+            if save is None and taken is not None and not raised:  # taken first: the next wait begins
+                save = self._pending[folder] = SettlingSave(taken.framework, taken.model_path, taken.iteration,
+                                                            taken.exclude, set(taken.parts))
+                self._ensure_thread()
+            if save is None:
+                return
+            if not raised:
+                save.inner.add(path)
+                save.due = time.monotonic() + self._seconds
+                self._cond.notify()
+        if os.sep in name:  # only the folder's own files are left out (what save_pretrained writes)
+            return
+        broken = self._broken.get(folder, set())
+        if raised:
+            self._broken[folder] = broken | {name}
+            logger.warning("autolog: the save of %s raised: the snapshots of folder %s leave %s out until a save "
+                           "that returns writes it again", path, folder, name)
+        elif name in broken:
+            self._broken[folder] = broken - {name}
 
     def finished(self, path: str, part: str, raised: bool) -> None:
         """A settle call of path ended (its path lock still held): what a call that raised changed is

@@ -40,9 +40,10 @@ class Recorder(Protocol):
     """What the active task provides to the wrapper (see autolog.capture.CaptureRecorder)."""
 
     def allows(self, key: str, path: str) -> bool: ...
-    def before_save(self, path: str, part: str | None = None) -> "Aside | None": ...
-    def before_write(self, path: str) -> None: ...
-    def save_raised(self, path: str, part: str) -> None: ...
+    def folder_around(self, path: str) -> str | None: ...
+    def before_save(self, path: str, part: str | None = None, write: bool = False,
+                    held: str | None = None) -> "Aside | None": ...
+    def save_raised(self, path: str, part: str | None) -> None: ...
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
               companions: tuple[str, ...] = ()) -> None: ...
@@ -100,13 +101,19 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
                 return captured(recorder, path, wrapped, instance, args, kwargs)
             # `with`, not acquire() and a later release(): a Ctrl-C is raised only where a call returns,
             # and acquire()'s return would leave the lock taken for good; BEFORE_WITH is no such point.
-            with path_lock(path):
-                return captured(recorder, path, wrapped, instance, args, kwargs)
+            # A save into a folder waiting to settle (autolog.settling) holds that folder's lock too, so
+            # the folder is not snapshotted while the file is half written; folder first, then file.
+            folder = recorder.folder_around(path)
+            if folder is None:
+                with path_lock(path):
+                    return captured(recorder, path, wrapped, instance, args, kwargs)
+            with path_lock(folder), path_lock(path):
+                return captured(recorder, path, wrapped, instance, args, kwargs, folder)
         finally:
             _nesting.inside = False
 
     def captured(recorder: Recorder, path: str | bool | None, wrapped: Callable[..., Any], instance: Any,
-                 args: tuple, kwargs: dict) -> Any:
+                 args: tuple, kwargs: dict, folder: str | None = None) -> Any:
         aside = None
         try:
             if path:
@@ -114,15 +121,15 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
                 if left is not None:  # an earlier save of this thread was interrupted (Ctrl-C) before its settle
                     _settle(left, what, raised=True)
                 try:
-                    aside = _fence(recorder, path, patch)
+                    aside = _fence(recorder, path, patch, folder)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
         except BaseException:
             # Interrupted in the fence, the set-aside it made may not have reached `aside`
             _settle(aside or unsettled_here(), what, raised=True)
-            if path and patch.settle:
-                _raised(recorder, path, patch.label, what)
+            if path and patch.action == "save":
+                _raised(recorder, path, patch.label if patch.settle else None, what)
             raise
         try:  # still "inside": a patched call a declaration makes while recording is not recorded
             _settle(aside, what, raised=False)
@@ -189,14 +196,13 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, path: str, patch: Patch) -> Aside | None:
+def _fence(recorder: Recorder, path: str, patch: Patch, folder: str | None) -> Aside | None:
     """Before a save overwrites a path, the previous snapshot of it must have been read or set aside:
     also when this save is not recorded (auto_connect_frameworks turns one framework off, not the
-    protection of the snapshot another framework took of the same file)."""
-    if patch.action == "write":
-        recorder.before_write(path)
-        return None
-    return recorder.before_save(path, patch.label if patch.settle else None)
+    protection of the snapshot another framework took of the same file). folder: the waiting folder
+    around path whose lock this call holds."""
+    return recorder.before_save(path, patch.label if patch.settle else None, write=patch.action == "write",
+                                held=folder)
 
 
 def _settle(aside: Aside | None, what: str, raised: bool) -> None:
@@ -213,8 +219,9 @@ def _settle(aside: Aside | None, what: str, raised: bool) -> None:
             _not_logged(what, exc)
 
 
-def _raised(recorder: Recorder, path: str, part: str, what: str) -> None:
-    """Tell the recorder a settle save raised; never in place of the user's exception."""
+def _raised(recorder: Recorder, path: str, part: str | None, what: str) -> None:
+    """Tell the recorder a save raised (what it wrote is no folder's); never in place of the user's
+    exception."""
     try:
         recorder.save_raised(path, part)
     except Exception as exc:  # noqa: BLE001
@@ -245,7 +252,7 @@ def _record(
                        iteration=None if iteration is None else int(iteration), exclude=patch.exclude,
                        part=patch.label if patch.settle else None, companions=companions)
     else:
-        recorder.loaded(path, framework, exclude=patch.exclude, companions=companions)
+        recorder.loaded(path, framework, exclude=patch.exclude, companions=companions, beside=patch.beside)
 
 
 def path_argument(

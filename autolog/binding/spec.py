@@ -90,6 +90,10 @@ class Patch:
     # Files that belong with a one-file path (an ONNX model's external data, named by its tensors):
     # the snapshot of a save, and the content of a load, is the file and these, side by side.
     companions: PathSource | None = None
+    # Loads: names (globs) of files a folder may gain after its save without becoming another model (a
+    # Trainer's metrics, state and model card beside its final save): a loaded folder whose only extra
+    # files are such is still that save (lineage.record_load).
+    beside: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.action not in ("save", "load", "write"):
@@ -120,13 +124,14 @@ def Save(  # noqa: N802
 
 def Load(  # noqa: N802
     module: str, target: str, path: PathSource, exclude: tuple[str, ...] = (), companions: PathSource | None = None,
+    beside: tuple[str, ...] = (),
 ) -> Patch:
-    return Patch(module, target, "load", path, exclude=tuple(exclude), companions=companions)
+    return Patch(module, target, "load", path, exclude=tuple(exclude), companions=companions, beside=tuple(beside))
 
 
 def Writes(module: str, target: str, path: Arg | Computed) -> Patch:  # noqa: N802
-    """A call that writes files other than a model's into a folder a model was saved to (a Trainer's
-    metrics, state and model card into its output_dir): a snapshot of that folder still waiting to
-    settle is taken before the call writes, so it never holds them, however soon after the save they
-    come. The call itself records nothing."""
+    """A call that writes a file that is not a model's into a folder a model was saved to (a Trainer's
+    model card, path: output_dir/README.md): a snapshot of that folder still waiting to settle is taken
+    before the call writes (a captured save into it would join it), and the call waits, like a save,
+    for an unread snapshot that holds the file. The call itself records nothing."""
     return Patch(module, target, "write", path)

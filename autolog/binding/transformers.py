@@ -18,11 +18,11 @@ Checked against transformers 5.24 (with accelerate 1.15, torch 2.13):
 - Trainer.save_model(output_dir=None) (the user's final save; inside _save_checkpoint it is nested)
   writes args.output_dir by default: that folder is the model its checkpoints are snapshots of, so
   the final save is that model's newest snapshot (into another folder it is a model of that folder).
-  The Trainer's own entries in output_dir (checkpoint-*, TensorBoard's `runs`) are not part of it,
-  nor what save_metrics, save_state and create_model_card write there after it (`*_results.json`,
-  trainer_state.json, README.md): each takes the final save's snapshot first if it still waits to
-  settle. (Trainer.push_to_hub saves the model into output_dir, writes the card, then uploads: the
-  same two steps.)
+  The Trainer's own entries in output_dir (checkpoint-*, TensorBoard's `runs`, what save_metrics and
+  save_state write: `*_results.json`, trainer_state.json) are not part of it, nor the model card
+  create_model_card writes after it (it takes the final save's snapshot first if that still waits
+  to settle; Trainer.push_to_hub saves the model into output_dir, writes the card, then uploads).
+  A from_pretrained of output_dir that holds those files too is still that save (`beside`).
 - Resuming (train(resume_from_checkpoint=...)) reads one checkpoint folder through four narrow
   methods (weights, optimizer and scheduler, grad scaler, rng state; the rng state only once the
   loop starts): each is a load of the whole folder, so the task gets ONE input, the checkpoint's
@@ -54,6 +54,12 @@ KEY = "transformers"
 # default log folder. A save_pretrained into output_dir (trainer.save_model(), or the user's own
 # model/tokenizer save_pretrained there) is the model's files only.
 TRAINER_FOLDERS = ("checkpoint-*", "runs")
+# And the files save_metrics and save_state write there (an earlier run's too, rewritten in place):
+# never part of a save_pretrained snapshot. A checkpoint-N folder's trainer_state.json is part of it.
+TRAINER_LOGS = ("*_results.json", "trainer_state.json")
+# What a folder loaded with from_pretrained may have gained since its save and still be that save:
+# those logs, and the model card (create_model_card writes it after the final save is taken).
+GAINED_AFTER_SAVE = TRAINER_LOGS + ("README.md",)
 
 
 def _path(value: Any) -> str | None:
@@ -100,8 +106,9 @@ def _trainer_save_folder(call: Call) -> str | None:
     return _path(call.arg(0, "output_dir")) or _path(call.instance.args.output_dir)
 
 
-def _trainer_output_dir(call: Call) -> str | None:
-    return _path(call.instance.args.output_dir)
+def _model_card(call: Call) -> str | None:
+    folder = _path(call.instance.args.output_dir)
+    return None if folder is None else os.path.join(folder, "README.md")
 
 
 def _best_checkpoint(call: Call) -> str | None:
@@ -113,13 +120,13 @@ def _nothing(call: Call) -> None:
 
 
 def _pretrained_save(module: str, target: str, path: Computed = Computed(_save_folder)):
-    return Save(module, target, path=path, exclude=TRAINER_FOLDERS, settle=True)
+    return Save(module, target, path=path, exclude=TRAINER_FOLDERS + TRAINER_LOGS, settle=True)
 
 
 def _pretrained_load(module: str, target: str):
     # A Trainer's output_dir holds its final save_model() next to its checkpoint-* folders: what
     # from_pretrained reads (and that snapshot holds) is the folder without them.
-    return Load(module, target, path=Computed(_local_pretrained), exclude=TRAINER_FOLDERS)
+    return Load(module, target, path=Computed(_local_pretrained), exclude=TRAINER_FOLDERS, beside=GAINED_AFTER_SAVE)
 
 
 def _push(module: str, cls: str):
@@ -141,12 +148,9 @@ PATCHES = [
     Save("transformers.trainer", "Trainer._save_checkpoint", path=Computed(_checkpoint_folder),
          model_path=Computed(_run_dir), iteration=Computed(_global_step)),
     Save("transformers.trainer", "Trainer.save_model", path=Computed(_trainer_save_folder),
-         iteration=Computed(_global_step), exclude=TRAINER_FOLDERS, settle=True),
-    # What a script writes into output_dir right after save_model() (metrics, trainer_state.json, the
-    # model card) is not that model's: its snapshot, waiting to settle, is taken before.
-    Writes("transformers.trainer", "Trainer.save_metrics", path=Computed(_trainer_output_dir)),
-    Writes("transformers.trainer", "Trainer.save_state", path=Computed(_trainer_output_dir)),
-    Writes("transformers.trainer", "Trainer.create_model_card", path=Computed(_trainer_output_dir)),
+         iteration=Computed(_global_step), exclude=TRAINER_FOLDERS + TRAINER_LOGS, settle=True),
+    # The model card is written after the final save (also by Trainer.push_to_hub): not that model's.
+    Writes("transformers.trainer", "Trainer.create_model_card", path=Computed(_model_card)),
     # push_to_hub() saves into a temporary folder, uploads it and deletes it: recording nothing itself,
     # this outer call keeps the save_pretrained inside it from recording a folder about to vanish.
     _push("transformers.utils.hub", "PushToHubMixin"),

@@ -2,6 +2,7 @@
 cache), over the connections of connection.Database."""
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 from typing import Any, Sequence
@@ -281,11 +282,12 @@ class MetadataStore(Database):
         )
         return self._one(SnapshotRecord, imported)
 
-    def producer_within(self, files: list, path: str, resolved: str | None = None,
+    def producer_within(self, files: list, path: str, resolved: str | None = None, beside: tuple[str, ...] = (),
                         newest: int = 50) -> SnapshotRecord | None:
         """The newest save of this folder (path, or the folder it leads to) whose every file is among
-        the loaded files, unchanged: a folder that gained files after its save (the metrics and model
-        card a Trainer writes next to its final save_model()) is still that save. Only saves of this very
+        the loaded files, unchanged, the others all matching `beside` (globs): a folder that gained
+        such files after its save (the metrics and model card a Trainer writes next to its final
+        save_model()) is still that save; one that gained weights is not. Only saves of this very
         folder as a model are looked at (its newest ones; not a Trainer's checkpoint-N, a snapshot of
         the run's model): extra files are no identity to look up elsewhere."""
         loaded = {f["name"]: f["digest"] for f in files}
@@ -300,7 +302,9 @@ class MetadataStore(Database):
                 .limit(newest)
             )
             for snapshot in self._all(SnapshotRecord, query):
-                if snapshot.files and all(loaded.get(f["name"]) == f["digest"] for f in snapshot.files):
+                saved = {f["name"]: f["digest"] for f in snapshot.files}
+                if saved and all(loaded.get(name) == digest for name, digest in saved.items()) and all(
+                        any(fnmatch.fnmatchcase(name, glob) for glob in beside) for name in loaded.keys() - saved.keys()):
                     return snapshot
         return None
 

@@ -150,10 +150,19 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
     # -- training thread ------------------------------------------------------------------
     def fence(self, fence_key: str) -> SetAside | None:
         """Before a save of this path: an earlier snapshot of it that is still unread is set aside (the
-        caller settles it once the save is over), or waited for (it is about to be overwritten)."""
-        job = self._unstaged.get(fence_key) or self._folder_reading(fence_key)
-        if job is None:
-            return None
+        caller settles it once the save is over), or waited for (it is about to be overwritten); so is
+        any other unread snapshot holding a file the save may rewrite (see _overlapping)."""
+        own = self._unstaged.get(fence_key)
+        if own is not None:
+            aside = self._fence_own(own, fence_key)
+            if aside is not None:  # the old file was renamed away: every copy of it reads its own handle
+                return aside
+        for job in self._overlapping(fence_key, own):
+            if not self.wait_for(job, "staged"):
+                job.overwritten_unread = True
+        return None
+
+    def _fence_own(self, job: SnapshotJob | CallJob, fence_key: str) -> SetAside | None:
         if isinstance(job, SnapshotJob) and job.sources.single and job.stats:
             if job.staging:
                 aside = set_aside(fence_key, job.stats[0], aside_path(job.staging), source_read=job.staged.is_set)
@@ -166,18 +175,21 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             job.overwritten_unread = True
         return None
 
-    def _folder_reading(self, path: str) -> SnapshotJob | CallJob | None:
-        """An unread snapshot (or load) of a folder that holds the file at path: a save into a folder
-        still being copied waits for that read like a save of the folder itself (torch.save truncates
-        the file in place; the folder's copy would find it changed and store nothing). The few unread
-        jobs are looked at only when one is a folder's."""
+    def _overlapping(self, path: str, own: SnapshotJob | CallJob | None) -> list[SnapshotJob | CallJob]:
+        """Unread snapshots (or loads) of another path that hold the file at path or files under it: a
+        save into a folder still being copied (torch.save(x, "export/model.pt") right after the export
+        folder was saved), a folder saved over a subfolder of one or over a file whose own snapshot is
+        unread. Written in place, those files would be found changed and that snapshot stored nothing.
+        Only the few unread jobs whose path is above or below this one are looked into."""
+        below = path.rstrip(os.sep) + os.sep
+        found = []
         for key, job in list(self._unstaged.items()):
             opened = job.opened
-            if opened is None or opened.sources.single or not path.startswith(key.rstrip(os.sep) + os.sep):
+            if job is own or opened is None or not (path.startswith(key.rstrip(os.sep) + os.sep) or key.startswith(below)):
                 continue
-            if any(src == path for src, _ in opened.sources.files):
-                return job
-        return None
+            if any(src == path or src.startswith(below) for src, _ in opened.sources.files):
+                found.append(job)
+        return found
 
     def submit(
         self, model: ModelRecord | Callable[[], ModelRecord], sources: Sources, iteration: int | None,

@@ -216,6 +216,45 @@ def test_a_save_pretrained_folder_written_by_several_calls_is_one_snapshot(store
         assert store["report"]["alias_rebound"] is True
 
 
+# A training loop without a Trainer (the older Hugging Face examples): each checkpoint folder is the
+# model and tokenizer, then the optimizer and scheduler saved into it with torch.save. And a conversion:
+# a config saved, then weights written into that folder by safetensors.
+NO_TRAINER = '''
+import safetensors.torch
+tok, model = tiny_tokenizer(), tiny_model()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+for epoch in range(2):
+    model.save_pretrained("loop")
+    tok.save_pretrained("loop")
+    torch.save(optimizer.state_dict(), "loop/optimizer.pt")
+    torch.save(scheduler.state_dict(), "loop/scheduler.pt")
+    optimizer.step(); scheduler.step()
+model.config.save_pretrained("converted")
+safetensors.torch.save_file(model.state_dict(), "converted/model.safetensors")
+'''
+LOAD_NO_TRAINER = '''
+BertForSequenceClassification.from_pretrained("loop")
+BertForSequenceClassification.from_pretrained("converted")
+'''
+
+
+@pytest.mark.parametrize("trained", ["imported-after-init"], indirect=True)
+def test_files_saved_into_a_save_pretrained_folder_right_after_are_part_of_its_snapshot(store):
+    run_scenario(NO_TRAINER, "loop-saves", False, store["home"], store["work"])
+    run_scenario(LOAD_NO_TRAINER, "loop-loads", False, store["home"], store["work"])
+    outputs = _task("loop-saves").models["output"]
+    loop = [(s.status, set(_files(s))) for s in outputs["loop"].snapshots]
+    assert loop == [("stored", {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                                "optimizer.pt", "scheduler.pt"})] * 2, loop
+    [converted] = outputs["converted"].snapshots
+    assert set(_files(converted)) == {"config.json", "model.safetensors"}
+    assert {"optimizer.pt", "scheduler.pt", "model.safetensors"} <= set(outputs.keys())  # each its own too
+    loader = _task("loop-loads")
+    links = loader._ctx.store.loads_by_task(loader.id)
+    assert [link.snapshot_id for link in links] == [outputs["loop"].snapshots[1].id, converted.id]
+
+
 BROKEN_TOKENIZER = '''
 tok, model = tiny_tokenizer(), tiny_model()
 model.save_pretrained("broken")

@@ -13,7 +13,7 @@ import wrapt
 
 from autolog import Task
 from autolog.binding.core import make_wrapper
-from autolog.binding.spec import Arg, Save
+from autolog.binding.spec import Arg, Save, Writes
 from autolog.storage.hashing import bytes_digest
 from frameworks import require_framework
 from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, save_in_thread, tensor, wait_until
@@ -112,22 +112,35 @@ save_folder = wrapt.FunctionWrapper(_write_folder, make_wrapper(Save("tests", "F
                                                                 "Test", "test"))
 
 
+def _folder_saved_with_its_copy_held(store, copier, folder: Path, name: str):
+    """A task that saved folder (save_folder), its copy held: the task."""
+    task = Task.init(project_name="pipeline", task_name=name, output_uri=store)
+    copier.hold()
+    save_folder(str(folder))
+    assert copier.wait_for_calls(1)
+    return task
+
+
+def _waits_until_read(copier, why: str, call, *args) -> None:
+    """call(*args), in a thread, still waits a second later (the copy is held) and ends once it is not."""
+    thread = threading.Thread(target=call, args=args, daemon=True)
+    thread.start()
+    thread.join(timeout=1)
+    assert thread.is_alive(), why
+    copier.release.set()
+    thread.join(timeout=WAIT)
+    assert not thread.is_alive()
+
+
 def test_a_save_of_a_file_inside_a_folder_whose_snapshot_is_unread_waits_for_that_read(local_store, work, copier):
     """torch.save(..., "export/model.pt") right after the export folder was saved: the file is one of
     the folder snapshot's, still to be copied, and torch.save truncates it in place. The save waits
     until the folder's copy has read it (it waited only for a snapshot of its own path)."""
     folder = work / "export"
-    task = Task.init(project_name="pipeline", task_name="file in a folder", output_uri=local_store)
-    copier.hold()
-    save_folder(str(folder))
+    task = _folder_saved_with_its_copy_held(local_store, copier, folder, "file in a folder")
     first = (folder / "model.pt").read_bytes()
-    assert copier.wait_for_calls(1)
-    second = save_in_thread(tensor(2), folder / "model.pt")
-    second.join(timeout=1)
-    assert second.is_alive(), "the save overwrote a file the folder's copy had not read"
-    copier.release.set()
-    second.join(timeout=WAIT)
-    assert not second.is_alive()
+    _waits_until_read(copier, "the save overwrote a file the folder's copy had not read",
+                      torch.save, tensor(2), folder / "model.pt")
     task.close()
 
     [snap] = output_snapshots(task, "export")
@@ -136,6 +149,71 @@ def test_a_save_of_a_file_inside_a_folder_whose_snapshot_is_unread_waits_for_tha
     stored = Path(task.models["output"]["export"].get_local_copy())
     assert (stored / "model.pt").read_bytes() == first
     assert_stored_tensor(output_snapshots(task, "model.pt")[0], tensor(2))
+
+
+def test_a_folder_saved_into_a_subfolder_of_an_unread_folder_snapshot_waits_for_that_read(local_store, work, copier):
+    """save_pretrained("out") holds out/best/ from before; save_pretrained("out/best") right after
+    rewrites those files in place: it waits until the copy of "out" has read them."""
+    folder = work / "out"
+    _write_folder(str(folder / "best"))  # before the task: not a save of this run
+    old = (folder / "best" / "model.pt").read_bytes()
+    task = _folder_saved_with_its_copy_held(local_store, copier, folder, "folder in a folder")
+    _waits_until_read(copier, "the save rewrote files the outer folder's copy had not read",
+                      save_folder, str(folder / "best"))
+    task.close()
+
+    [snap] = output_snapshots(task, "out")
+    assert snap.status == "stored", snap.reason
+    assert {f["name"]: f["digest"] for f in snap.files}["best/model.pt"] == bytes_digest(old)
+    assert output_snapshots(task, "best")[0].status == "stored"
+
+
+def test_a_folder_saved_over_a_file_whose_snapshot_is_unread_waits_for_that_read(local_store, work, copier):
+    """torch.save(x, "export/model.pt") recorded, then the whole export folder saved, rewriting that file
+    in place (a save nested in the folder's is not fenced itself): the folder's save waits for the file's
+    copy. The same for a save of a file that a load is reading too: it waits for the folder's copy as well."""
+    folder = work / "export"
+    folder.mkdir()
+    task = Task.init(project_name="pipeline", task_name="folder over a file", output_uri=local_store)
+    copier.hold()
+    torch.save(tensor(1), folder / "model.pt")
+    assert copier.wait_for_calls(1)
+    _waits_until_read(copier, "the folder's save rewrote a file whose copy had not read it", save_folder, str(folder))
+    assert_stored_tensor(output_snapshots(task, "model.pt")[0], tensor(1))
+
+    copier.hold()
+    save_folder(str(folder))  # unread: holds model.pt
+    torch.load(folder / "model.pt")  # a load of the file: its own fence key, read for its lineage
+    _waits_until_read(copier, "the save waited for the load's read only, not for the folder's copy",
+                      torch.save, tensor(3), folder / "model.pt")
+    task.close()
+    assert [s.status for s in output_snapshots(task, "export")] == ["stored", "stored"]
+    assert_stored_tensor(output_snapshots(task, "model.pt")[-1], tensor(3))
+
+
+def _write_card(path: str) -> None:
+    Path(path).write_text("# a card written after the save")
+
+
+# Trainer.create_model_card, declared as the Transformers binding declares it (path: the card's)
+create_model_card = wrapt.FunctionWrapper(_write_card, make_wrapper(
+    Writes("tests", "create_model_card", path=Arg(0, "path")), "Test", "test"))
+
+
+def test_a_declared_write_of_a_file_an_unread_folder_snapshot_holds_waits_for_that_read(local_store, work, copier):
+    """A second run into the same output_dir: its final save holds the card the first run wrote, and the
+    card is written anew right after: it waits until the folder's copy has read the old one."""
+    folder = work / "out"
+    folder.mkdir()
+    (folder / "README.md").write_text("# the first run's card")
+    task = _folder_saved_with_its_copy_held(local_store, copier, folder, "card")
+    _waits_until_read(copier, "the card was rewritten before the folder's copy read it",
+                      create_model_card, str(folder / "README.md"))
+    task.close()
+    [snap] = output_snapshots(task, "out")
+    assert snap.status == "stored", snap.reason
+    assert {f["name"]: f["digest"] for f in snap.files}["README.md"] == bytes_digest(b"# the first run's card")
+    assert [m.name for m in task.models["output"]] == ["out"]  # the write records nothing
 
 
 def test_a_save_beside_a_folder_whose_snapshot_is_unread_does_not_wait(local_store, work, copier):

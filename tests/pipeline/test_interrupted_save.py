@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import torch
+import wrapt
 
 from autolog import Task
 from autolog.binding import core
+from autolog.binding.spec import Arg, Save
 from interrupts import MARKS, interrupted_at
 from pipeline_helpers import WAIT, assert_stored_tensor, output_snapshots, tensor
 
@@ -112,37 +114,48 @@ def test_a_ctrl_c_anywhere_in_a_load_leaves_the_path_free_and_later_loads_linked
     producer.close()
     (produced,) = producer.models["output"]
     task = Task.init(project_name="pipeline", task_name="interrupted loads", output_uri=local_store)
-    progress: dict = {"where": "nowhere yet"}
+    def load(step: int) -> str | None:
+        return interrupted_at(step, lambda: torch.load(ckpt, weights_only=True))
 
-    def loads() -> None:
-        landed = []
-        try:
-            for step in itertools.count(1):
-                where = interrupted_at(step, lambda: torch.load(ckpt, weights_only=True))
-                progress["where"] = where
-                assert not getattr(core._nesting, "inside", False), f"Ctrl-C at {where}: no more captures here"
-                start = time.monotonic()
-                assert task._runtime.pipeline.fence(str(ckpt)) is None  # waits for the load's hash, if any
-                took = time.monotonic() - start  # a job nobody was woken for sits until the stall timeout (30 s)
-                assert took < STUCK, f"Ctrl-C at {where}: the next save's fence waited {took:.0f} s"
-                if where is None:
-                    break
-                landed.append(where)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
-            progress["error"] = exc
-        progress["landed"] = landed
+    def fence_is_free(where: str | None) -> None:
+        start = time.monotonic()
+        assert task._runtime.pipeline.fence(str(ckpt)) is None  # waits for the load's hash, if any
+        took = time.monotonic() - start  # a job nobody was woken for sits until the stall timeout (30 s)
+        assert took < STUCK, f"Ctrl-C at {where}: the next save's fence waited {took:.0f} s"
 
-    training = threading.Thread(target=loads, daemon=True)
-    training.start()
-    training.join(timeout=WAIT)
-    assert not training.is_alive(), f"a load, or the fence after it, hung after a Ctrl-C at {progress['where']}"
-    if "error" in progress:
-        raise progress["error"]
-    assert len(progress["landed"]) > 10, progress["landed"]
+    landed = _each_ctrl_c(load, fence_is_free, "a load, or the fence after it,")
+    assert len(landed) > 10, landed
     task.close()
 
     inputs = task.models["input"]
     assert [m.id for m in inputs] == [produced.id], [(m.name, m.origin) for m in inputs]
+
+
+def _each_ctrl_c(attempt, after, what: str) -> list[str]:
+    """attempt(n) makes a call with a Ctrl-C at autolog's n-th point, for n = 1, 2, ... until one runs to
+    its end, each followed by after(where it landed), in a training thread (a call that hangs fails the
+    test rather than hanging it): where they landed."""
+    progress: dict = {"where": "nowhere yet", "landed": []}
+
+    def run() -> None:
+        try:
+            for step in itertools.count(1):
+                where = progress["where"] = attempt(step)
+                assert not getattr(core._nesting, "inside", False), f"Ctrl-C at {where}: no more captures here"
+                after(where)
+                if where is None:
+                    return
+                progress["landed"].append(where)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+            progress["error"] = exc
+
+    training = threading.Thread(target=run, daemon=True)
+    training.start()
+    training.join(timeout=WAIT)
+    assert not training.is_alive(), f"{what} hung after a Ctrl-C at {progress['where']}"
+    if "error" in progress:
+        raise progress["error"]
+    return progress["landed"]
 
 
 def _holds(snap, expected) -> bool:
@@ -151,3 +164,38 @@ def _holds(snap, expected) -> bool:
     except AssertionError:
         return False
     return True
+
+
+def _write_config(folder: str) -> None:
+    Path(folder).mkdir(exist_ok=True)
+    (Path(folder) / "config.json").write_text("{}")
+
+
+# A save_pretrained, declared as the Transformers binding declares one: the folder waits to settle.
+save_pretrained = wrapt.FunctionWrapper(_write_config, core.make_wrapper(
+    Save("tests", "Model.save_pretrained", path=Arg(0, "folder"), settle=True), "Test", "test"))
+
+
+def test_a_ctrl_c_anywhere_in_a_save_into_a_waiting_folder_leaves_both_locks_free(local_store, work, config):
+    """torch.save into a folder waiting to settle holds the folder's lock too: after a Ctrl-C anywhere,
+    neither lock is kept (the timer and close() would wait for ever), and the folder is still stored."""
+    config(capture={"settle_seconds": 30})
+    folder = work / "checkpoint"
+    task = Task.init(project_name="pipeline", task_name="interrupted joins", output_uri=local_store)
+
+    def save(step: int) -> str | None:
+        save_pretrained(str(folder))  # a new wait each time: the save after it joins it
+        return save_interrupted_at(step, tensor(step), folder / "optimizer.pt")
+
+    def locks_are_free(where: str | None) -> None:
+        for path in (folder, folder / "optimizer.pt"):
+            lock = core.path_lock(str(path))
+            assert lock.acquire(timeout=5), f"Ctrl-C at {where}: the lock of {path} was kept"
+            lock.release()
+
+    landed = _each_ctrl_c(save, locks_are_free, "a save")
+    assert len(landed) > 20, landed
+    task.close()
+    snaps = output_snapshots(task, "checkpoint")
+    assert snaps and all(s.status == "stored" for s in snaps), [(s.seq, s.status, s.reason) for s in snaps]
+    assert "optimizer.pt" in {f["name"] for f in snaps[-1].files}  # the last save, not interrupted, joined

@@ -201,25 +201,25 @@ def test_what_a_call_that_raised_wrote_is_left_out_of_the_folders_snapshot(local
     assert len(warned) == 2 and all("raised" in w for w in warned), [r.getMessage() for r in caplog.records]
 
 
-def test_a_save_of_a_file_inside_a_waiting_folder_takes_the_folder_first(local_store, work, config):
-    """model.save_pretrained(d), then torch.save(extra, d/extra.pt) within the quiet time: the folder's
-    snapshot is what the model's save wrote, without the file saved after it (which is its own
-    snapshot), however soon it came; the same for a file it overwrote."""
+def test_saves_of_files_inside_a_waiting_folder_join_it(local_store, work, config):
+    """The checkpoint of a training loop written without a Trainer: model and tokenizer save_pretrained,
+    then torch.save of the optimizer and scheduler into the same folder. The folder's snapshot holds all
+    of them (each file is its own snapshot too); the next epoch's optimizer save into it takes the
+    folder first (it would overwrite what that snapshot holds)."""
     config(capture={"settle_seconds": 30})
-    folder = work / "final"
-    task = Task.init(project_name="pipeline", task_name="settle, a file saved inside", output_uri=local_store)
-    save_model(str(folder), 1)
-    model_bytes = (folder / "model.safetensors").read_bytes()
-    save_file(str(folder / "extra.pt"), b"saved after the model")
-    save_model(str(work / "other"), 2)
-    save_file(str(work / "other" / "model.safetensors"), b"overwritten right after")
+    folder = work / "checkpoint"
+    task = Task.init(project_name="pipeline", task_name="settle, files saved inside", output_uri=local_store)
+    written = []
+    for epoch in range(2):
+        save_model(str(folder), epoch)
+        save_tokenizer(str(folder))
+        save_file(str(folder / "optimizer.pt"), b"optimizer state %d" % epoch)
+        written.append({p.name: digest(p) for p in folder.iterdir()})
+    save_file(str(folder / "optimizer.pt"), b"saved again within the same wait")
     task.close()
 
     models = {m.name: m for m in task.models["output"]}
-    assert set(models) == {"final", "extra.pt", "other", "model.safetensors"}, set(models)
-    [snap] = models["final"].snapshots
-    assert files_of(snap) == {"model.safetensors": bytes_digest(model_bytes)}
-    [snap] = models["other"].snapshots
-    assert files_of(snap) == {"model.safetensors": bytes_digest(b"weights 2" * 100)}
-    [snap] = models["extra.pt"].snapshots
-    assert snap.digest == bytes_digest(b"saved after the model")
+    assert set(models) == {"checkpoint", "optimizer.pt"}, set(models)
+    snaps = models["checkpoint"].snapshots
+    assert [files_of(s) for s in snaps] == written + [{p.name: digest(p) for p in folder.iterdir()}]
+    assert [s.status for s in models["optimizer.pt"].snapshots] == ["stored"] * 3

@@ -41,10 +41,10 @@ def _saved(ctx, name: str, path: Path, content, origin: str = "capture", **value
     return ctx.store.add_snapshot(model.id, size=content.size, digest=content.digest, source_path=str(path), **values)
 
 
-def _load(ctx, path: str, framework: str) -> SnapshotRecord:
+def _load(ctx, path: str, framework: str, beside: tuple[str, ...] = ()) -> SnapshotRecord:
     sources = collect_sources(path)
     loader = _task(ctx.store, "loader")
-    return lineage.record_load(ctx, loader.id, "p", path, framework, sources, identify(ctx, sources))
+    return lineage.record_load(ctx, loader.id, "p", path, framework, sources, identify(ctx, sources), beside=beside)
 
 
 def test_a_load_matched_by_its_sha256_links_to_the_save_of_the_path_it_was_loaded_from(tmp_path):
@@ -250,23 +250,36 @@ def test_a_folder_that_gained_files_after_its_save_links_to_that_save(ctx, tmp_p
     final = _saved(ctx, "train", run, identify(ctx, collect_sources(str(run))))
     _folder(run, {"all_results.json": b'{"loss": 0.5}', "README.md": b"# card"})
 
-    assert _load(ctx, str(run), "HuggingFace").id == final.id  # the newest save whose files are all there
+    beside = ("*_results.json", "README.md")
+    assert _load(ctx, str(run), "HuggingFace", beside).id == final.id  # the newest save whose files are all there
     [link] = ctx.store.loads_of_model(final.model_id)
     assert link.digest != final.digest  # what was loaded: the folder as it is, extra files included
     _folder(run, {"model.safetensors": b"weights one"})  # the first save's weights back in place
-    assert _load(ctx, str(run), "HuggingFace").id == first.id
+    assert _load(ctx, str(run), "HuggingFace", beside).id == first.id
+    # a load that does not declare such files: the folder is not that save
+    assert ctx.store.get_model(_load(ctx, str(run), "HuggingFace").model_id).origin == "imported"
+
+
+def test_a_folder_that_gained_weights_after_its_save_is_not_that_save(ctx, tmp_path):
+    """config.save_pretrained(d), then the weights written into d more than the settle time later: the
+    config-only snapshot did not produce what a from_pretrained of d reads."""
+    conv = _folder(tmp_path / "conv", {"config.json": b"{}"})
+    config_only = _saved(ctx, "convert", conv, identify(ctx, collect_sources(str(conv))))
+    _folder(conv, {"model.safetensors": b"weights", "README.md": b"# card"})
+    loaded = _load(ctx, str(conv), "HuggingFace", ("*_results.json", "README.md"))
+    assert loaded.id != config_only.id and ctx.store.get_model(loaded.model_id).origin == "imported"
 
 
 def test_a_folder_whose_saved_files_changed_or_went_is_not_that_save(ctx, tmp_path):
     run = _folder(tmp_path / "run", {"config.json": b"{}", "model.safetensors": b"weights"})
     saved = _saved(ctx, "train", run, identify(ctx, collect_sources(str(run))))
     _folder(run, {"model.safetensors": b"weights edited by hand", "all_results.json": b"{}"})
-    changed = _load(ctx, str(run), "HuggingFace")
+    changed = _load(ctx, str(run), "HuggingFace", ("*_results.json",))
     assert changed.id != saved.id and ctx.store.get_model(changed.model_id).origin == "imported"
 
     (run / "model.safetensors").unlink()
-    assert _load(ctx, str(run), "HuggingFace").id not in (saved.id, changed.id)
+    assert _load(ctx, str(run), "HuggingFace", ("*_results.json",)).id not in (saved.id, changed.id)
 
     # the same files in another folder: extra files are no identity to look up elsewhere
     other = _folder(tmp_path / "copy", {"config.json": b"{}", "model.safetensors": b"weights", "notes.txt": b"x"})
-    assert _load(ctx, str(other), "HuggingFace").id != saved.id
+    assert _load(ctx, str(other), "HuggingFace", ("notes.txt",)).id != saved.id

@@ -275,10 +275,41 @@ def test_names_left_out_are_globs_that_match_only_themselves(folders, tmp_path):
     assert fnmatch.fnmatchcase("vocab[1]*.json", glob_) and not fnmatch.fnmatchcase("vocab1x.json", glob_)
 
 
-def test_a_save_inside_a_waiting_folder_takes_it_first_and_one_beside_it_does_not(folders, taken):
+def test_a_save_inside_a_waiting_folder_joins_it_unless_it_wrote_that_file_already(folders, taken, caplog):
     write(folders, "/runs/d", "Model.save_pretrained")
-    for beside in ("/runs/d2/model.pt", "/runs/model.pt", "/runs", "/other/d/model.pt"):
-        folders.before_write(beside, None)
+    for beside in ("/runs/d2/model.pt", "/runs/model.pt", "/runs", "/runs/d", "/other/d/model.pt"):
+        assert folders.folder_around(beside) is None
+    assert folders.folder_around("/runs/d/sub/extra.pt") == "/runs/d"
+    due = folders._pending["/runs/d"].due
+
+    folders.before_write("/runs/d/optimizer.pt", None, held="/runs/d")  # torch.save(opt, d/optimizer.pt)
+    folders.after_save("/runs/d/optimizer.pt", raised=False)
     assert taken.calls == []
-    folders.before_write("/runs/d/sub/extra.pt", None)
+    assert folders._pending["/runs/d"].inner == {"/runs/d/optimizer.pt"} and folders._pending["/runs/d"].due > due
+    folders.before_write("/runs/d/scheduler.pt", None, held="/runs/d")
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        folders.after_save("/runs/d/scheduler.pt", raised=True)  # half written: not the folder's
+    assert folders.left_out("/runs/d") == ("scheduler.pt",) and "scheduler.pt" in caplog.text
+    assert taken.calls == []
+
+    folders.before_write("/runs/d/optimizer.pt", None, held="/runs/d")  # again: it would overwrite what d holds
     assert [path for path, _, _ in taken.calls] == ["/runs/d"]
+    assert taken.calls[0][1].inner == {"/runs/d/optimizer.pt"}
+    folders.after_save("/runs/d/optimizer.pt", raised=False)  # and the folder's next wait begins
+    again = folders._pending["/runs/d"]
+    assert again.inner == {"/runs/d/optimizer.pt"} and again.parts == {"Model.save_pretrained"}
+
+
+def test_a_declared_write_inside_a_waiting_folder_takes_it_first(folders, taken):
+    write(folders, "/runs/d", "Trainer.save_model")
+    folders.before_write("/runs/d/README.md", None, write=True, held="/runs/d")
+    assert [path for path, _, _ in taken.calls] == ["/runs/d"]
+
+
+def test_a_save_that_did_not_hold_the_folders_lock_neither_joins_nor_takes_it(folders, taken):
+    """The folder began waiting after the save looked for one: its lock cannot be taken now (the file's
+    is held: the other order), so the folder is left as it is."""
+    write(folders, "/runs/d", "Model.save_pretrained")
+    folders.before_write("/runs/d/optimizer.pt", None, held=None)
+    folders.after_save("/runs/d/optimizer.pt", raised=False)
+    assert taken.calls == [] and folders._pending["/runs/d"].inner == set()

@@ -37,6 +37,8 @@ class Recorder:
     def __init__(self, allow: bool = True, aside: bool = False, fail_in: str = "", settle_fails: bool = False):
         self.calls: list[tuple] = []
         self.allow, self.aside, self.fail_in, self.settle_fails = allow, aside, fail_in, settle_fails
+        self.around: str | None = None  # the folder waiting to settle (folder_around)
+        self.locks_held: list[list[str]] = []
 
     def _maybe_fail(self, where: str) -> None:
         if self.fail_in == where:
@@ -46,16 +48,16 @@ class Recorder:
         self.calls.append(("allows", key, path))
         return self.allow
 
-    def before_save(self, path: str, part: str | None = None):
-        self.calls.append(("before_save", path, part))
+    def folder_around(self, path: str):
+        return self.around if self.around and path.startswith(self.around + os.sep) else None
+
+    def before_save(self, path: str, part: str | None = None, write: bool = False, held: str | None = None):
+        self.calls.append(("before_save", path, part) + (("write",) if write else ()) + ((held,) if held else ()))
+        self.locks_held.append([p for p in (self.around, path) if p and core.path_lock(p).locked()])
         self._maybe_fail("before_save")
         return Aside(self.calls, self.settle_fails) if self.aside else None
 
-    def before_write(self, path: str) -> None:
-        self.calls.append(("before_write", path))
-        self._maybe_fail("before_write")
-
-    def save_raised(self, path: str, part: str) -> None:
+    def save_raised(self, path: str, part: str | None) -> None:
         self.calls.append(("save_raised", path, part))
         self._maybe_fail("save_raised")
 
@@ -64,8 +66,8 @@ class Recorder:
         self.calls.append(("saved", path, framework, model_path, wait_copied, iteration, exclude, part, companions))
         self._maybe_fail("saved")
 
-    def loaded(self, path, framework, exclude=(), companions=()):
-        self.calls.append(("loaded", path, framework, exclude, companions))
+    def loaded(self, path, framework, exclude=(), companions=(), beside=()):
+        self.calls.append(("loaded", path, framework, exclude, companions) + ((beside,) if beside else ()))
         self._maybe_fail("loaded")
 
     def named(self, kind: str) -> list[tuple]:
@@ -338,40 +340,35 @@ def test_a_settling_save_names_its_part_to_the_fence_and_the_recorder(recorder, 
     assert recorder.named("saved")[0][7] == "fw.Model.save_pretrained"
 
 
-def test_a_write_of_other_files_into_a_folder_asks_for_it_first_and_records_nothing(recorder, tmp_path, monkeypatch):
-    """Trainer.save_metrics: a waiting folder is taken before the call, under the folder's path lock
-    (a save of it in another thread waits), and the call itself is no snapshot nor load."""
-    folder = tmp_path / "out"
+def test_a_write_of_a_file_that_is_no_models_is_fenced_as_such_and_records_nothing(recorder, tmp_path, monkeypatch):
+    """Trainer.create_model_card: fenced like a save (told it is a write: a waiting folder around it is
+    taken, not joined), under the file's path lock, and no snapshot nor load of its own."""
+    card = tmp_path / "out" / "README.md"
     held = []
 
-    def save_metrics(metrics):
-        held.append(core.path_lock(str(folder)).locked())
+    def create_model_card():
+        held.append(core.path_lock(str(card)).locked())
         nested = wrap(Save("fw", "Model.save_pretrained", path=Arg(0, "d"), settle=True), lambda d: None)
-        nested(str(folder))  # a save inside it is its own business: not recorded
-        return metrics
+        nested(str(card.parent))  # a save inside it is its own business: not recorded
+        return "card"
 
-    patch = Writes("fw", "Trainer.save_metrics", path=Computed(lambda call: "out"))
+    patch = Writes("fw", "Trainer.create_model_card", path=Computed(lambda call: "out/README.md"))
     monkeypatch.chdir(tmp_path)
-    assert wrap(patch, save_metrics)({"loss": 1}) == {"loss": 1}
-    assert recorder.calls == [("before_write", str(folder))] and held == [True]
+    assert wrap(patch, create_model_card)() == "card"
+    assert recorder.calls == [("before_save", str(card), None, "write")] and held == [True]
 
 
-@pytest.mark.parametrize("strict", ["0", "1"])
-def test_a_write_whose_folder_cannot_be_taken_still_runs(recorder, tmp_path, monkeypatch, caplog, strict):
-    monkeypatch.setenv("AUTOLOG_STRICT", strict)
-    monkeypatch.setattr("autolog.safety._reported", set())
-    recorder.fail_in = "before_write"
-    written = []
-    patch = Writes("fw", "Trainer.save_state", path=Arg(0, "d"))
-    if strict == "1":
-        with pytest.raises(RuntimeError, match="before_write broke"):
-            wrap(patch, written.append)(str(tmp_path))
-        return
-    with caplog.at_level(logging.WARNING, logger="autolog"):
-        wrap(patch, written.append)(str(tmp_path))
-    assert written == [str(tmp_path)]
-    assert [r.getMessage() for r in caplog.records] == [
-        "autolog: fw.Trainer.save_state() of Fw was not logged: RuntimeError: before_write broke"]
+def test_a_save_inside_a_waiting_folder_holds_the_folders_lock_then_its_own(recorder, tmp_path):
+    recorder.around = str(tmp_path / "final")
+    inside, beside = str(tmp_path / "final" / "optimizer.pt"), str(tmp_path / "optimizer.pt")
+    save = wrap(Save("fw", "save", path=Arg(1, "f")), writer())
+    (tmp_path / "final").mkdir()
+    save("w", inside)
+    save("w", beside)
+    assert recorder.named("before_save") == [("before_save", inside, None, recorder.around),
+                                             ("before_save", beside, None)]
+    assert recorder.locks_held == [[recorder.around, inside], [beside]]
+    assert not core.path_lock(recorder.around).locked() and not core.path_lock(inside).locked()
 
 
 # -- loads ------------------------------------------------------------------------------------------
@@ -513,7 +510,7 @@ def test_in_strict_mode_a_recording_failure_raises(recorder, tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("strict", ["0", "1"])
-def test_a_settle_save_that_raised_is_told_to_the_recorder_never_in_place_of_the_users_exception(
+def test_a_save_that_raised_is_told_to_the_recorder_never_in_place_of_the_users_exception(
         recorder, tmp_path, monkeypatch, caplog, strict):
     monkeypatch.setenv("AUTOLOG_STRICT", strict)
     monkeypatch.setattr("autolog.safety._reported", set())
@@ -536,9 +533,13 @@ def test_a_settle_save_that_raised_is_told_to_the_recorder_never_in_place_of_the
     assert raised.value is error  # strict mode too: the user's exception is the one they get
     assert any("save_raised broke" in r.getMessage() for r in caplog.records)
 
-    recorder.calls.clear()  # a save that is not one of a folder's several calls: nothing to tell
+    recorder.calls.clear()  # any other save: told too (it may have written into a waiting folder)
     with pytest.raises(OSError):
         wrap(Save("fw", "save", path=Arg(0, "f")), save_pretrained)(str(tmp_path / "m.pt"))
+    assert recorder.named("save_raised") == [("save_raised", str(tmp_path / "m.pt"), None)]
+    recorder.calls.clear()  # a load is not
+    with pytest.raises(OSError):
+        wrap(Load("fw", "load", path=Arg(0, "f")), save_pretrained)(str(tmp_path / "m.pt"))
     assert not recorder.named("save_raised")
 
 
