@@ -48,20 +48,20 @@ class CaptureRecorder:
         self._lock = threading.Lock()
         self.settling = SettlingFolders(self._settled, run.context.settings.settle_seconds)
 
-    def folder_around(self, path: str) -> str | None:
-        """The folder waiting to settle that path is inside (its lock is taken with path's)."""
-        return self.settling.folder_around(path)
+    def folders_around(self, path: str) -> tuple[str, ...]:
+        """The folders waiting to settle that path is inside (their locks are taken with path's)."""
+        return self.settling.folders_around(path)
 
     def before_save(self, path: str, part: str | None = None, write: bool = False,
-                    held: str | None = None) -> SetAside | None:
+                    held: tuple[str, ...] = ()) -> SetAside | None:
         self.settling.before_write(path, part, write, held)
         return self._run.pipeline.fence(path)
 
-    def save_raised(self, path: str, part: str | None) -> None:
-        """A save of path raised (or was interrupted): what it wrote is not a waiting folder's."""
+    def save_ended(self, path: str, part: str | None, raised: bool) -> None:
+        """A fenced save of path ended (recorded or not): the waiting folders it wrote into are told."""
         if part is not None:
-            self.settling.finished(path, part, raised=True)
-        self.settling.after_save(path, raised=True)
+            self.settling.finished(path, part, raised)
+        self.settling.after_save(path, raised)
 
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
@@ -69,9 +69,6 @@ class CaptureRecorder:
         """A captured save returned. part: the call is one of several that write one folder (see
         autolog.settling): the folder is snapshotted once they are done."""
         run = self._run
-        if part is not None:
-            self.settling.finished(path, part, raised=False)
-        self.settling.after_save(path, raised=False)
         if run.closed:  # close() ran (another thread, the exit) while this save was in the framework's code
             raise AutologError(f"{path} was saved after task {run.task_id[:8]} was closed (the save began "
                                "before): this snapshot is not recorded")

@@ -16,7 +16,9 @@ Any other captured save of a file inside a waiting folder joins it (the pre-Trai
 checkpoint: save_pretrained, then torch.save of the optimizer and scheduler into the same folder),
 holding the folder's lock while it writes, and is also its own snapshot; a second save of the same
 file within one wait takes the folder first (it would overwrite what the folder's snapshot holds).
-Such a save that raises is left out of the folder, as below.
+So does a settle save of a folder inside another waiting one (tokenizer.save_pretrained(out/tokenizer)
+after model.save_pretrained(out)), whose files then join every waiting folder around them, locked
+outermost first. Such a save that raises is left out of the folder, as below.
 
 A call that raises may have written part of its files (tokenizer.save_pretrained stopped by a full
 disk after model.save_pretrained returned): what it changed among the folder's top-level files is
@@ -68,9 +70,9 @@ class SettlingFolders:
         # the only one), and per folder what calls that raised left written.
         self._before: dict[str, dict[str, tuple]] = {}
         self._broken: dict[str, set[str]] = {}
-        # a save now writing a file inside a waiting folder -> that folder, and its wait when this save
-        # had to take it first (the save starts the folder's next wait)
-        self._joining: dict[str, tuple[str, SettlingSave | None]] = {}
+        # a save now writing a file inside waiting folders -> each folder, and its wait when this save had
+        # to take it first (the save starts the folder's next wait)
+        self._joining: dict[str, list[tuple[str, SettlingSave | None]]] = {}
 
     def wrote(self, path: str, part: str, framework: str, model_path: str | None, iteration: int | None,
               exclude: tuple[str, ...]) -> None:
@@ -88,27 +90,31 @@ class SettlingFolders:
             self._ensure_thread()
             self._cond.notify()
 
-    def folder_around(self, path: str) -> str | None:
-        """The waiting folder path is inside, if any: the save of path takes that folder's lock too."""
+    def folders_around(self, path: str) -> tuple[str, ...]:
+        """The waiting folders path is inside, outermost first: the save of path takes their locks too,
+        in that order."""
         if not self._pending:  # the common case, without a lock
-            return None
+            return ()
         with self._cond:
-            return None if path in self._pending else _folder_holding(path, self._pending)
+            return _folders_holding(path, self._pending)
 
-    def before_write(self, path: str, part: str | None, write: bool = False, held: str | None = None) -> None:
-        """A save of path is about to run (holding its path lock, and held's: the folder_around it had):
+    def before_write(self, path: str, part: str | None, write: bool = False, held: tuple[str, ...] = ()) -> None:
+        """A save of path is about to run (holding its path lock, and held's: the folders_around it had):
         a pending snapshot the save would overwrite is taken first. part: the settle call about to write,
         None for any other save; write: a declared write of a file that is not the model's."""
         if part is not None:
             self._before[path] = _top_level_files(path)
         with self._cond:
             save = self._pending.get(path)
-            around = self._pending.get(held) if held is not None and save is None else None
-        if around is not None:
-            if write or path in around.inner:
-                self._take_now(held, around)
+            around = [(folder, self._pending[folder]) for folder in held if folder in self._pending]
+        joining = []
+        for folder, waiting in around:
+            if write or path in waiting.inner:
+                self._take_now(folder, waiting)
             if not write:
-                self._joining[path] = (held, around if path in around.inner else None)
+                joining.append((folder, waiting if path in waiting.inner else None))
+        if joining:
+            self._joining[path] = joining
         # (A folder that began waiting after this save looked for one is left as it is: its lock cannot
         # be taken while path's is held, and the save joins it unprotected for that once.)
         if save is None or (part is not None and part not in save.parts):
@@ -116,33 +122,29 @@ class SettlingFolders:
         self._take_now(path, save)
 
     def after_save(self, path: str, raised: bool) -> None:
-        """A save that joined a waiting folder ended (both locks still held): the folder waits from now on,
-        holding the file; or, the save having raised, without it (and says so)."""
-        folder, taken = self._joining.pop(path, (None, None))
-        if folder is None:
-            return
-        name = os.path.relpath(path, folder)
-        with self._cond:
-            save = self._pending.get(folder)
-            if save is None and taken is not None and not raised:  # taken first: the next wait begins
-                save = self._pending[folder] = SettlingSave(taken.framework, taken.model_path, taken.iteration,
-                                                            taken.exclude, set(taken.parts))
-                self._ensure_thread()
-            if save is None:
-                return
-            if not raised:
-                save.inner.add(path)
-                save.due = time.monotonic() + self._seconds
-                self._cond.notify()
-        if os.sep in name:  # only the folder's own files are left out (what save_pretrained writes)
-            return
-        broken = self._broken.get(folder, set())
-        if raised:
-            self._broken[folder] = broken | {name}
+        """A save of path ended (its locks still held): the folders it joined wait from now on holding
+        the file; or, the save having raised, without it (and say so). A save that returns makes its
+        file part of its folder's snapshots again, joined or not."""
+        joined = self._joining.pop(path, ())
+        for folder, taken in () if raised else joined:
+            with self._cond:
+                save = self._pending.get(folder)
+                if save is None and taken is not None:  # taken first: the next wait begins
+                    save = self._pending[folder] = SettlingSave(taken.framework, taken.model_path, taken.iteration,
+                                                                taken.exclude, set(taken.parts))
+                    self._ensure_thread()
+                if save is not None:
+                    save.inner.add(path)
+                    save.due = time.monotonic() + self._seconds
+                    self._cond.notify()
+        # Only a folder's own files are left out (what save_pretrained writes).
+        parent, name = os.path.split(path)
+        if raised and any(folder == parent for folder, _ in joined):
+            self._leave_out(parent, {name}, raised=True)
             logger.warning("autolog: the save of %s raised: the snapshots of folder %s leave %s out until a save "
-                           "that returns writes it again", path, folder, name)
-        elif name in broken:
-            self._broken[folder] = broken - {name}
+                           "that returns writes it again", path, parent, name)
+        elif not raised and self._broken:
+            self._leave_out(parent, {name}, raised=False)
 
     def finished(self, path: str, part: str, raised: bool) -> None:
         """A settle call of path ended (its path lock still held): what a call that raised changed is
@@ -152,22 +154,25 @@ class SettlingFolders:
             return
         after = _top_level_files(path)
         changed = {name for name, key in after.items() if before.get(name) != key}
-        if not raised:
-            broken = self._broken[path] - changed
+        self._leave_out(path, changed, raised)
+        if raised and changed:
+            overwritten = sorted(changed & set(before))
+            logger.warning("autolog: %s(%s) raised after writing %s: the folder's snapshots leave %s out until a "
+                           "save that returns writes %s again%s", part, path, ", ".join(sorted(changed)),
+                           "it" if len(changed) == 1 else "them", "it" if len(changed) == 1 else "them",
+                           f" (overwritten, so lost from the completed saves too: {', '.join(overwritten)})"
+                           if overwritten else "")
+
+    def _leave_out(self, folder: str, names: set[str], raised: bool) -> None:
+        """names in folder, written by a call that raised, are left out of its snapshots; written by one
+        that returned, they are back in."""
+        with self._cond:
+            broken = self._broken.get(folder, set())
+            broken = broken | names if raised else broken - names
             if broken:
-                self._broken[path] = broken
+                self._broken[folder] = broken
             else:
-                del self._broken[path]
-            return
-        if not changed:
-            return
-        overwritten = sorted(changed & set(before))
-        self._broken[path] = self._broken.get(path, set()) | changed
-        logger.warning("autolog: %s(%s) raised after writing %s: the folder's snapshots leave %s out until a "
-                       "save that returns writes %s again%s", part, path, ", ".join(sorted(changed)),
-                       "it" if len(changed) == 1 else "them", "it" if len(changed) == 1 else "them",
-                       f" (overwritten, so lost from the completed saves too: {', '.join(overwritten)})"
-                       if overwritten else "")
+                self._broken.pop(folder, None)
 
     def left_out(self, path: str) -> tuple[str, ...]:
         """Exclude globs for what calls that raised left written in the folder path."""
@@ -255,14 +260,16 @@ class SettlingFolders:
                     self._take_locked(path, only_if_due=True)
 
 
-def _folder_holding(path: str, folders) -> str | None:
-    """The waiting folder path is inside (a save_pretrained folder, then torch.save(extra, folder/x))."""
+def _folders_holding(path: str, folders) -> tuple[str, ...]:
+    """The waiting folders path is inside, outermost first (a save_pretrained folder, then
+    torch.save(extra, folder/x))."""
+    holding = []
     parent = os.path.dirname(path)
     while parent and parent != path:
         if parent in folders:
-            return parent
+            holding.append(parent)
         path, parent = parent, os.path.dirname(parent)
-    return None
+    return tuple(reversed(holding))
 
 
 def _top_level_files(folder: str) -> dict[str, tuple]:

@@ -40,10 +40,10 @@ class Recorder(Protocol):
     """What the active task provides to the wrapper (see autolog.capture.CaptureRecorder)."""
 
     def allows(self, key: str, path: str) -> bool: ...
-    def folder_around(self, path: str) -> str | None: ...
+    def folders_around(self, path: str) -> tuple[str, ...]: ...
     def before_save(self, path: str, part: str | None = None, write: bool = False,
-                    held: str | None = None) -> "Aside | None": ...
-    def save_raised(self, path: str, part: str | None) -> None: ...
+                    held: tuple[str, ...] = ()) -> "Aside | None": ...
+    def save_ended(self, path: str, part: str | None, raised: bool) -> None: ...
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,
               companions: tuple[str, ...] = ()) -> None: ...
@@ -101,19 +101,19 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
                 return captured(recorder, path, wrapped, instance, args, kwargs)
             # `with`, not acquire() and a later release(): a Ctrl-C is raised only where a call returns,
             # and acquire()'s return would leave the lock taken for good; BEFORE_WITH is no such point.
-            # A save into a folder waiting to settle (autolog.settling) holds that folder's lock too, so
-            # the folder is not snapshotted while the file is half written; folder first, then file.
-            folder = recorder.folder_around(path)
-            if folder is None:
+            # A save into folders waiting to settle (autolog.settling) holds their locks too, so no
+            # folder is snapshotted while the file is half written; outermost folder first, file last.
+            folders = recorder.folders_around(path)
+            if not folders:
                 with path_lock(path):
                     return captured(recorder, path, wrapped, instance, args, kwargs)
-            with path_lock(folder), path_lock(path):
-                return captured(recorder, path, wrapped, instance, args, kwargs, folder)
+            return _holding(folders + (path,),
+                            lambda: captured(recorder, path, wrapped, instance, args, kwargs, folders))
         finally:
             _nesting.inside = False
 
     def captured(recorder: Recorder, path: str | bool | None, wrapped: Callable[..., Any], instance: Any,
-                 args: tuple, kwargs: dict, folder: str | None = None) -> Any:
+                 args: tuple, kwargs: dict, folders: tuple[str, ...] = ()) -> Any:
         aside = None
         try:
             if path:
@@ -121,18 +121,20 @@ def make_wrapper(patch: Patch, framework: str, key: str) -> Callable[..., Any]:
                 if left is not None:  # an earlier save of this thread was interrupted (Ctrl-C) before its settle
                     _settle(left, what, raised=True)
                 try:
-                    aside = _fence(recorder, path, patch, folder)
+                    aside = _fence(recorder, path, patch, folders)
                 except Exception as exc:  # noqa: BLE001
                     _not_logged(what, exc)
             result = wrapped(*args, **kwargs)
         except BaseException:
             # Interrupted in the fence, the set-aside it made may not have reached `aside`
             _settle(aside or unsettled_here(), what, raised=True)
-            if path and patch.action == "save":
-                _raised(recorder, path, patch.label if patch.settle else None, what)
+            if path:
+                _ended(recorder, path, patch, what, raised=True)
             raise
         try:  # still "inside": a patched call a declaration makes while recording is not recorded
             _settle(aside, what, raised=False)
+            if path:
+                _ended(recorder, path, patch, what, raised=False)
             if path is not False and patch.action != "write":
                 _record(recorder, patch, framework, key, instance, args, kwargs, result, path)
         except Exception as exc:  # noqa: BLE001
@@ -196,13 +198,21 @@ def _not_logged(what: str, exc: Exception) -> None:
     report_failure(what, exc)
 
 
-def _fence(recorder: Recorder, path: str, patch: Patch, folder: str | None) -> Aside | None:
+def _holding(paths: tuple[str, ...], call: Callable[[], Any]) -> Any:
+    """call(), holding the path locks of paths, taken in their order (`with` each: see the wrapper)."""
+    if not paths:
+        return call()
+    with path_lock(paths[0]):
+        return _holding(paths[1:], call)
+
+
+def _fence(recorder: Recorder, path: str, patch: Patch, folders: tuple[str, ...]) -> Aside | None:
     """Before a save overwrites a path, the previous snapshot of it must have been read or set aside:
     also when this save is not recorded (auto_connect_frameworks turns one framework off, not the
-    protection of the snapshot another framework took of the same file). folder: the waiting folder
-    around path whose lock this call holds."""
+    protection of the snapshot another framework took of the same file). folders: the waiting folders
+    around path whose locks this call holds."""
     return recorder.before_save(path, patch.label if patch.settle else None, write=patch.action == "write",
-                                held=folder)
+                                held=folders)
 
 
 def _settle(aside: Aside | None, what: str, raised: bool) -> None:
@@ -219,13 +229,16 @@ def _settle(aside: Aside | None, what: str, raised: bool) -> None:
             _not_logged(what, exc)
 
 
-def _raised(recorder: Recorder, path: str, part: str | None, what: str) -> None:
-    """Tell the recorder a save raised (what it wrote is no folder's); never in place of the user's
-    exception."""
+def _ended(recorder: Recorder, path: str, patch: Patch, what: str, raised: bool) -> None:
+    """Tell the recorder a fenced save ended, recorded or not (what a save that raised wrote is no
+    folder's); never in place of the user's exception."""
     try:
-        recorder.save_raised(path, part)
+        recorder.save_ended(path, patch.label if patch.settle else None, raised)
     except Exception as exc:  # noqa: BLE001
-        report_failure(what, exc)
+        if raised:
+            report_failure(what, exc)
+        else:
+            _not_logged(what, exc)
 
 
 def _record(

@@ -21,7 +21,8 @@ Checked against transformers 5.24 (with accelerate 1.15, torch 2.13):
   The Trainer's own entries in output_dir (checkpoint-*, TensorBoard's `runs`, what save_metrics and
   save_state write: `*_results.json`, trainer_state.json) are not part of it, nor the model card
   create_model_card writes after it (it takes the final save's snapshot first if that still waits
-  to settle; Trainer.push_to_hub saves the model into output_dir, writes the card, then uploads).
+  to settle; Trainer.push_to_hub saves the model into output_dir, writes the card, then uploads), nor
+  the card an earlier run wrote there (a run again into the same output_dir).
   A from_pretrained of output_dir that holds those files too is still that save (`beside`).
 - Resuming (train(resume_from_checkpoint=...)) reads one checkpoint folder through four narrow
   methods (weights, optimizer and scheduler, grad scaler, rng state; the rng state only once the
@@ -148,7 +149,7 @@ PATCHES = [
     Save("transformers.trainer", "Trainer._save_checkpoint", path=Computed(_checkpoint_folder),
          model_path=Computed(_run_dir), iteration=Computed(_global_step)),
     Save("transformers.trainer", "Trainer.save_model", path=Computed(_trainer_save_folder),
-         iteration=Computed(_global_step), exclude=TRAINER_FOLDERS + TRAINER_LOGS, settle=True),
+         iteration=Computed(_global_step), exclude=TRAINER_FOLDERS + GAINED_AFTER_SAVE, settle=True),
     # The model card is written after the final save (also by Trainer.push_to_hub): not that model's.
     Writes("transformers.trainer", "Trainer.create_model_card", path=Computed(_model_card)),
     # push_to_hub() saves into a temporary folder, uploads it and deletes it: recording nothing itself,

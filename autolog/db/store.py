@@ -285,12 +285,17 @@ class MetadataStore(Database):
     def producer_within(self, files: list, path: str, resolved: str | None = None, beside: tuple[str, ...] = (),
                         newest: int = 50) -> SnapshotRecord | None:
         """The newest save of this folder (path, or the folder it leads to) whose every file is among
-        the loaded files, unchanged, the others all matching `beside` (globs): a folder that gained
-        such files after its save (the metrics and model card a Trainer writes next to its final
-        save_model()) is still that save; one that gained weights is not. Only saves of this very
+        the loaded files, unchanged, apart from its top-level files matching `beside` (globs), which
+        the folder may have gained, rewritten or lost since: the metrics and model card a Trainer
+        writes next to its final save_model() (a run again into the same output_dir rewrites the card
+        that save held) leave the folder that save; weights it gained do not. Only saves of this very
         folder as a model are looked at (its newest ones; not a Trainer's checkpoint-N, a snapshot of
         the run's model): extra files are no identity to look up elsewhere."""
-        loaded = {f["name"]: f["digest"] for f in files}
+        def weights(manifest: list) -> dict[str, str]:
+            return {f["name"]: f["digest"] for f in manifest
+                    if "/" in f["name"] or not any(fnmatch.fnmatchcase(f["name"], glob) for glob in beside)}
+
+        loaded = weights(files)
         names = [p for p in (path, resolved) if p is not None]
         for statuses in (("stored", "local"), ("pending",)):
             query = (
@@ -302,9 +307,7 @@ class MetadataStore(Database):
                 .limit(newest)
             )
             for snapshot in self._all(SnapshotRecord, query):
-                saved = {f["name"]: f["digest"] for f in snapshot.files}
-                if saved and all(loaded.get(name) == digest for name, digest in saved.items()) and all(
-                        any(fnmatch.fnmatchcase(name, glob) for glob in beside) for name in loaded.keys() - saved.keys()):
+                if loaded and weights(snapshot.files) == loaded:
                     return snapshot
         return None
 

@@ -158,8 +158,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             if aside is not None:  # the old file was renamed away: every copy of it reads its own handle
                 return aside
         for job in self._overlapping(fence_key, own):
-            if not self.wait_for(job, "staged"):
-                job.overwritten_unread = True
+            self._wait_read(job)
         return None
 
     def _fence_own(self, job: SnapshotJob | CallJob, fence_key: str) -> SetAside | None:
@@ -171,9 +170,14 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                     return aside
             if not same_file_at(fence_key, job.stats[0]):
                 return None  # its copy reads another file, through its own handle: this save cannot touch it
+        self._wait_read(job)
+        return None
+
+    def _wait_read(self, job: SnapshotJob | CallJob) -> None:
+        """Wait until job's files were read; if they cannot be (the pipeline stalled), the save about to
+        overwrite them marks the job: its snapshot then says it was overwritten before it was read."""
         if not self.wait_for(job, "staged"):
             job.overwritten_unread = True
-        return None
 
     def _overlapping(self, path: str, own: SnapshotJob | CallJob | None) -> list[SnapshotJob | CallJob]:
         """Unread snapshots (or loads) of another path that hold the file at path or files under it: a

@@ -382,3 +382,26 @@ def test_from_pretrained_of_the_output_dir_links_to_the_final_save(store):
     run, loader = _task("train").models["output"]["run"], _task("load-output-dir")
     [link] = loader._ctx.store.loads_by_task(loader.id)
     assert link.snapshot_id == run.snapshots[3].id
+
+
+@pytest.mark.parametrize("trained", ["imported-after-init"], indirect=True)
+def test_a_trainer_run_again_into_its_output_dir_links_loads_to_the_new_final_save(store):
+    # the second final save_model() finds the first run's model card there, rewritten right after it
+    rerun = '''
+tok = tiny_tokenizer()
+for steps in (2, 4):
+    trainer = Trainer(model=tiny_model(), args=training_args("rerun", max_steps=steps, save_strategy="no"),
+                      train_dataset=tiny_data(tok), processing_class=tok)
+    trainer.train()
+    trainer.save_model()
+    trainer.create_model_card(model_name="tiny-bert")
+'''
+    run_scenario(rerun, "retrain", False, store["home"], store["work"])
+    run_scenario('AutoModelForSequenceClassification.from_pretrained("rerun")', "load-second-run", False,
+                 store["home"], store["work"])
+    first, final = _task("retrain").models["output"]["rerun"].snapshots
+    assert _files(first)["model.safetensors"] != _files(final)["model.safetensors"]
+    assert set(_files(final)) == FINAL_FILES  # no model card: the one there was the first run's
+    loader = _task("load-second-run")
+    [link] = loader._ctx.store.loads_by_task(loader.id)
+    assert link.snapshot_id == final.id

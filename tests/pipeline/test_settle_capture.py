@@ -24,9 +24,14 @@ def _write_model(folder: str, step: int) -> None:
         f.write(b"weights %d" % step * 100)
 
 
-def _write_tokenizer(folder: str) -> None:
+def _write_tokenizer(folder: str, words: int = 2) -> None:
+    os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "tokenizer.json"), "w") as f:
-        f.write('{"vocab": ["a", "b"]}')
+        f.write(_vocab(words))
+
+
+def _vocab(words: int) -> str:
+    return '{"vocab": [%s]}' % ", ".join(f'"w{i}"' for i in range(words))
 
 
 def _write_tokenizer_then_fail(folder: str) -> None:
@@ -223,3 +228,23 @@ def test_saves_of_files_inside_a_waiting_folder_join_it(local_store, work, confi
     snaps = models["checkpoint"].snapshots
     assert [files_of(s) for s in snaps] == written + [{p.name: digest(p) for p in folder.iterdir()}]
     assert [s.status for s in models["optimizer.pt"].snapshots] == ["stored"] * 3
+
+
+def test_a_folder_saved_again_inside_a_waiting_folder_takes_the_outer_one_first(local_store, work, config):
+    """model.save_pretrained(out), then tokenizer.save_pretrained(out/tokenizer) twice (tokens added in
+    between): out's snapshot holds the first tokenizer, its next wait the second; out/tokenizer is its
+    own snapshot too."""
+    config(capture={"settle_seconds": 30})
+    out, inner = work / "out", work / "out" / "tokenizer"
+    task = Task.init(project_name="pipeline", task_name="settle, folder inside", output_uri=local_store)
+    save_model(str(out), 0)
+    written = []
+    for words in (2, 3):
+        save_tokenizer(str(inner), words)
+        written.append({str(p.relative_to(out)): digest(p) for p in out.rglob("*") if p.is_file()})
+    task.close()
+
+    models = {m.name: m for m in task.models["output"]}
+    assert [files_of(s) for s in models["out"].snapshots] == written
+    assert [files_of(s) for s in models["tokenizer"].snapshots] == [
+        {"tokenizer.json": bytes_digest(_vocab(words).encode())} for words in (2, 3)]

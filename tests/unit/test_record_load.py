@@ -260,6 +260,21 @@ def test_a_folder_that_gained_files_after_its_save_links_to_that_save(ctx, tmp_p
     assert ctx.store.get_model(_load(ctx, str(run), "HuggingFace").model_id).origin == "imported"
 
 
+def test_a_folder_whose_model_card_was_rewritten_after_its_save_links_to_that_save(ctx, tmp_path):
+    """A Trainer run again into the same output_dir: its final save_model() holds the first run's model
+    card, which create_model_card() rewrites right after; the folder is still that save."""
+    run = _folder(tmp_path / "run", {"config.json": b"{}", "model.safetensors": b"weights two", "README.md": b"# one"})
+    final = _saved(ctx, "train", run, identify(ctx, collect_sources(str(run))))
+    _folder(run, {"README.md": b"# two", "all_results.json": b"{}"})
+
+    assert _load(ctx, str(run), "HuggingFace", ("*_results.json", "README.md")).id == final.id
+    (run / "README.md").unlink()  # one of the declared files gone: still that save's weights
+    assert _load(ctx, str(run), "HuggingFace", ("*_results.json", "README.md")).id == final.id
+    # a file not declared changed: not that save
+    _folder(run, {"config.json": b'{"edited": 1}'})
+    assert _load(ctx, str(run), "HuggingFace", ("*_results.json", "README.md")).id != final.id
+
+
 def test_a_folder_that_gained_weights_after_its_save_is_not_that_save(ctx, tmp_path):
     """config.save_pretrained(d), then the weights written into d more than the settle time later: the
     config-only snapshot did not produce what a from_pretrained of d reads."""

@@ -278,21 +278,21 @@ def test_names_left_out_are_globs_that_match_only_themselves(folders, tmp_path):
 def test_a_save_inside_a_waiting_folder_joins_it_unless_it_wrote_that_file_already(folders, taken, caplog):
     write(folders, "/runs/d", "Model.save_pretrained")
     for beside in ("/runs/d2/model.pt", "/runs/model.pt", "/runs", "/runs/d", "/other/d/model.pt"):
-        assert folders.folder_around(beside) is None
-    assert folders.folder_around("/runs/d/sub/extra.pt") == "/runs/d"
+        assert folders.folders_around(beside) == ()
+    assert folders.folders_around("/runs/d/sub/extra.pt") == ("/runs/d",)
     due = folders._pending["/runs/d"].due
 
-    folders.before_write("/runs/d/optimizer.pt", None, held="/runs/d")  # torch.save(opt, d/optimizer.pt)
+    folders.before_write("/runs/d/optimizer.pt", None, held=("/runs/d",))  # torch.save(opt, d/optimizer.pt)
     folders.after_save("/runs/d/optimizer.pt", raised=False)
     assert taken.calls == []
     assert folders._pending["/runs/d"].inner == {"/runs/d/optimizer.pt"} and folders._pending["/runs/d"].due > due
-    folders.before_write("/runs/d/scheduler.pt", None, held="/runs/d")
+    folders.before_write("/runs/d/scheduler.pt", None, held=("/runs/d",))
     with caplog.at_level(logging.WARNING, logger="autolog"):
         folders.after_save("/runs/d/scheduler.pt", raised=True)  # half written: not the folder's
     assert folders.left_out("/runs/d") == ("scheduler.pt",) and "scheduler.pt" in caplog.text
     assert taken.calls == []
 
-    folders.before_write("/runs/d/optimizer.pt", None, held="/runs/d")  # again: it would overwrite what d holds
+    folders.before_write("/runs/d/optimizer.pt", None, held=("/runs/d",))  # again: it would overwrite what d holds
     assert [path for path, _, _ in taken.calls] == ["/runs/d"]
     assert taken.calls[0][1].inner == {"/runs/d/optimizer.pt"}
     folders.after_save("/runs/d/optimizer.pt", raised=False)  # and the folder's next wait begins
@@ -302,7 +302,7 @@ def test_a_save_inside_a_waiting_folder_joins_it_unless_it_wrote_that_file_alrea
 
 def test_a_declared_write_inside_a_waiting_folder_takes_it_first(folders, taken):
     write(folders, "/runs/d", "Trainer.save_model")
-    folders.before_write("/runs/d/README.md", None, write=True, held="/runs/d")
+    folders.before_write("/runs/d/README.md", None, write=True, held=("/runs/d",))
     assert [path for path, _, _ in taken.calls] == ["/runs/d"]
 
 
@@ -310,6 +310,38 @@ def test_a_save_that_did_not_hold_the_folders_lock_neither_joins_nor_takes_it(fo
     """The folder began waiting after the save looked for one: its lock cannot be taken now (the file's
     is held: the other order), so the folder is left as it is."""
     write(folders, "/runs/d", "Model.save_pretrained")
-    folders.before_write("/runs/d/optimizer.pt", None, held=None)
+    folders.before_write("/runs/d/optimizer.pt", None, held=())
     folders.after_save("/runs/d/optimizer.pt", raised=False)
     assert taken.calls == [] and folders._pending["/runs/d"].inner == set()
+
+
+def test_a_file_a_joined_save_left_out_is_back_once_a_save_of_it_returns_after_the_wait(folders, taken, caplog):
+    write(folders, "/runs/d", "Model.save_pretrained")
+    folders.before_write("/runs/d/optimizer.pt", None, held=("/runs/d",))
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        folders.after_save("/runs/d/optimizer.pt", raised=True)
+    folders.take_all()  # the folder's snapshot, without the half-written file
+    assert [save.inner for _, save, _ in taken.calls] == [set()]
+    assert folders.folders_around("/runs/d/optimizer.pt") == ()
+
+    folders.before_write("/runs/d/optimizer.pt", None)
+    folders.after_save("/runs/d/optimizer.pt", raised=False)  # written whole again
+    assert folders.left_out("/runs/d") == ()
+
+
+def test_a_save_into_a_waiting_folder_inside_another_holds_and_joins_both(folders, taken):
+    """model.save_pretrained(out), then tokenizer.save_pretrained(out/tokenizer), every epoch: the next
+    tokenizer save would overwrite what out's snapshot holds, so out is taken first."""
+    write(folders, "/out", "Model.save_pretrained")
+    assert folders.folders_around("/out/tokenizer") == ("/out",)
+    folders.before_write("/out/tokenizer", "Tokenizer.save_pretrained", held=("/out",))
+    folders.after_save("/out/tokenizer", raised=False)
+    write(folders, "/out/tokenizer", "Tokenizer.save_pretrained")
+    assert folders._pending["/out"].inner == {"/out/tokenizer"}
+    assert folders.folders_around("/out/tokenizer") == ("/out",)  # waiting itself too
+    assert folders.folders_around("/out/tokenizer/vocab.txt") == ("/out", "/out/tokenizer")  # outermost first
+
+    folders.before_write("/out/tokenizer", "Tokenizer.save_pretrained", held=("/out",))  # the next epoch
+    assert [path for path, _, _ in taken.calls] == ["/out", "/out/tokenizer"]
+    folders.after_save("/out/tokenizer", raised=False)
+    assert folders._pending["/out"].inner == {"/out/tokenizer"}  # out's next wait holds it again

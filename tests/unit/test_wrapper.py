@@ -37,7 +37,7 @@ class Recorder:
     def __init__(self, allow: bool = True, aside: bool = False, fail_in: str = "", settle_fails: bool = False):
         self.calls: list[tuple] = []
         self.allow, self.aside, self.fail_in, self.settle_fails = allow, aside, fail_in, settle_fails
-        self.around: str | None = None  # the folder waiting to settle (folder_around)
+        self.around: tuple[str, ...] = ()  # the folders waiting to settle (folders_around), outermost first
         self.locks_held: list[list[str]] = []
 
     def _maybe_fail(self, where: str) -> None:
@@ -48,18 +48,18 @@ class Recorder:
         self.calls.append(("allows", key, path))
         return self.allow
 
-    def folder_around(self, path: str):
-        return self.around if self.around and path.startswith(self.around + os.sep) else None
+    def folders_around(self, path: str) -> tuple[str, ...]:
+        return tuple(folder for folder in self.around if path.startswith(folder + os.sep))
 
-    def before_save(self, path: str, part: str | None = None, write: bool = False, held: str | None = None):
+    def before_save(self, path: str, part: str | None = None, write: bool = False, held: tuple[str, ...] = ()):
         self.calls.append(("before_save", path, part) + (("write",) if write else ()) + ((held,) if held else ()))
-        self.locks_held.append([p for p in (self.around, path) if p and core.path_lock(p).locked()])
+        self.locks_held.append([p for p in self.around + (path,) if core.path_lock(p).locked()])
         self._maybe_fail("before_save")
         return Aside(self.calls, self.settle_fails) if self.aside else None
 
-    def save_raised(self, path: str, part: str | None) -> None:
-        self.calls.append(("save_raised", path, part))
-        self._maybe_fail("save_raised")
+    def save_ended(self, path: str, part: str | None, raised: bool) -> None:
+        self.calls.append(("save_ended", path, part, raised))
+        self._maybe_fail("save_ended")
 
     def saved(self, path, framework, model_path=None, wait_copied=False, iteration=None, exclude=(), part=None,
               companions=()):
@@ -170,6 +170,7 @@ def test_a_save_to_a_path_is_fenced_then_recorded_with_its_absolute_path(recorde
     target = str(tmp_path / "m.pt")
     assert recorder.calls == [
         ("before_save", target, None),
+        ("save_ended", target, None, False),
         ("allows", "fw", target),
         ("saved", target, "Fw", None, False, None, (), None, ()),
     ]
@@ -355,20 +356,30 @@ def test_a_write_of_a_file_that_is_no_models_is_fenced_as_such_and_records_nothi
     patch = Writes("fw", "Trainer.create_model_card", path=Computed(lambda call: "out/README.md"))
     monkeypatch.chdir(tmp_path)
     assert wrap(patch, create_model_card)() == "card"
-    assert recorder.calls == [("before_save", str(card), None, "write")] and held == [True]
+    assert recorder.calls == [("before_save", str(card), None, "write"), ("save_ended", str(card), None, False)]
+    assert held == [True]
 
 
-def test_a_save_inside_a_waiting_folder_holds_the_folders_lock_then_its_own(recorder, tmp_path):
-    recorder.around = str(tmp_path / "final")
-    inside, beside = str(tmp_path / "final" / "optimizer.pt"), str(tmp_path / "optimizer.pt")
+def test_a_save_inside_waiting_folders_holds_their_locks_outermost_first_then_its_own(recorder, tmp_path,
+                                                                                     monkeypatch):
+    outer, inner = str(tmp_path / "final"), str(tmp_path / "final" / "tokenizer")
+    recorder.around = (outer,)
+    in_outer, in_inner, beside = f"{outer}/optimizer.pt", f"{inner}/vocab.pt", str(tmp_path / "optimizer.pt")
     save = wrap(Save("fw", "save", path=Arg(1, "f")), writer())
-    (tmp_path / "final").mkdir()
-    save("w", inside)
+    os.makedirs(inner)
+    save("w", in_outer)
     save("w", beside)
-    assert recorder.named("before_save") == [("before_save", inside, None, recorder.around),
-                                             ("before_save", beside, None)]
-    assert recorder.locks_held == [[recorder.around, inside], [beside]]
-    assert not core.path_lock(recorder.around).locked() and not core.path_lock(inside).locked()
+    recorder.around = (outer, inner)
+    taken, real_lock = [], core.path_lock
+    with monkeypatch.context() as patched:
+        patched.setattr(core, "path_lock", lambda path: taken.append(path) or real_lock(path))
+        save("w", in_inner)
+    assert taken[:3] == [outer, inner, in_inner]  # then the recorder's own look at them
+    assert recorder.named("before_save") == [("before_save", in_outer, None, (outer,)),
+                                             ("before_save", beside, None),
+                                             ("before_save", in_inner, None, (outer, inner))]
+    assert recorder.locks_held == [[outer, in_outer], [beside], [outer, inner, in_inner]]
+    assert not any(core.path_lock(p).locked() for p in (outer, inner, in_outer, in_inner))
 
 
 # -- loads ------------------------------------------------------------------------------------------
@@ -500,7 +511,7 @@ def test_a_recording_failure_is_one_warning_and_the_save_still_happens(recorder,
     assert getattr(core._nesting, "inside", False) is False
 
 
-@pytest.mark.parametrize("where", ["before_save", "saved"])
+@pytest.mark.parametrize("where", ["before_save", "save_ended", "saved"])
 def test_in_strict_mode_a_recording_failure_raises(recorder, tmp_path, monkeypatch, where):
     monkeypatch.setenv("AUTOLOG_STRICT", "1")
     recorder.fail_in = where
@@ -523,24 +534,34 @@ def test_a_save_that_raised_is_told_to_the_recorder_never_in_place_of_the_users_
     with pytest.raises(OSError) as raised:
         wrap(patch, save_pretrained)(str(tmp_path))
     assert raised.value is error
-    assert recorder.named("save_raised") == [("save_raised", str(tmp_path), "fw.Tokenizer.save_pretrained")]
+    assert recorder.named("save_ended") == [("save_ended", str(tmp_path), "fw.Tokenizer.save_pretrained", True)]
     assert not recorder.named("saved")
 
     recorder.calls.clear()
-    recorder.fail_in = "save_raised"
+    recorder.fail_in = "save_ended"
     with caplog.at_level(logging.WARNING, logger="autolog"), pytest.raises(OSError) as raised:
         wrap(patch, save_pretrained)(str(tmp_path))
     assert raised.value is error  # strict mode too: the user's exception is the one they get
-    assert any("save_raised broke" in r.getMessage() for r in caplog.records)
+    assert any("save_ended broke" in r.getMessage() for r in caplog.records)
 
     recorder.calls.clear()  # any other save: told too (it may have written into a waiting folder)
     with pytest.raises(OSError):
         wrap(Save("fw", "save", path=Arg(0, "f")), save_pretrained)(str(tmp_path / "m.pt"))
-    assert recorder.named("save_raised") == [("save_raised", str(tmp_path / "m.pt"), None)]
+    assert recorder.named("save_ended") == [("save_ended", str(tmp_path / "m.pt"), None, True)]
     recorder.calls.clear()  # a load is not
     with pytest.raises(OSError):
         wrap(Load("fw", "load", path=Arg(0, "f")), save_pretrained)(str(tmp_path / "m.pt"))
-    assert not recorder.named("save_raised")
+    assert not recorder.named("save_ended")
+
+
+def test_every_fenced_save_that_returns_is_told_to_the_recorder_recorded_or_not(tmp_path, monkeypatch):
+    """The waiting folders a save joined must hear that it ended, also when auto_connect_frameworks or
+    capture.ignore leave it unrecorded."""
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setattr(core, "_active", Recorder(allow=False))
+    wrap(Save("fw", "save", path=Arg(1, "f")), writer())("w", str(tmp_path / "m.pt"))
+    assert core._active.named("save_ended") == [("save_ended", str(tmp_path / "m.pt"), None, False)]
+    assert not core._active.named("saved")
 
 
 def test_a_load_recording_failure_is_reported_and_the_load_returns(recorder, tmp_path, monkeypatch, caplog):
