@@ -61,7 +61,7 @@ class CaptureRecorder:
         """A fenced save of path ended (recorded or not): the waiting folders it wrote into are told."""
         if part is not None:
             self.settling.finished(path, part, raised)
-        self.settling.after_save(path, raised)
+        self.settling.after_save(path, raised, part)
 
     def saved(self, path: str, framework: str, model_path: str | None = None, wait_copied: bool = False,
               iteration: int | None = None, exclude: tuple[str, ...] = (), part: str | None = None,

@@ -18,13 +18,16 @@ holding the folder's lock while it writes, and is also its own snapshot; a secon
 file within one wait takes the folder first (it would overwrite what the folder's snapshot holds).
 So does a settle save of a folder inside another waiting one (tokenizer.save_pretrained(out/tokenizer)
 after model.save_pretrained(out)), whose files then join every waiting folder around them, locked
-outermost first. Such a save that raises is left out of the folder, as below.
+outermost first; the inner folder's next part (its tokenizer after its model) continues its own wait
+and takes neither. Such a save that raises is left out of the folder, as below.
 
 A call that raises may have written part of its files (tokenizer.save_pretrained stopped by a full
 disk after model.save_pretrained returned): what it changed among the folder's top-level files is
 left out of the folder's snapshots, and reported, until a call that returns writes those names again.
 The snapshot is then the completed saves; a file they wrote that the failed call overwrote is lost
-with it (the warning names it).
+with it (the warning names it). A file saved into the folder by another save that raised is left out
+the same way, if it changed; a folder inside with files left out is left out whole from the folders
+around it (its own snapshots leave out only those files).
 """
 from __future__ import annotations
 
@@ -71,8 +74,8 @@ class SettlingFolders:
         self._before: dict[str, dict[str, tuple]] = {}
         self._broken: dict[str, set[str]] = {}
         # a save now writing a file inside waiting folders -> each folder, and its wait when this save had
-        # to take it first (the save starts the folder's next wait)
-        self._joining: dict[str, list[tuple[str, SettlingSave | None]]] = {}
+        # to take it first (the save starts the folder's next wait); and what path held before the save
+        self._joining: dict[str, tuple[list[tuple[str, SettlingSave | None]], object]] = {}
 
     def wrote(self, path: str, part: str, framework: str, model_path: str | None, iteration: int | None,
               exclude: tuple[str, ...]) -> None:
@@ -107,25 +110,29 @@ class SettlingFolders:
         with self._cond:
             save = self._pending.get(path)
             around = [(folder, self._pending[folder]) for folder in held if folder in self._pending]
+        # a waiting folder's next part (tokenizer after model) is the same user action: it overwrites nothing
+        continuing = save is not None and part is not None and part not in save.parts
         joining = []
         for folder, waiting in around:
-            if write or path in waiting.inner:
+            overwrites = write or (path in waiting.inner and not continuing)
+            if overwrites:
                 self._take_now(folder, waiting)
             if not write:
-                joining.append((folder, waiting if path in waiting.inner else None))
+                joining.append((folder, waiting if overwrites else None))
         if joining:
-            self._joining[path] = joining
+            self._joining[path] = (joining, _state(path) if part is None else None)
         # (A folder that began waiting after this save looked for one is left as it is: its lock cannot
         # be taken while path's is held, and the save joins it unprotected for that once.)
         if save is None or (part is not None and part not in save.parts):
             return
         self._take_now(path, save)
 
-    def after_save(self, path: str, raised: bool) -> None:
+    def after_save(self, path: str, raised: bool, part: str | None = None) -> None:
         """A save of path ended (its locks still held): the folders it joined wait from now on holding
-        the file; or, the save having raised, without it (and say so). A save that returns makes its
-        file part of its folder's snapshots again, joined or not."""
-        joined = self._joining.pop(path, ())
+        the file; or, the save having raised, without what it changed (and say so). A save that returns
+        makes its file part of its folder's snapshots again, joined or not. part: a settle call's
+        (finished() keeps what it left out in path itself)."""
+        joined, was = self._joining.pop(path, ([], None))
         for folder, taken in () if raised else joined:
             with self._cond:
                 save = self._pending.get(folder)
@@ -137,9 +144,11 @@ class SettlingFolders:
                     save.inner.add(path)
                     save.due = time.monotonic() + self._seconds
                     self._cond.notify()
+        if part is not None:
+            return
         # Only a folder's own files are left out (what save_pretrained writes).
         parent, name = os.path.split(path)
-        if raised and any(folder == parent for folder, _ in joined):
+        if raised and any(folder == parent for folder, _ in joined) and _state(path) != was:
             self._leave_out(parent, {name}, raised=True)
             logger.warning("autolog: the save of %s raised: the snapshots of folder %s leave %s out until a save "
                            "that returns writes it again", path, parent, name)
@@ -175,8 +184,14 @@ class SettlingFolders:
                 self._broken.pop(folder, None)
 
     def left_out(self, path: str) -> tuple[str, ...]:
-        """Exclude globs for what calls that raised left written in the folder path."""
-        return tuple(glob.escape(name) for name in sorted(self._broken.get(path, ())))
+        """Exclude globs for what calls that raised left written in the folder path: its own files, and
+        whole any folder inside with files left out."""
+        inside = os.path.join(path, "")
+        with self._cond:
+            names = set(self._broken.get(path, ()))
+            names.update(os.path.relpath(folder, path).split(os.sep)[0] for folder in self._broken
+                         if folder.startswith(inside))
+        return tuple(glob.escape(name) for name in sorted(names))
 
     def take(self, path: str) -> None:
         """Snapshot path now if it is waiting (before a load of it)."""
@@ -270,6 +285,26 @@ def _folders_holding(path: str, folders) -> tuple[str, ...]:
             holding.append(parent)
         path, parent = parent, os.path.dirname(parent)
     return tuple(reversed(holding))
+
+
+def _state(path: str) -> object:
+    """What a save into a waiting folder may change at path: a file's (size, mtime_ns, inode), or those
+    of every file of a folder; None where nothing is."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not os.path.isdir(path):
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+    files = []
+    for folder, _, names in os.walk(path):
+        for name in names:
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            files.append((os.path.relpath(os.path.join(folder, name), path), st.st_size, st.st_mtime_ns, st.st_ino))
+    return sorted(files)
 
 
 def _top_level_files(folder: str) -> dict[str, tuple]:

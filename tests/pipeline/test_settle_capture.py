@@ -40,6 +40,10 @@ def _write_tokenizer_then_fail(folder: str) -> None:
     raise OSError(28, "No space left on device")
 
 
+def _stopped_before_writing(folder: str) -> None:
+    raise KeyboardInterrupt  # Ctrl-C while the save waited at its fence
+
+
 def _declared(fn, name: str):
     patch = Save("tests", f"{name}.save_pretrained", path=Arg(0, "folder"), settle=True)
     return wrapt.FunctionWrapper(fn, make_wrapper(patch, "Test", "test"))
@@ -48,6 +52,7 @@ def _declared(fn, name: str):
 save_model = _declared(_write_model, "Model")
 save_tokenizer = _declared(_write_tokenizer, "Tokenizer")
 save_tokenizer_failing = _declared(_write_tokenizer_then_fail, "Tokenizer")
+save_tokenizer_stopped = _declared(_stopped_before_writing, "Tokenizer")
 
 
 def _write_file(path: str, data: bytes) -> None:
@@ -248,3 +253,55 @@ def test_a_folder_saved_again_inside_a_waiting_folder_takes_the_outer_one_first(
     assert [files_of(s) for s in models["out"].snapshots] == written
     assert [files_of(s) for s in models["tokenizer"].snapshots] == [
         {"tokenizer.json": bytes_digest(_vocab(words).encode())} for words in (2, 3)]
+
+
+def _tree(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): digest(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_folder_written_in_two_parts_inside_a_waiting_one_joins_it_once_whole(local_store, work, config):
+    """model.save_pretrained(out), then model and tokenizer save_pretrained(out/best): one snapshot of
+    out, holding best/ with its tokenizer (not one taken between best's two parts)."""
+    config(capture={"settle_seconds": 30})
+    out, best = work / "out", work / "out" / "best"
+    task = Task.init(project_name="pipeline", task_name="settle, two parts inside", output_uri=local_store)
+    save_model(str(out), 0)
+    save_model(str(best), 1)
+    save_tokenizer(str(best))
+    task.close()
+
+    models = {m.name: m for m in task.models["output"]}
+    assert [files_of(s) for s in models["out"].snapshots] == [_tree(out)]
+    assert [files_of(s) for s in models["best"].snapshots] == [_tree(best)]
+    assert set(_tree(best)) == {"model.safetensors", "tokenizer.json"}
+
+
+def test_a_folder_inside_keeps_its_files_in_the_one_around_it_when_a_save_of_it_raised(local_store, work, config,
+                                                                                      caplog):
+    """Each epoch: model.save_pretrained(out), tokenizer.save_pretrained(out/tokenizer). A tokenizer save
+    stopped before it wrote leaves out's snapshot whole; one that raised halfway leaves tokenizer/ out
+    of it, and out/tokenizer's own snapshots leave out the half file, until a save that returns."""
+    config(capture={"settle_seconds": 30})
+    out, tokenizer = work / "out", work / "out" / "tokenizer"
+    task = Task.init(project_name="pipeline", task_name="settle, raised inside", output_uri=local_store)
+    written = []
+    save_model(str(out), 0)
+    save_tokenizer(str(tokenizer))
+    written.append(_tree(out))
+    save_model(str(out), 1)
+    with pytest.raises(KeyboardInterrupt):
+        save_tokenizer_stopped(str(tokenizer))
+    written.append(_tree(out))
+    save_model(str(out), 2)
+    with caplog.at_level("WARNING", logger="autolog"), pytest.raises(OSError, match="No space left"):
+        save_tokenizer_failing(str(tokenizer))
+    written.append({"model.safetensors": digest(out / "model.safetensors")})
+    save_model(str(out), 3)
+    save_tokenizer(str(tokenizer), 3)
+    written.append(_tree(out))
+    task.close()
+
+    models = {m.name: m for m in task.models["output"]}
+    assert [files_of(s) for s in models["out"].snapshots] == written
+    assert [s.status for s in models["out"].snapshots] == ["stored"] * 4
+    assert [list(files_of(s)) for s in models["tokenizer"].snapshots] == [["tokenizer.json"]] * 2

@@ -275,29 +275,38 @@ def test_names_left_out_are_globs_that_match_only_themselves(folders, tmp_path):
     assert fnmatch.fnmatchcase("vocab[1]*.json", glob_) and not fnmatch.fnmatchcase("vocab1x.json", glob_)
 
 
-def test_a_save_inside_a_waiting_folder_joins_it_unless_it_wrote_that_file_already(folders, taken, caplog):
+def test_a_save_inside_a_waiting_folder_joins_it_unless_it_wrote_that_file_already(folders, taken, tmp_path, caplog):
     write(folders, "/runs/d", "Model.save_pretrained")
     for beside in ("/runs/d2/model.pt", "/runs/model.pt", "/runs", "/runs/d", "/other/d/model.pt"):
         assert folders.folders_around(beside) == ()
     assert folders.folders_around("/runs/d/sub/extra.pt") == ("/runs/d",)
-    due = folders._pending["/runs/d"].due
 
-    folders.before_write("/runs/d/optimizer.pt", None, held=("/runs/d",))  # torch.save(opt, d/optimizer.pt)
-    folders.after_save("/runs/d/optimizer.pt", raised=False)
+    d = str(tmp_path)
+    write(folders, d, "Model.save_pretrained")
+    due = folders._pending[d].due
+    optimizer, scheduler = tmp_path / "optimizer.pt", tmp_path / "scheduler.pt"
+    folders.before_write(str(optimizer), None, held=(d,))  # torch.save(opt, d/optimizer.pt)
+    optimizer.write_bytes(b"optimizer")
+    folders.after_save(str(optimizer), raised=False)
     assert taken.calls == []
-    assert folders._pending["/runs/d"].inner == {"/runs/d/optimizer.pt"} and folders._pending["/runs/d"].due > due
-    folders.before_write("/runs/d/scheduler.pt", None, held=("/runs/d",))
+    assert folders._pending[d].inner == {str(optimizer)} and folders._pending[d].due > due
+    folders.before_write(str(scheduler), None, held=(d,))
     with caplog.at_level(logging.WARNING, logger="autolog"):
-        folders.after_save("/runs/d/scheduler.pt", raised=True)  # half written: not the folder's
-    assert folders.left_out("/runs/d") == ("scheduler.pt",) and "scheduler.pt" in caplog.text
+        folders.after_save(str(scheduler), raised=True)  # raised before it wrote anything
+    assert folders.left_out(d) == () and not caplog.records
+    folders.before_write(str(scheduler), None, held=(d,))
+    scheduler.write_bytes(b"half")
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        folders.after_save(str(scheduler), raised=True)  # half written: not the folder's
+    assert folders.left_out(d) == ("scheduler.pt",) and "scheduler.pt" in caplog.text
     assert taken.calls == []
 
-    folders.before_write("/runs/d/optimizer.pt", None, held=("/runs/d",))  # again: it would overwrite what d holds
-    assert [path for path, _, _ in taken.calls] == ["/runs/d"]
-    assert taken.calls[0][1].inner == {"/runs/d/optimizer.pt"}
-    folders.after_save("/runs/d/optimizer.pt", raised=False)  # and the folder's next wait begins
-    again = folders._pending["/runs/d"]
-    assert again.inner == {"/runs/d/optimizer.pt"} and again.parts == {"Model.save_pretrained"}
+    folders.before_write(str(optimizer), None, held=(d,))  # again: it would overwrite what d holds
+    assert [path for path, _, _ in taken.calls] == [d]
+    assert taken.calls[0][1].inner == {str(optimizer)}
+    folders.after_save(str(optimizer), raised=False)  # and the folder's next wait begins
+    again = folders._pending[d]
+    assert again.inner == {str(optimizer)} and again.parts == {"Model.save_pretrained"}
 
 
 def test_a_declared_write_inside_a_waiting_folder_takes_it_first(folders, taken):
@@ -315,18 +324,22 @@ def test_a_save_that_did_not_hold_the_folders_lock_neither_joins_nor_takes_it(fo
     assert taken.calls == [] and folders._pending["/runs/d"].inner == set()
 
 
-def test_a_file_a_joined_save_left_out_is_back_once_a_save_of_it_returns_after_the_wait(folders, taken, caplog):
-    write(folders, "/runs/d", "Model.save_pretrained")
-    folders.before_write("/runs/d/optimizer.pt", None, held=("/runs/d",))
+def test_a_file_a_joined_save_left_out_is_back_once_a_save_of_it_returns_after_the_wait(folders, taken, tmp_path,
+                                                                                         caplog):
+    d, optimizer = str(tmp_path), tmp_path / "optimizer.pt"
+    write(folders, d, "Model.save_pretrained")
+    folders.before_write(str(optimizer), None, held=(d,))
+    optimizer.write_bytes(b"half")
     with caplog.at_level(logging.WARNING, logger="autolog"):
-        folders.after_save("/runs/d/optimizer.pt", raised=True)
+        folders.after_save(str(optimizer), raised=True)
     folders.take_all()  # the folder's snapshot, without the half-written file
-    assert [save.inner for _, save, _ in taken.calls] == [set()]
-    assert folders.folders_around("/runs/d/optimizer.pt") == ()
+    assert [save.inner for _, save, _ in taken.calls] == [set()] and folders.left_out(d) == ("optimizer.pt",)
+    assert folders.folders_around(str(optimizer)) == ()
 
-    folders.before_write("/runs/d/optimizer.pt", None)
-    folders.after_save("/runs/d/optimizer.pt", raised=False)  # written whole again
-    assert folders.left_out("/runs/d") == ()
+    folders.before_write(str(optimizer), None)
+    optimizer.write_bytes(b"whole")
+    folders.after_save(str(optimizer), raised=False)  # written whole again
+    assert folders.left_out(d) == ()
 
 
 def test_a_save_into_a_waiting_folder_inside_another_holds_and_joins_both(folders, taken):
@@ -335,7 +348,7 @@ def test_a_save_into_a_waiting_folder_inside_another_holds_and_joins_both(folder
     write(folders, "/out", "Model.save_pretrained")
     assert folders.folders_around("/out/tokenizer") == ("/out",)
     folders.before_write("/out/tokenizer", "Tokenizer.save_pretrained", held=("/out",))
-    folders.after_save("/out/tokenizer", raised=False)
+    folders.after_save("/out/tokenizer", raised=False, part="Tokenizer.save_pretrained")
     write(folders, "/out/tokenizer", "Tokenizer.save_pretrained")
     assert folders._pending["/out"].inner == {"/out/tokenizer"}
     assert folders.folders_around("/out/tokenizer") == ("/out",)  # waiting itself too
@@ -343,5 +356,58 @@ def test_a_save_into_a_waiting_folder_inside_another_holds_and_joins_both(folder
 
     folders.before_write("/out/tokenizer", "Tokenizer.save_pretrained", held=("/out",))  # the next epoch
     assert [path for path, _, _ in taken.calls] == ["/out", "/out/tokenizer"]
-    folders.after_save("/out/tokenizer", raised=False)
+    folders.after_save("/out/tokenizer", raised=False, part="Tokenizer.save_pretrained")
     assert folders._pending["/out"].inner == {"/out/tokenizer"}  # out's next wait holds it again
+
+
+def _settle_save(folders: SettlingFolders, folder, part: str, files: dict[str, bytes], raises: bool = False) -> None:
+    """One settle call into folder as the wrapper makes it: locks, write, end, and wrote() if it returned."""
+    path = str(folder)
+    folders.before_write(path, part, held=folders.folders_around(path))
+    folder.mkdir(exist_ok=True)
+    _write_files(folder, files)
+    folders.finished(path, part, raised=raises)
+    folders.after_save(path, raised=raises, part=part)
+    if not raises:
+        write(folders, path, part)
+
+
+def test_the_next_part_of_a_waiting_folder_inside_another_takes_neither(folders, taken, tmp_path):
+    """model.save_pretrained(out), then model and tokenizer save_pretrained(out/best): the tokenizer
+    completes out/best, one user action with its model, so out is not taken without it."""
+    out, best = tmp_path, tmp_path / "best"
+    _settle_save(folders, out, "Model.save_pretrained", {"model.safetensors": b"m"})
+    _settle_save(folders, best, "Model.save_pretrained", {"model.safetensors": b"best", "config.json": b"{}"})
+    _settle_save(folders, best, "Tokenizer.save_pretrained", {"tokenizer.json": b"{}"})
+    assert taken.calls == []
+    assert folders._pending[str(out)].inner == {str(best)}
+
+    _settle_save(folders, best, "Model.save_pretrained", {"model.safetensors": b"better"})  # overwrites both
+    assert [path for path, _, _ in taken.calls] == [str(out), str(best)]
+
+
+def test_a_folder_inside_a_waiting_one_whose_call_raised_before_writing_leaves_nothing_out(folders, tmp_path, caplog):
+    out, tokenizer = tmp_path, tmp_path / "tokenizer"
+    for epoch in range(2):
+        _settle_save(folders, out, "Model.save_pretrained", {"model.safetensors": b"m%d" % epoch})
+        with caplog.at_level(logging.WARNING, logger="autolog"):
+            _settle_save(folders, tokenizer, "Tokenizer.save_pretrained", {"tokenizer.json": b"{}"} if epoch == 0 else {},
+                         raises=epoch == 1)  # stopped before it wrote (a Ctrl-C in the fence)
+    assert folders.left_out(str(out)) == () and folders.left_out(str(tokenizer)) == () and not caplog.records
+
+
+def test_a_folder_inside_with_files_left_out_is_left_out_whole_of_the_folders_around_it(folders, tmp_path, caplog):
+    """model.save_pretrained(out/best) raised halfway: out/best's snapshots leave out what it wrote, and
+    out's leave out best/ until those files are written whole again (the tokenizer's save does not)."""
+    out, best = tmp_path, tmp_path / "best"
+    _settle_save(folders, out, "Model.save_pretrained", {"model.safetensors": b"m"})
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        _settle_save(folders, best, "Model.save_pretrained", {"config.json": b"{}", "model.safetensors": b"ha"},
+                     raises=True)
+    assert folders.left_out(str(best)) == ("config.json", "model.safetensors")
+    assert folders.left_out(str(out)) == ("best",)
+    _settle_save(folders, best, "Tokenizer.save_pretrained", {"tokenizer.json": b"{}"})
+    assert folders.left_out(str(best)) == ("config.json", "model.safetensors")
+    assert folders.left_out(str(out)) == ("best",)
+    _settle_save(folders, best, "Model.save_pretrained", {"config.json": b"{}", "model.safetensors": b"whole"})
+    assert folders.left_out(str(best)) == () and folders.left_out(str(out)) == ()
