@@ -22,6 +22,8 @@ def record_load(
         snapshot = _producer_by_sha256(ctx, path, sources)
     if snapshot is None and beside and content.manifest:
         snapshot = ctx.store.producer_within(content.manifest, path, _resolved(path), beside)
+    if snapshot is None and not content.manifest:  # one file of a folder a task saved whole
+        snapshot = ctx.store.producer_around(content.digest, path, _resolved(path))
     if snapshot is None:
         snapshot = import_content(ctx, project, path, sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, digest=content.digest, framework=framework)

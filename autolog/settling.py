@@ -25,9 +25,9 @@ A call that raises may have written part of its files (tokenizer.save_pretrained
 disk after model.save_pretrained returned): what it changed among the folder's top-level files is
 left out of the folder's snapshots, and reported, until a call that returns writes those names again.
 The snapshot is then the completed saves; a file they wrote that the failed call overwrote is lost
-with it (the warning names it). A file saved into the folder by another save that raised is left out
-the same way, if it changed; a folder inside with files left out is left out whole from the folders
-around it (its own snapshots leave out only those files).
+with it (the warning names it). A file saved into the folder, or into a folder inside it, by another
+save that raised is left out the same way, if it changed. What is left out of a folder is left out
+of every folder around it too (by its path inside each).
 """
 from __future__ import annotations
 
@@ -146,12 +146,11 @@ class SettlingFolders:
                     self._cond.notify()
         if part is not None:
             return
-        # Only a folder's own files are left out (what save_pretrained writes).
         parent, name = os.path.split(path)
-        if raised and any(folder == parent for folder, _ in joined) and _state(path) != was:
+        if raised and joined and _state(path) != was:
             self._leave_out(parent, {name}, raised=True)
-            logger.warning("autolog: the save of %s raised: the snapshots of folder %s leave %s out until a save "
-                           "that returns writes it again", path, parent, name)
+            logger.warning("autolog: the save of %s raised: the snapshots of folder %s leave it out until a save "
+                           "that returns writes it again", path, ", ".join(folder for folder, _ in joined))
         elif not raised and self._broken:
             self._leave_out(parent, {name}, raised=False)
 
@@ -164,6 +163,8 @@ class SettlingFolders:
         after = _top_level_files(path)
         changed = {name for name, key in after.items() if before.get(name) != key}
         self._leave_out(path, changed, raised)
+        # What the call removed (save_pretrained cleans out an earlier save's shards) is nothing to leave out.
+        self._leave_out(path, self._broken.get(path, set()) - set(after), raised=False)
         if raised and changed:
             overwritten = sorted(changed & set(before))
             logger.warning("autolog: %s(%s) raised after writing %s: the folder's snapshots leave %s out until a "
@@ -184,14 +185,17 @@ class SettlingFolders:
                 self._broken.pop(folder, None)
 
     def left_out(self, path: str) -> tuple[str, ...]:
-        """Exclude globs for what calls that raised left written in the folder path: its own files, and
-        whole any folder inside with files left out."""
+        """Exclude globs (storage.sources) for what calls that raised left written in the folder path:
+        its own files, and those of folders inside it by their path inside it."""
         inside = os.path.join(path, "")
         with self._cond:
-            names = set(self._broken.get(path, ()))
-            names.update(os.path.relpath(folder, path).split(os.sep)[0] for folder in self._broken
-                         if folder.startswith(inside))
-        return tuple(glob.escape(name) for name in sorted(names))
+            broken = [(folder, set(names)) for folder, names in self._broken.items()
+                      if folder == path or folder.startswith(inside)]
+        globs = []
+        for folder, names in broken:
+            at = "" if folder == path else os.path.relpath(folder, path).replace(os.sep, "/") + "/"
+            globs += [glob.escape(at + name) for name in names]
+        return tuple(sorted(globs))
 
     def take(self, path: str) -> None:
         """Snapshot path now if it is waiting (before a load of it)."""

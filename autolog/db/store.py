@@ -311,6 +311,32 @@ class MetadataStore(Database):
                     return snapshot
         return None
 
+    def producer_around(self, digest: str, path: str, resolved: str | None = None,
+                        newest: int = 50) -> SnapshotRecord | None:
+        """The newest save of a folder the loaded file is in (path, or the file it leads to) that holds
+        this very file, unchanged: save_pretrained(out), then load_file(out/model.safetensors); a
+        Trainer's checkpoint-N folder, a snapshot of output_dir's model, then a load of one of its files.
+        Only the folders around the file are looked at, by the models saved there (a copy of the file
+        elsewhere links to a save of that file only): each file of a folder has no row of its own."""
+        names = [p for p in dict.fromkeys((path, resolved)) if p is not None]
+        folders = {folder: name for name in names for folder in _folders_around(name)}
+        if not folders:
+            return None
+        for statuses in (("stored", "local"), ("pending",)):
+            query = (
+                sa.select(s.snapshots)
+                .join(s.models, s.models.c.id == s.snapshots.c.model_id)
+                .where(s.models.c.source_path.in_(list(folders)), s.snapshots.c.source_path.in_(list(folders)),
+                       s.models.c.origin != "imported", s.snapshots.c.status.in_(statuses))
+                .order_by(s.snapshots.c.created.desc())
+                .limit(newest)
+            )
+            for snapshot in self._all(SnapshotRecord, query):
+                inside = os.path.relpath(folders[snapshot.source_path], snapshot.source_path).replace(os.sep, "/")
+                if any(f["name"] == inside and f["digest"] == digest for f in snapshot.files):
+                    return snapshot
+        return None
+
     def holds_sha256_identities(self) -> bool:
         """Whether any snapshot is identified by its sha256 (recorded before schema 4): loads that match no
         BLAKE3 digest are then looked up by sha256 too. One index probe."""
@@ -454,3 +480,14 @@ def _written_by_autolog() -> sa.ColumnElement:
     rewrites: never a registered file (`update_weights(register_uri=)`) or a save straight to a URL,
     recorded in place and the user's to overwrite."""
     return s.snapshots.c.source_stat.isnot(None)
+
+
+def _folders_around(path: str) -> list[str]:
+    """The folders a local file is in, innermost first; none for a URL."""
+    if "://" in path:
+        return []
+    folders, parent = [], os.path.dirname(path)
+    while parent and parent not in folders:
+        folders.append(parent)
+        parent = os.path.dirname(parent)
+    return folders

@@ -46,7 +46,8 @@ def collect_sources(path: str | os.PathLike, exclude: tuple[str, ...] = (), comp
     """The snapshot for a saved path: a file, a folder, or a checkpoint prefix.
 
     A path read back from a row (display_path text) is resolved to the real file (real_path).
-    exclude: globs of a folder's top-level names that are not part of it ("checkpoint-*").
+    exclude: globs of a folder's top-level names that are not part of it ("checkpoint-*"), or of paths
+    inside it ("best/model.safetensors").
     companions: files that belong with a one-file path (ONNX external data), kept beside it.
     """
     path = os.path.abspath(os.fspath(path))
@@ -102,11 +103,19 @@ def collect_file_list(paths: list[str | os.PathLike]) -> Sources:
 
 
 def _walk_folder(root: str, exclude: tuple[str, ...] = ()):
+    """root's files (source, name inside root). exclude: globs of top-level names; one with a "/" is a
+    path inside root, matched at its own depth (a file half written in a subfolder: autolog.settling)."""
     real_root = os.path.realpath(root)
+    top = tuple(g for g in exclude if "/" not in g)
+    inside = tuple(g for g in exclude if "/" in g)
     for folder, dirs, names in os.walk(root):
-        if exclude and folder == root:
-            dirs[:] = [d for d in dirs if not _excluded(d, exclude)]
-            names = [n for n in names if not _excluded(n, exclude)]
+        if top and folder == root:
+            dirs[:] = [d for d in dirs if not _excluded(d, top)]
+            names = [n for n in names if not _excluded(n, top)]
+        if inside and folder != root:
+            at = os.path.relpath(folder, root).replace(os.sep, "/") + "/"
+            dirs[:] = [d for d in dirs if not _excluded(at + d, inside)]
+            names = [n for n in names if not _excluded(at + n, inside)]
         dirs.sort()
         for name in sorted(names):
             src = os.path.join(folder, name)

@@ -396,12 +396,30 @@ for steps in (2, 4):
     trainer.save_model()
     trainer.create_model_card(model_name="tiny-bert")
 '''
-    run_scenario(rerun, "retrain", False, store["home"], store["work"])
+    run_scenario(rerun, "rerun-into-output-dir", False, store["home"], store["work"])
     run_scenario('AutoModelForSequenceClassification.from_pretrained("rerun")', "load-second-run", False,
                  store["home"], store["work"])
-    first, final = _task("retrain").models["output"]["rerun"].snapshots
+    first, final = _task("rerun-into-output-dir").models["output"]["rerun"].snapshots
     assert _files(first)["model.safetensors"] != _files(final)["model.safetensors"]
     assert set(_files(final)) == FINAL_FILES  # no model card: the one there was the first run's
     loader = _task("load-second-run")
     [link] = loader._ctx.store.loads_by_task(loader.id)
     assert link.snapshot_id == final.id
+
+
+@pytest.mark.parametrize("trained", ["imported-after-init"], indirect=True)
+def test_a_load_of_one_file_of_a_saved_folder_links_to_that_folders_snapshot(store):
+    """The weights file of a save_pretrained folder, and of a Trainer checkpoint, read on their own
+    (safetensors' load_file into a model of the user's): each file has no snapshot of its own."""
+    load_files = '''
+import safetensors.torch
+for path in ("pretrained/model.safetensors", "run/checkpoint-6/model.safetensors"):
+    safetensors.torch.load_file(path)
+'''
+    run_scenario(load_files, "load-files", False, store["home"], store["work"])
+    outputs, loader = _task("train").models["output"], _task("load-files")
+    links = {link.path: link.snapshot_id for link in loader._ctx.store.loads_by_task(loader.id)}
+    work = store["work"]
+    assert links == {str(work / "pretrained" / "model.safetensors"): outputs["pretrained"].snapshots[0].id,
+                     str(work / "run" / "checkpoint-6" / "model.safetensors"): outputs["run"].snapshots[2].id}, links
+    assert {m.id for m in loader.models["input"]} == {outputs["pretrained"].id, outputs["run"].id}

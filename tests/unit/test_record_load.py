@@ -298,3 +298,59 @@ def test_a_folder_whose_saved_files_changed_or_went_is_not_that_save(ctx, tmp_pa
     # the same files in another folder: extra files are no identity to look up elsewhere
     other = _folder(tmp_path / "copy", {"config.json": b"{}", "model.safetensors": b"weights", "notes.txt": b"x"})
     assert _load(ctx, str(other), "HuggingFace", ("notes.txt",)).id != saved.id
+
+
+# -- one file of a folder a task saved whole ---------------------------------------------------------
+def _imported(ctx, snapshot: SnapshotRecord) -> bool:
+    return ctx.store.get_model(snapshot.model_id).origin == "imported"
+
+
+def test_a_load_of_one_file_of_a_saved_folder_links_to_that_folders_save(ctx, tmp_path):
+    """save_pretrained(out), then safetensors' load_file(out/model.safetensors): that file has no row of
+    its own; the newest save of the folder that holds it, unchanged, is its producer."""
+    out = _folder(tmp_path / "out", {"config.json": b"{}", "model.safetensors": b"weights one"})
+    first = _saved(ctx, "train", out, identify(ctx, collect_sources(str(out))))
+    _folder(out, {"model.safetensors": b"weights two"})
+    second = _saved(ctx, "train", out, identify(ctx, collect_sources(str(out))))
+
+    weights = str(out / "model.safetensors")
+    assert _load(ctx, weights, "safetensors").id == second.id
+    _folder(out, {"model.safetensors": b"weights one"})
+    assert _load(ctx, weights, "safetensors").id == first.id
+    # through a symlink elsewhere: the file it leads to is in the folder
+    (tmp_path / "latest.safetensors").symlink_to(weights)
+    assert _load(ctx, str(tmp_path / "latest.safetensors"), "safetensors").id == first.id
+
+    _folder(out, {"model.safetensors": b"edited by hand"})
+    assert _imported(ctx, _load(ctx, weights, "safetensors"))
+    # the same bytes outside the folder: a folder's files are looked up where it was saved only
+    copy = _folder(tmp_path / "copy", {"model.safetensors": b"weights one"})
+    assert _imported(ctx, _load(ctx, str(copy / "model.safetensors"), "safetensors"))
+
+
+def test_a_load_of_one_file_of_a_trainer_checkpoint_links_to_that_checkpoint(ctx, tmp_path):
+    """A Trainer's checkpoint-N folder is a snapshot of output_dir's model; a load of its weights file
+    alone is that checkpoint, not the final save of output_dir."""
+    output_dir = _folder(tmp_path / "output", {"model.safetensors": b"final weights"})
+    checkpoint = _folder(output_dir / "checkpoint-5", {"model.safetensors": b"step 5", "optimizer.pt": b"adam"})
+    task = _task(ctx.store, "train")
+    model = ctx.store.create_model(task_id=task.id, origin="capture", name="output", project="p",
+                                   framework="Hugging Face Transformers", source_path=str(output_dir))
+    content = identify(ctx, collect_sources(str(checkpoint)))
+    at_step_5 = ctx.store.add_snapshot(model.id, status="stored", uri="/store/ckpt5", size=content.size,
+                                       digest=content.digest, files=content.manifest, source_path=str(checkpoint))
+    content = identify(ctx, collect_sources(str(output_dir), exclude=("checkpoint-*",)))
+    final = ctx.store.add_snapshot(model.id, status="stored", uri="/store/final", size=content.size,
+                                   digest=content.digest, files=content.manifest, source_path=str(output_dir))
+
+    assert _load(ctx, str(checkpoint / "model.safetensors"), "safetensors").id == at_step_5.id
+    assert _load(ctx, str(checkpoint / "optimizer.pt"), "PyTorch").id == at_step_5.id
+    assert _load(ctx, str(output_dir / "model.safetensors"), "safetensors").id == final.id
+
+
+def test_a_file_saved_on_its_own_inside_a_saved_folder_links_to_its_own_save(ctx, tmp_path):
+    out = _folder(tmp_path / "out", {"model.safetensors": b"weights", "optimizer.pt": b"adam"})
+    _saved(ctx, "train", out, identify(ctx, collect_sources(str(out))))
+    optimizer = out / "optimizer.pt"
+    own = _saved(ctx, "train", optimizer, identify(ctx, collect_sources(str(optimizer))))
+    assert _load(ctx, str(optimizer), "PyTorch").id == own.id

@@ -12,6 +12,7 @@ import pytest
 
 from autolog.binding.core import path_lock
 from autolog.settling import SettlingFolders, SettlingSave
+from autolog.storage import collect_sources
 
 QUIET = 0.3  # seconds; the tests wait on events, this only sets when the timer may fire
 
@@ -396,18 +397,56 @@ def test_a_folder_inside_a_waiting_one_whose_call_raised_before_writing_leaves_n
     assert folders.left_out(str(out)) == () and folders.left_out(str(tokenizer)) == () and not caplog.records
 
 
-def test_a_folder_inside_with_files_left_out_is_left_out_whole_of_the_folders_around_it(folders, tmp_path, caplog):
-    """model.save_pretrained(out/best) raised halfway: out/best's snapshots leave out what it wrote, and
-    out's leave out best/ until those files are written whole again (the tokenizer's save does not)."""
+def test_what_is_left_out_of_a_folder_inside_is_left_out_of_the_folders_around_it(folders, tmp_path, caplog):
+    """model.save_pretrained(out/best) raised halfway: out/best's snapshots and out's leave out what it
+    wrote until those files are written whole again (the tokenizer's save does not)."""
     out, best = tmp_path, tmp_path / "best"
     _settle_save(folders, out, "Model.save_pretrained", {"model.safetensors": b"m"})
     with caplog.at_level(logging.WARNING, logger="autolog"):
         _settle_save(folders, best, "Model.save_pretrained", {"config.json": b"{}", "model.safetensors": b"ha"},
                      raises=True)
     assert folders.left_out(str(best)) == ("config.json", "model.safetensors")
-    assert folders.left_out(str(out)) == ("best",)
+    assert folders.left_out(str(out)) == ("best/config.json", "best/model.safetensors")
     _settle_save(folders, best, "Tokenizer.save_pretrained", {"tokenizer.json": b"{}"})
-    assert folders.left_out(str(best)) == ("config.json", "model.safetensors")
-    assert folders.left_out(str(out)) == ("best",)
+    assert folders.left_out(str(out)) == ("best/config.json", "best/model.safetensors")
+    sources = collect_sources(str(out), exclude=folders.left_out(str(out)))
+    assert [name for _, name in sources.files] == ["model.safetensors", "best/tokenizer.json"]
     _settle_save(folders, best, "Model.save_pretrained", {"config.json": b"{}", "model.safetensors": b"whole"})
     assert folders.left_out(str(best)) == () and folders.left_out(str(out)) == ()
+
+
+def test_what_a_call_that_raised_wrote_and_the_next_one_removed_is_nothing_left_out(folders, tmp_path, caplog):
+    """A sharded save raised after its first shard; the one that returns writes one file and removes
+    the earlier save's shards (save_pretrained cleans the folder)."""
+    out, best = tmp_path, tmp_path / "best"
+    _settle_save(folders, out, "Model.save_pretrained", {"model.safetensors": b"m"})
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        _settle_save(folders, best, "Model.save_pretrained", {"model-00001-of-00002.safetensors": b"shard"},
+                     raises=True)
+    assert folders.left_out(str(out)) == ("best/model-00001-of-00002.safetensors",)
+    (best / "model-00001-of-00002.safetensors").unlink()
+    _settle_save(folders, best, "Model.save_pretrained", {"model.safetensors": b"one file"})
+    assert folders.left_out(str(best)) == () and folders.left_out(str(out)) == ()
+
+
+def test_a_save_deeper_inside_a_waiting_folder_that_raised_leaves_out_only_its_file(folders, tmp_path, caplog):
+    """out waits; out/a holds a complete save; a save_pretrained of out/a/b, and a torch.save of
+    out/a/x.pt (out/a itself not waiting), raise halfway: out keeps out/a's other files."""
+    out = tmp_path
+    _folder_files = {"a/c/model.safetensors": b"complete", "a/c/config.json": b"{}"}
+    for name, data in _folder_files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    _settle_save(folders, out, "Model.save_pretrained", {"model.safetensors": b"m"})
+    (out / "a" / "b").mkdir()
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        _settle_save(folders, out / "a" / "b", "Model.save_pretrained", {"model.safetensors": b"ha"}, raises=True)
+        x = str(out / "a" / "x.pt")
+        assert folders.folders_around(x) == (str(out),)
+        folders.before_write(x, None, held=(str(out),))
+        (out / "a" / "x.pt").write_bytes(b"half")
+        folders.after_save(x, raised=True)
+    assert folders.left_out(str(out)) == ("a/b/model.safetensors", "a/x.pt")
+    sources = collect_sources(str(out), exclude=folders.left_out(str(out)))
+    assert [name for _, name in sources.files] == ["model.safetensors", "a/c/config.json", "a/c/model.safetensors"]
+    assert "a/x.pt" in caplog.text

@@ -30,3 +30,13 @@ def test_exclude_leaves_out_top_level_names_only(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     sources = collect_sources(tmp_path, exclude=("checkpoint-*",))
     assert [name for _, name in sources.files] == ["config.json", "model.safetensors", "nested/checkpoint-7/x"]
+
+
+def test_an_exclude_with_a_slash_is_a_path_inside_the_folder(tmp_path):
+    for name in ("model.safetensors", "a/b/model.safetensors", "a/b/config.json", "a/c/model.safetensors",
+                 "b/model.safetensors", "tok/vocab.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    sources = collect_sources(tmp_path, exclude=("a/b/model.safetensors", "tok/vocab.txt"))
+    assert [name for _, name in sources.files] == ["model.safetensors", "a/b/config.json", "a/c/model.safetensors",
+                                                   "b/model.safetensors"]
