@@ -7,6 +7,7 @@ from .context import Context
 from .db import SnapshotRecord
 from .storage import Content, Sources
 from .storage.hashing import SHA256
+from .storage.layout import display_path
 from .snapshots.in_place import path_only_location
 from .storage.objects import hash_sources
 
@@ -17,13 +18,19 @@ def record_load(
 ) -> SnapshotRecord:
     """Link task_id to the snapshot holding the loaded content; an unknown file becomes an imported model.
     beside: globs of files a folder may have gained since its save (binding.spec.Patch.beside)."""
-    snapshot = ctx.store.producer_of(content.digest, path, _resolved(path))
+    # Every way a save can be the producer comes before an import of the same bytes: an import recorded
+    # first (a copy of the file loaded earlier) is not where a file a task saved came from.
+    snapshot = ctx.store.producer_of(content.digest, path, _resolved(path), imported=False)
+    legacy = None
     if snapshot is None and ctx.store.holds_sha256_identities():
-        snapshot = _producer_by_sha256(ctx, path, sources)
+        legacy = _sha256_of(sources)
+        snapshot = legacy and ctx.store.producer_of(legacy, path, _resolved(path), imported=False)
     if snapshot is None and beside and content.manifest:
         snapshot = ctx.store.producer_within(content.manifest, path, _resolved(path), beside)
     if snapshot is None and not content.manifest:  # one file of a folder a task saved whole
-        snapshot = ctx.store.producer_around(content.digest, path, _resolved(path))
+        snapshot = ctx.store.producer_around(content.digest, _folders_around(path))
+    if snapshot is None:
+        snapshot = ctx.store.imported_of(content.digest) or (legacy and ctx.store.imported_of(legacy))
     if snapshot is None:
         snapshot = import_content(ctx, project, path, sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, digest=content.digest, framework=framework)
@@ -35,14 +42,28 @@ def _resolved(path: str) -> str | None:
     return None if "://" in path else os.path.realpath(path)
 
 
-def _producer_by_sha256(ctx: Context, path: str, sources: Sources) -> SnapshotRecord | None:
+def _sha256_of(sources: Sources) -> str | None:
     """A snapshot recorded before schema 4 is known by its sha256 only: a load that matches no digest in
     a store holding such rows hashes the file once more with sha256 (in the background, like the first)."""
     try:
-        legacy = hash_sources(sources, SHA256)
+        return hash_sources(sources, SHA256).digest
     except OSError:  # gone or changed since the first hash: no older producer can be told
         return None
-    return ctx.store.producer_of(legacy.digest, path, _resolved(path))
+
+
+def _folders_around(path: str) -> dict[str, set[str]]:
+    """Each folder a loaded file is in (by path, and by the file it leads to) -> its names inside that
+    folder, as display_path text (how rows hold paths and manifests)."""
+    around: dict[str, set[str]] = {}
+    for name in dict.fromkeys(p for p in (path, _resolved(path)) if p is not None):
+        folder = os.path.dirname(name)
+        while folder and "://" not in name:
+            inside = os.path.relpath(name, folder).replace(os.sep, "/")
+            around.setdefault(display_path(folder), set()).add(display_path(inside))
+            if os.path.dirname(folder) == folder:
+                break
+            folder = os.path.dirname(folder)
+    return around
 
 
 def import_content(

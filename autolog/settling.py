@@ -8,7 +8,7 @@ when they return; the folder waits here and is snapshotted once, whole:
 - before the folder is written again by a call that already wrote it (the second model save of a
   folder must not overwrite the first one's weights before they were read), or by any other save of
   the folder, or by a declared write of a file that is not the model's (binding.spec.Writes);
-- before it is loaded, and at every flush (so close() and exit store it).
+- before it, or a file inside it, is loaded, and at every flush (so close() and exit store it).
 A process killed (SIGKILL) within `settle_seconds` of such a save loses that snapshot; ARCHITECTURE
 and the README say so.
 
@@ -164,7 +164,8 @@ class SettlingFolders:
         changed = {name for name, key in after.items() if before.get(name) != key}
         self._leave_out(path, changed, raised)
         # What the call removed (save_pretrained cleans out an earlier save's shards) is nothing to leave out.
-        self._leave_out(path, self._broken.get(path, set()) - set(after), raised=False)
+        gone = {name for name in self._broken.get(path, set()) if not os.path.lexists(os.path.join(path, name))}
+        self._leave_out(path, gone, raised=False)
         if raised and changed:
             overwritten = sorted(changed & set(before))
             logger.warning("autolog: %s(%s) raised after writing %s: the folder's snapshots leave %s out until a "
@@ -198,10 +199,13 @@ class SettlingFolders:
         return tuple(sorted(globs))
 
     def take(self, path: str) -> None:
-        """Snapshot path now if it is waiting (before a load of it)."""
-        if path not in self._pending:  # the common case, without a lock
+        """Snapshot path, and the folders around it, now if they are waiting (before a load of path: its
+        lineage is then linked once their snapshots are recorded)."""
+        if not self._pending:  # the common case, without a lock
             return
-        self._take_locked(path, only_if_due=False)
+        for folder in (*self.folders_around(path), path):
+            if folder in self._pending:
+                self._take_locked(folder, only_if_due=False)
 
     def take_all(self) -> None:
         """Snapshot every waiting folder now (flush, close), and wait for those another thread (the

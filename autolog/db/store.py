@@ -242,7 +242,8 @@ class MetadataStore(Database):
         query = sa.select(s.snapshots).where(s.snapshots.c.model_id == model_id).order_by(s.snapshots.c.seq)
         return self._all(SnapshotRecord, query)
 
-    def producer_of(self, digest: str, path: str | None = None, resolved: str | None = None) -> SnapshotRecord | None:
+    def producer_of(self, digest: str, path: str | None = None, resolved: str | None = None,
+                    imported: bool = True) -> SnapshotRecord | None:
         """The snapshot a load of this content (from path) comes from.
 
         Same bytes can come from several saves (a final model equal to the last checkpoint, a seeded
@@ -251,7 +252,7 @@ class MetadataStore(Database):
         else the first save by any task; an import of the content only when no task saved it. A save
         whose bytes were stored comes before one still pending with its digest (hashed, its upload
         under way in a running process: it made those bytes too, and is the producer while no stored
-        save is).
+        save is). imported=False: saves only (lineage.record_load looks for imports last).
 
         path is the real path of the load: a name that is not UTF-8 is compared as display_path text,
         as source_path was recorded (connection._escape_parameters escapes every value sent).
@@ -272,6 +273,10 @@ class MetadataStore(Database):
             found = self._one(SnapshotRecord, saved.order_by(s.snapshots.c.created))
             if found is not None:
                 return found
+        return self.imported_of(digest) if imported else None
+
+    def imported_of(self, digest: str) -> SnapshotRecord | None:
+        """The first import of this content (a file no task saved, recorded when it was loaded)."""
         imported = (
             sa.select(s.snapshots)
             .join(s.models, s.models.c.id == s.snapshots.c.model_id)
@@ -311,29 +316,28 @@ class MetadataStore(Database):
                     return snapshot
         return None
 
-    def producer_around(self, digest: str, path: str, resolved: str | None = None,
-                        newest: int = 50) -> SnapshotRecord | None:
-        """The newest save of a folder the loaded file is in (path, or the file it leads to) that holds
-        this very file, unchanged: save_pretrained(out), then load_file(out/model.safetensors); a
-        Trainer's checkpoint-N folder, a snapshot of output_dir's model, then a load of one of its files.
-        Only the folders around the file are looked at, by the models saved there (a copy of the file
-        elsewhere links to a save of that file only): each file of a folder has no row of its own."""
-        names = [p for p in dict.fromkeys((path, resolved)) if p is not None]
-        folders = {folder: name for name in names for folder in _folders_around(name)}
-        if not folders:
+    def producer_around(self, digest: str, around: dict[str, set[str]]) -> SnapshotRecord | None:
+        """The newest save of a folder the loaded file is in that holds this very file, unchanged:
+        save_pretrained(out), then load_file(out/model.safetensors); a Trainer's checkpoint-N folder (a
+        snapshot of output_dir's model), then a load of one of its files. around: each folder around the
+        file -> the file's names inside it (display_path text, as rows hold them). Only saves of those
+        folders, by the models saved there, are looked at (a copy of the file elsewhere links to a save
+        of that file only): each file of a folder has no row of its own."""
+        if not around:
             return None
+        folders = list(around)
         for statuses in (("stored", "local"), ("pending",)):
             query = (
                 sa.select(s.snapshots)
                 .join(s.models, s.models.c.id == s.snapshots.c.model_id)
-                .where(s.models.c.source_path.in_(list(folders)), s.snapshots.c.source_path.in_(list(folders)),
-                       s.models.c.origin != "imported", s.snapshots.c.status.in_(statuses))
+                .where(s.models.c.source_path.in_(folders), s.snapshots.c.source_path.in_(folders),
+                       s.models.c.origin != "imported", s.snapshots.c.status.in_(statuses),
+                       sa.cast(s.snapshots.c.files, sa.Text).contains(digest, autoescape=True))
                 .order_by(s.snapshots.c.created.desc())
-                .limit(newest)
             )
             for snapshot in self._all(SnapshotRecord, query):
-                inside = os.path.relpath(folders[snapshot.source_path], snapshot.source_path).replace(os.sep, "/")
-                if any(f["name"] == inside and f["digest"] == digest for f in snapshot.files):
+                names = around.get(snapshot.source_path, set())
+                if any(f["name"] in names and f["digest"] == digest for f in snapshot.files):
                     return snapshot
         return None
 
@@ -481,13 +485,3 @@ def _written_by_autolog() -> sa.ColumnElement:
     recorded in place and the user's to overwrite."""
     return s.snapshots.c.source_stat.isnot(None)
 
-
-def _folders_around(path: str) -> list[str]:
-    """The folders a local file is in, innermost first; none for a URL."""
-    if "://" in path:
-        return []
-    folders, parent = [], os.path.dirname(path)
-    while parent and parent not in folders:
-        folders.append(parent)
-        parent = os.path.dirname(parent)
-    return folders

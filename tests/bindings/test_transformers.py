@@ -415,11 +415,17 @@ def test_a_load_of_one_file_of_a_saved_folder_links_to_that_folders_snapshot(sto
 import safetensors.torch
 for path in ("pretrained/model.safetensors", "run/checkpoint-6/model.safetensors"):
     safetensors.torch.load_file(path)
+# in the same run, right after the save (the folder still waits to settle)
+tiny_model().save_pretrained("fresh")
+safetensors.torch.load_file("fresh/model.safetensors")
 '''
     run_scenario(load_files, "load-files", False, store["home"], store["work"])
     outputs, loader = _task("train").models["output"], _task("load-files")
     links = {link.path: link.snapshot_id for link in loader._ctx.store.loads_by_task(loader.id)}
     work = store["work"]
+    [fresh] = loader.models["output"]["fresh"].snapshots
     assert links == {str(work / "pretrained" / "model.safetensors"): outputs["pretrained"].snapshots[0].id,
-                     str(work / "run" / "checkpoint-6" / "model.safetensors"): outputs["run"].snapshots[2].id}, links
-    assert {m.id for m in loader.models["input"]} == {outputs["pretrained"].id, outputs["run"].id}
+                     str(work / "run" / "checkpoint-6" / "model.safetensors"): outputs["run"].snapshots[2].id,
+                     str(work / "fresh" / "model.safetensors"): fresh.id}, links
+    assert {m.id for m in loader.models["input"]} == {outputs["pretrained"].id, outputs["run"].id,
+                                                      loader.models["output"]["fresh"].id}

@@ -354,3 +354,47 @@ def test_a_file_saved_on_its_own_inside_a_saved_folder_links_to_its_own_save(ctx
     optimizer = out / "optimizer.pt"
     own = _saved(ctx, "train", optimizer, identify(ctx, collect_sources(str(optimizer))))
     assert _load(ctx, str(optimizer), "PyTorch").id == own.id
+
+
+def test_an_import_of_the_same_bytes_loaded_first_does_not_hide_the_folder_that_saved_them(ctx, tmp_path):
+    out = _folder(tmp_path / "out", {"config.json": b"{}", "model.safetensors": b"weights"})
+    copy = _folder(tmp_path / "copy", {"model.safetensors": b"weights"})
+    assert _imported(ctx, _load(ctx, str(copy / "model.safetensors"), "safetensors"))  # no task saved it yet
+    saved = _saved(ctx, "train", out, identify(ctx, collect_sources(str(out))))
+    assert _load(ctx, str(out / "model.safetensors"), "safetensors").id == saved.id
+
+
+def test_a_file_of_a_saved_folder_whose_names_are_not_utf8_links_to_that_folders_save(ctx, tmp_path):
+    folder = tmp_path / os.fsdecode(b"mod\xe8les")
+    out = _folder(folder, {"config.json": b"{}", os.fsdecode(b"poids\xe9.safetensors"): b"weights"})
+    saved = _saved(ctx, "train", out, identify(ctx, collect_sources(str(out))))
+    assert _load(ctx, str(out / os.fsdecode(b"poids\xe9.safetensors")), "safetensors").id == saved.id
+
+
+def test_a_symlink_inside_a_saved_folder_links_by_either_name(ctx, tmp_path):
+    """out/model.safetensors -> out/checkpoint-6/model.safetensors: out's save (checkpoint-* left out) holds
+    the link's name, not the target's."""
+    out = _folder(tmp_path / "out", {"config.json": b"{}"})
+    _folder(out / "checkpoint-6", {"model.safetensors": b"step 6"})
+    (out / "model.safetensors").symlink_to(out / "checkpoint-6" / "model.safetensors")
+    saved = _saved(ctx, "train", out, identify(ctx, collect_sources(str(out), exclude=("checkpoint-*",))))
+    assert _load(ctx, str(out / "model.safetensors"), "safetensors").id == saved.id
+
+
+def test_a_checkpoint_file_links_to_its_checkpoint_however_many_saves_came_after(ctx, tmp_path):
+    output_dir = _folder(tmp_path / "output", {"model.safetensors": b"epoch 0"})
+    checkpoint = _folder(output_dir / "checkpoint-5", {"model.safetensors": b"step 5"})
+    task = _task(ctx.store, "train")
+    model = ctx.store.create_model(task_id=task.id, origin="capture", name="output", project="p",
+                                   framework="Hugging Face Transformers", source_path=str(output_dir))
+
+    def snapshot_of(folder: Path, **kwargs) -> SnapshotRecord:
+        content = identify(ctx, collect_sources(str(folder), **kwargs))
+        return ctx.store.add_snapshot(model.id, status="stored", uri=f"/store/{folder.name}", size=content.size,
+                                      digest=content.digest, files=content.manifest, source_path=str(folder))
+
+    at_step_5 = snapshot_of(checkpoint)
+    for epoch in range(1, 61):  # save_model() into output_dir every epoch
+        _folder(output_dir, {"model.safetensors": b"epoch %d" % epoch})
+        snapshot_of(output_dir, exclude=("checkpoint-*",))
+    assert _load(ctx, str(checkpoint / "model.safetensors"), "safetensors").id == at_step_5.id

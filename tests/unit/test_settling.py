@@ -450,3 +450,25 @@ def test_a_save_deeper_inside_a_waiting_folder_that_raised_leaves_out_only_its_f
     sources = collect_sources(str(out), exclude=folders.left_out(str(out)))
     assert [name for _, name in sources.files] == ["model.safetensors", "a/c/config.json", "a/c/model.safetensors"]
     assert "a/x.pt" in caplog.text
+
+
+def test_a_folder_saved_inside_a_waiting_one_that_raised_stays_left_out_when_a_part_returns(folders, tmp_path, caplog):
+    """A distributed checkpoint saved into out/dcp (a folder, not a settle call) raised halfway; the next
+    tokenizer.save_pretrained(out) returns: out's snapshot still leaves the half-written dcp/ out."""
+    out, dcp = tmp_path, tmp_path / "dcp"
+    _settle_save(folders, out, "Model.save_pretrained", {"model.safetensors": b"m"})
+    folders.before_write(str(dcp), None, held=folders.folders_around(str(dcp)))
+    dcp.mkdir()
+    (dcp / "__0_0.distcp").write_bytes(b"half")
+    with caplog.at_level(logging.WARNING, logger="autolog"):
+        folders.after_save(str(dcp), raised=True)
+    assert folders.left_out(str(out)) == ("dcp",)
+    _settle_save(folders, out, "Tokenizer.save_pretrained", {"tokenizer.json": b"{}"})
+    assert folders.left_out(str(out)) == ("dcp",)
+
+
+def test_a_load_of_a_file_inside_waiting_folders_takes_them_first(folders, taken):
+    write(folders, "/out", "Model.save_pretrained")
+    write(folders, "/out/best", "Model.save_pretrained")
+    folders.take("/out/best/model.safetensors")
+    assert [path for path, _, _ in taken.calls] == ["/out", "/out/best"]
