@@ -21,16 +21,14 @@ def record_load(
     # Every way a save can be the producer comes before an import of the same bytes: an import recorded
     # first (a copy of the file loaded earlier) is not where a file a task saved came from.
     snapshot = ctx.store.producer_of(content.digest, path, _resolved(path), imported=False)
-    legacy = None
-    if snapshot is None and ctx.store.holds_sha256_identities():
-        legacy = _sha256_of(sources)
-        snapshot = legacy and ctx.store.producer_of(legacy, path, _resolved(path), imported=False)
     if snapshot is None and beside and content.manifest:
         snapshot = ctx.store.producer_within(content.manifest, path, _resolved(path), beside)
     if snapshot is None and not content.manifest:  # one file of a folder a task saved whole
         snapshot = ctx.store.producer_around(content.digest, _folders_around(path))
     if snapshot is None:
-        snapshot = ctx.store.imported_of(content.digest) or (legacy and ctx.store.imported_of(legacy))
+        snapshot = ctx.store.imported_of(content.digest)
+    if snapshot is None and ctx.store.holds_sha256_identities():  # after the import: hashed again only once
+        snapshot = _producer_by_sha256(ctx, path, sources)
     if snapshot is None:
         snapshot = import_content(ctx, project, path, sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, digest=content.digest, framework=framework)
@@ -42,13 +40,14 @@ def _resolved(path: str) -> str | None:
     return None if "://" in path else os.path.realpath(path)
 
 
-def _sha256_of(sources: Sources) -> str | None:
+def _producer_by_sha256(ctx: Context, path: str, sources: Sources) -> SnapshotRecord | None:
     """A snapshot recorded before schema 4 is known by its sha256 only: a load that matches no digest in
     a store holding such rows hashes the file once more with sha256 (in the background, like the first)."""
     try:
-        return hash_sources(sources, SHA256).digest
+        legacy = hash_sources(sources, SHA256)
     except OSError:  # gone or changed since the first hash: no older producer can be told
         return None
+    return ctx.store.producer_of(legacy.digest, path, _resolved(path))
 
 
 def _folders_around(path: str) -> dict[str, set[str]]:

@@ -331,7 +331,7 @@ class MetadataStore(Database):
                 sa.select(s.snapshots)
                 .join(s.models, s.models.c.id == s.snapshots.c.model_id)
                 .where(s.models.c.source_path.in_(folders), s.snapshots.c.source_path.in_(folders),
-                       s.models.c.origin != "imported", s.snapshots.c.status.in_(statuses),
+                       s.models.c.origin != "imported", _unindexed(s.snapshots.c.status).in_(statuses),
                        sa.cast(s.snapshots.c.files, sa.Text).contains(digest, autoescape=True))
                 .order_by(s.snapshots.c.created.desc())
             )

@@ -74,6 +74,20 @@ def test_a_load_matched_by_its_digest_is_not_hashed_again_in_a_store_holding_sha
     assert _load(ctx, str(new), "PyTorch").id == today.id
 
 
+def test_a_file_no_task_saved_is_not_hashed_again_in_a_store_holding_sha256_identities(tmp_path, monkeypatch):
+    """Its first load made an import (after looking for an older save by sha256): later loads reuse that
+    import without reading the file a second time."""
+    ctx = default_context()
+    old, base = tmp_path / "old.pt", tmp_path / "base-model.pt"
+    old.write_bytes(b"weights saved before schema 4")
+    _sha256_era_snapshot(ctx.store, "an old run", old)
+    base.write_bytes(b"a base model no task saved")
+    first = _load(ctx, str(base), "PyTorch")
+    assert ctx.store.get_model(first.model_id).origin == "imported"
+    monkeypatch.setattr(lineage, "hash_sources", lambda *a: pytest.fail("hashed again with sha256"))
+    assert _load(ctx, str(base), "PyTorch").id == first.id
+
+
 def test_a_load_links_to_the_save_of_the_path_it_was_loaded_from_not_the_first_save_of_those_bytes(tmp_path):
     """Two runs saved the same bytes (a seeded rerun) at two paths: each load is the save of its path."""
     ctx = default_context()

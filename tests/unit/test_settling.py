@@ -472,3 +472,16 @@ def test_a_load_of_a_file_inside_waiting_folders_takes_them_first(folders, taken
     write(folders, "/out/best", "Model.save_pretrained")
     folders.take("/out/best/model.safetensors")
     assert [path for path, _, _ in taken.calls] == ["/out", "/out/best"]
+
+
+def test_a_load_inside_a_folder_the_timer_is_taking_waits_until_its_snapshot_is_queued(folders):
+    """The timer took the folder out of waiting and queues its snapshot (holding its lock): a load of a
+    file inside it returns once that is done, so the load's lineage comes after the folder's snapshot."""
+    folders._taking.add("/out")
+    returned = threading.Event()
+    with path_lock("/out"):
+        loader = threading.Thread(target=lambda: (folders.take("/out/model.safetensors"), returned.set()))
+        loader.start()
+        assert not returned.wait(0.3)
+    assert returned.wait(10)
+    loader.join()
