@@ -95,11 +95,12 @@ class SettlingFolders:
 
     def folders_around(self, path: str) -> tuple[str, ...]:
         """The waiting folders path is inside, outermost first: the save of path takes their locks too,
-        in that order."""
-        if not self._pending:  # the common case, without a lock
+        in that order. Those whose snapshot is being queued now too (the timer holds their lock until
+        it is: the save's fence then finds it)."""
+        if not self._pending and not self._taking:  # the common case, without a lock
             return ()
         with self._cond:
-            return _folders_holding(path, self._pending)
+            return _folders_holding(path, self._pending.keys() | self._taking)
 
     def before_write(self, path: str, part: str | None, write: bool = False, held: tuple[str, ...] = ()) -> None:
         """A save of path is about to run (holding its path lock, and held's: the folders_around it had):

@@ -317,12 +317,13 @@ class MetadataStore(Database):
         return None
 
     def producer_around(self, digest: str, around: dict[str, set[str]]) -> SnapshotRecord | None:
-        """The newest save of a folder the loaded file is in that holds this very file, unchanged:
-        save_pretrained(out), then load_file(out/model.safetensors); a Trainer's checkpoint-N folder (a
-        snapshot of output_dir's model), then a load of one of its files. around: each folder around the
-        file -> the file's names inside it (display_path text, as rows hold them). Only saves of those
-        folders, by the models saved there, are looked at (a copy of the file elsewhere links to a save
-        of that file only): each file of a folder has no row of its own."""
+        """The newest save of the innermost folder the loaded file is in that holds this very file,
+        unchanged: save_pretrained(out), then load_file(out/model.safetensors); a Trainer's checkpoint-N
+        folder (a snapshot of output_dir's model), then a load of one of its files; out/tokenizer saved
+        once, then out every epoch (each holding it): the tokenizer's save. around: each folder around
+        the file -> the file's names inside it (display_path text, as rows hold them). Only saves of
+        those folders, by the models saved there, are looked at (a copy of the file elsewhere links to a
+        save of that file only): each file of a folder has no row of its own."""
         if not around:
             return None
         folders = list(around)
@@ -335,10 +336,11 @@ class MetadataStore(Database):
                        sa.cast(s.snapshots.c.files, sa.Text).contains(digest, autoescape=True))
                 .order_by(s.snapshots.c.created.desc())
             )
-            for snapshot in self._all(SnapshotRecord, query):
-                names = around.get(snapshot.source_path, set())
-                if any(f["name"] in names and f["digest"] == digest for f in snapshot.files):
-                    return snapshot
+            holding = [snapshot for snapshot in self._all(SnapshotRecord, query)
+                       if any(f["name"] in around.get(snapshot.source_path, ()) and f["digest"] == digest
+                              for f in snapshot.files)]
+            if holding:  # folders around one file nest: the longest path is the innermost (newest first)
+                return max(holding, key=lambda snapshot: len(snapshot.source_path))
         return None
 
     def holds_sha256_identities(self) -> bool:

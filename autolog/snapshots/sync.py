@@ -13,6 +13,7 @@ marked `failed` too.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -292,7 +293,10 @@ def _unchanged_sources(snap: SnapshotRecord) -> Sources:
     if not recorded or not snap.source_path:
         raise RuntimeError("no record of the source files")
     sources = collect_sources(snap.source_path)
-    current = {display_path(src): (os.stat(src).st_size, os.stat(src).st_mtime_ns) for src, _ in sources.files}
+    # A folder's snapshot may have left files out (a Trainer's checkpoint-*, what a save that raised wrote):
+    # the journal's list is the snapshot's.
+    kept = tuple((src, name) for src, name in sources.files if display_path(src) in recorded)
+    current = {display_path(src): (os.stat(src).st_size, os.stat(src).st_mtime_ns) for src, _ in kept}
     if current != recorded:
         raise RuntimeError(f"{snap.source_path} changed or was deleted after the save, and no staged copy is left")
-    return sources
+    return dataclasses.replace(sources, files=kept)

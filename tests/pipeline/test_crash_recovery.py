@@ -343,3 +343,56 @@ def test_sync_stores_from_the_path_only_the_bytes_that_were_saved(spawn, work, l
     assert snaps[0].status == "failed" and "changed after the save" in snaps[0].reason, snaps[0].reason
     assert [f["seq"] for f in report["failed"]] == [1]
     assert files_under(local_store) == []
+
+
+KILLED_WHILE_COPYING_A_FOLDER = """
+import sys, threading
+from pathlib import Path
+import wrapt
+import pipeline_helpers as h
+from autolog import Task
+from autolog.binding.core import make_wrapper
+from autolog.binding.spec import Arg, Save
+from autolog.storage import objects
+
+output_uri, folder, marker = sys.argv[1:4]
+
+def write(folder):  # a Trainer's final save: the model's files beside its own checkpoint-N folders
+    for name in ("config.json", "model.safetensors"):
+        Path(folder, name).write_bytes(name.encode() * 100)
+
+save = wrapt.FunctionWrapper(write, make_wrapper(Save("tests", "save", path=Arg(0, "folder"),
+                                                      exclude=("checkpoint-*",)), "Test", "test"))
+task = Task.init(project_name="pipeline", task_name="killed copying a folder", output_uri=output_uri)
+print(task.id, flush=True)
+h.through_the_stager()
+objects.kernel_copy = h.stuck_forever(marker + ".copy")
+save(folder)
+pending = task._runtime.pipeline.pending
+h.wait_until(lambda: Path(marker + ".copy").exists() and pending()[0].journaled, "journaled, its copy stuck")
+Path(marker).write_text("killable")
+threading.Event().wait()
+"""
+
+
+def test_sync_stores_a_folder_snapshot_that_left_files_out_from_its_unchanged_files(spawn, work, local_store, env,
+                                                                                     tmp_path):
+    """The run was killed half way through copying the folder: sync stores the snapshot from the folder's
+    files, those the snapshot held (its checkpoint-* folder was not part of it, and still is not)."""
+    folder, marker = work / "output", tmp_path / "stuck"
+    (folder / "checkpoint-5").mkdir(parents=True)
+    (folder / "checkpoint-5" / "optimizer.pt").write_bytes(b"adam")
+    proc = spawn(KILLED_WHILE_COPYING_A_FOLDER, local_store, folder, marker)
+    wait_for_file(marker, proc)
+    task_id = proc.stdout.readline().split()[0]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    report = cli_json(env, "sync")
+
+    (snaps,) = snapshots_by_task(task_id).values()
+    assert [s.status for s in snaps] == ["stored"], snaps[0].reason
+    assert [s["seq"] for s in report["stored"]] == [1]
+    assert sorted(f["name"] for f in snaps[0].files) == ["config.json", "model.safetensors"]
+    stored = Path(snaps[0].uri)
+    assert sorted(p.name for p in stored.rglob("*") if p.is_file()) == ["config.json", "model.safetensors"]

@@ -412,3 +412,15 @@ def test_a_checkpoint_file_links_to_its_checkpoint_however_many_saves_came_after
         _folder(output_dir, {"model.safetensors": b"epoch %d" % epoch})
         snapshot_of(output_dir, exclude=("checkpoint-*",))
     assert _load(ctx, str(checkpoint / "model.safetensors"), "safetensors").id == at_step_5.id
+
+
+def test_a_file_of_a_folder_inside_saved_folders_links_to_the_innermost_that_holds_it(ctx, tmp_path):
+    """tokenizer.save_pretrained(out/tokenizer) once, then model.save_pretrained(out) every epoch: each
+    of out's saves holds the tokenizer's file too; the tokenizer's own save made it."""
+    out = _folder(tmp_path / "out", {"model.safetensors": b"epoch 0"})
+    tokenizer = _folder(out / "tokenizer", {"tokenizer.json": b"{}"})
+    made = _saved(ctx, "train", tokenizer, identify(ctx, collect_sources(str(tokenizer))))
+    for epoch in range(3):
+        _folder(out, {"model.safetensors": b"epoch %d" % epoch})
+        _saved(ctx, "train", out, identify(ctx, collect_sources(str(out))))
+    assert _load(ctx, str(tokenizer / "tokenizer.json"), "Tokenizers").id == made.id

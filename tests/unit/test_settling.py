@@ -485,3 +485,14 @@ def test_a_load_inside_a_folder_the_timer_is_taking_waits_until_its_snapshot_is_
         assert not returned.wait(0.3)
     assert returned.wait(10)
     loader.join()
+
+
+def test_a_save_inside_a_folder_the_timer_is_queueing_takes_its_lock_without_joining_it(folders, taken):
+    """Its snapshot's files are being opened: the save waits for the folder's lock (its fence then finds
+    the folder's unread snapshot) and does not start a wait the folder no longer has."""
+    folders._taking.add("/out")
+    assert folders.folders_around("/out/optimizer.pt") == ("/out",)
+    folders._taking.discard("/out")  # queued meanwhile
+    folders.before_write("/out/optimizer.pt", None, held=("/out",))
+    folders.after_save("/out/optimizer.pt", raised=False)
+    assert taken.calls == [] and folders._pending == {}
