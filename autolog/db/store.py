@@ -336,11 +336,14 @@ class MetadataStore(Database):
                        sa.cast(s.snapshots.c.files, sa.Text).contains(digest, autoescape=True))
                 .order_by(s.snapshots.c.created.desc())
             )
-            holding = [snapshot for snapshot in self._all(SnapshotRecord, query)
-                       if any(f["name"] in around.get(snapshot.source_path, ()) and f["digest"] == digest
-                              for f in snapshot.files)]
-            if holding:  # folders around one file nest: the longest path is the innermost (newest first)
-                return max(holding, key=lambda snapshot: len(snapshot.source_path))
+            # (depth of the file inside the folder, snapshot) of those holding it, newest first: the
+            # innermost wins, also across the two chains of folders of a path through a symlink
+            holding = [(min(f["name"].count("/") for f in matching), snapshot)
+                       for snapshot in self._all(SnapshotRecord, query)
+                       if (matching := [f for f in snapshot.files if f["digest"] == digest
+                                        and f["name"] in around.get(snapshot.source_path, ())])]
+            if holding:
+                return min(holding, key=lambda found: found[0])[1]
         return None
 
     def holds_sha256_identities(self) -> bool:

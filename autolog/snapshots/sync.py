@@ -13,14 +13,13 @@ marked `failed` too.
 """
 from __future__ import annotations
 
-import dataclasses
 import glob
 import logging
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import redact_url, scrub
 from ..context import Context
@@ -29,7 +28,7 @@ from ..storage import objects
 from ..storage.blobstore import BlobStore, remove_quietly
 from ..run_info import host_name, process_started
 from ..storage.hashing import IDENTITY, algorithm_of, file_digest
-from ..storage.layout import display_path, snapshot_key, task_prefix
+from ..storage.layout import display_path, real_path, snapshot_key, task_prefix
 from ..storage.objects import copied_marker
 from ..storage.sources import Sources, collect_sources, open_sources
 from ..storage.set_aside import aside_path
@@ -292,11 +291,12 @@ def _unchanged_sources(snap: SnapshotRecord) -> Sources:
     recorded = {path: (size, mtime) for path, size, mtime in (snap.source_stat or {}).get("files", [])}
     if not recorded or not snap.source_path:
         raise RuntimeError("no record of the source files")
-    sources = collect_sources(snap.source_path)
-    # A folder's snapshot may have left files out (a Trainer's checkpoint-*, what a save that raised wrote):
-    # the journal's list is the snapshot's.
+    # A file saved with companions (ONNX external data) lists them too; a folder's snapshot may have left
+    # files out (a Trainer's checkpoint-*, what a save that raised wrote): the journal's list is the snapshot's.
+    companions = tuple(real_path(p) for p in recorded) if len(recorded) > 1 else ()
+    sources = collect_sources(snap.source_path, companions=companions)
     kept = tuple((src, name) for src, name in sources.files if display_path(src) in recorded)
     current = {display_path(src): (os.stat(src).st_size, os.stat(src).st_mtime_ns) for src, _ in kept}
     if current != recorded:
         raise RuntimeError(f"{snap.source_path} changed or was deleted after the save, and no staged copy is left")
-    return dataclasses.replace(sources, files=kept)
+    return replace(sources, files=kept)

@@ -345,29 +345,38 @@ def test_sync_stores_from_the_path_only_the_bytes_that_were_saved(spawn, work, l
     assert files_under(local_store) == []
 
 
-KILLED_WHILE_COPYING_A_FOLDER = """
+KILLED_WHILE_COPYING = """
 import sys, threading
 from pathlib import Path
 import wrapt
 import pipeline_helpers as h
 from autolog import Task
 from autolog.binding.core import make_wrapper
-from autolog.binding.spec import Arg, Save
+from autolog.binding.spec import Arg, Computed, Save
 from autolog.storage import objects
 
-output_uri, folder, marker = sys.argv[1:4]
+output_uri, target, marker = sys.argv[1:4]
 
-def write(folder):  # a Trainer's final save: the model's files beside its own checkpoint-N folders
+def write_folder(folder):  # a Trainer's final save: the model's files beside its own checkpoint-N folders
     for name in ("config.json", "model.safetensors"):
         Path(folder, name).write_bytes(name.encode() * 100)
 
-save = wrapt.FunctionWrapper(write, make_wrapper(Save("tests", "save", path=Arg(0, "folder"),
-                                                      exclude=("checkpoint-*",)), "Test", "test"))
-task = Task.init(project_name="pipeline", task_name="killed copying a folder", output_uri=output_uri)
+def write_model(path):  # an ONNX model with its external data beside it
+    Path(path).write_bytes(b"graph" * 100)
+    Path(path + ".data").write_bytes(b"tensors" * 100)
+
+declared = {
+    "folder": (write_folder, Save("tests", "save", path=Arg(0, "folder"), exclude=("checkpoint-*",))),
+    "file with companions": (write_model, Save("tests", "save", path=Arg(0, "path"),
+                                               companions=Computed(lambda call: [call.args[0] + ".data"]))),
+}
+write, patch = declared[sys.argv[4]]
+save = wrapt.FunctionWrapper(write, make_wrapper(patch, "Test", "test"))
+task = Task.init(project_name="pipeline", task_name="killed while copying", output_uri=output_uri)
 print(task.id, flush=True)
 h.through_the_stager()
 objects.kernel_copy = h.stuck_forever(marker + ".copy")
-save(folder)
+save(target)
 pending = task._runtime.pipeline.pending
 h.wait_until(lambda: Path(marker + ".copy").exists() and pending()[0].journaled, "journaled, its copy stuck")
 Path(marker).write_text("killable")
@@ -375,14 +384,20 @@ threading.Event().wait()
 """
 
 
-def test_sync_stores_a_folder_snapshot_that_left_files_out_from_its_unchanged_files(spawn, work, local_store, env,
-                                                                                     tmp_path):
-    """The run was killed half way through copying the folder: sync stores the snapshot from the folder's
-    files, those the snapshot held (its checkpoint-* folder was not part of it, and still is not)."""
-    folder, marker = work / "output", tmp_path / "stuck"
-    (folder / "checkpoint-5").mkdir(parents=True)
-    (folder / "checkpoint-5" / "optimizer.pt").write_bytes(b"adam")
-    proc = spawn(KILLED_WHILE_COPYING_A_FOLDER, local_store, folder, marker)
+@pytest.mark.parametrize("saved", ["folder", "file with companions"])
+def test_sync_stores_a_snapshot_of_several_files_from_those_it_held_unchanged(saved, spawn, work, local_store, env,
+                                                                              tmp_path):
+    """The run was killed half way through the copy: sync stores the snapshot from the files it held, a
+    folder's (its checkpoint-* folder was not part of it, and still is not) or a model's and its
+    external data's."""
+    marker = tmp_path / "stuck"
+    if saved == "folder":
+        target, files = work / "output", ["config.json", "model.safetensors"]
+        (target / "checkpoint-5").mkdir(parents=True)
+        (target / "checkpoint-5" / "optimizer.pt").write_bytes(b"adam")
+    else:
+        target, files = work / "model.onnx", ["model.onnx", "model.onnx.data"]
+    proc = spawn(KILLED_WHILE_COPYING, local_store, target, marker, saved)
     wait_for_file(marker, proc)
     task_id = proc.stdout.readline().split()[0]
     proc.send_signal(signal.SIGKILL)
@@ -393,6 +408,6 @@ def test_sync_stores_a_folder_snapshot_that_left_files_out_from_its_unchanged_fi
     (snaps,) = snapshots_by_task(task_id).values()
     assert [s.status for s in snaps] == ["stored"], snaps[0].reason
     assert [s["seq"] for s in report["stored"]] == [1]
-    assert sorted(f["name"] for f in snaps[0].files) == ["config.json", "model.safetensors"]
+    assert sorted(f["name"] for f in snaps[0].files) == files
     stored = Path(snaps[0].uri)
-    assert sorted(p.name for p in stored.rglob("*") if p.is_file()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in stored.rglob("*") if p.is_file()) == files

@@ -424,3 +424,15 @@ def test_a_file_of_a_folder_inside_saved_folders_links_to_the_innermost_that_hol
         _folder(out, {"model.safetensors": b"epoch %d" % epoch})
         _saved(ctx, "train", out, identify(ctx, collect_sources(str(out))))
     assert _load(ctx, str(tokenizer / "tokenizer.json"), "Tokenizers").id == made.id
+
+
+def test_a_file_loaded_through_a_symlinked_folder_links_to_the_innermost_save_that_holds_it(ctx, tmp_path):
+    """t -> a_rather_long_folder_name/out/tokenizer: the folders around t/tok.json and around the file it
+    leads to are two chains; the tokenizer's own save is still the innermost."""
+    (tmp_path / "a_rather_long_folder_name").mkdir()
+    out = _folder(tmp_path / "a_rather_long_folder_name" / "out", {"model.safetensors": b"m"})
+    tokenizer = _folder(out / "tokenizer", {"tok.json": b"{}"})
+    (tmp_path / "t").symlink_to(tokenizer)
+    made = _saved(ctx, "train", tmp_path / "t", identify(ctx, collect_sources(str(tmp_path / "t"))))
+    _saved(ctx, "train", out, identify(ctx, collect_sources(str(out))))
+    assert _load(ctx, str(tmp_path / "t" / "tok.json"), "Tokenizers").id == made.id
