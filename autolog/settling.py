@@ -202,11 +202,7 @@ class SettlingFolders:
     def take(self, path: str) -> None:
         """Snapshot path, and the folders around it, now if they are waiting (before a load of path: its
         lineage is then linked once their snapshots are recorded)."""
-        if not self._pending and not self._taking:  # the common case, without a lock
-            return
-        with self._cond:
-            folders = (*_folders_holding(path, self._pending.keys() | self._taking), path)
-        for folder in folders:
+        for folder in (*self.folders_around(path), path):
             if folder in self._pending:
                 self._take_locked(folder, only_if_due=False)
             elif folder in self._taking:  # the timer is queueing its snapshot: the load's lineage comes after
