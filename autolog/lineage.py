@@ -7,7 +7,7 @@ from .context import Context
 from .db import SnapshotRecord
 from .storage import Content, Sources
 from .storage.hashing import SHA256
-from .storage.layout import display_path
+from .storage.layout import display_path, folders_above
 from .snapshots.in_place import path_only_location
 from .storage.objects import hash_sources
 
@@ -20,15 +20,16 @@ def record_load(
     beside: globs of files a folder may have gained since its save (binding.spec.Patch.beside)."""
     # Every way a save can be the producer comes before an import of the same bytes: an import recorded
     # first (a copy of the file loaded earlier) is not where a file a task saved came from.
-    snapshot = ctx.store.producer_of(content.digest, path, _resolved(path), imported=False)
+    resolved = _resolved(path)
+    snapshot = ctx.store.producer_of(content.digest, path, resolved, imported=False)
     if snapshot is None and beside and content.manifest:
-        snapshot = ctx.store.producer_within(content.manifest, path, _resolved(path), beside)
+        snapshot = ctx.store.producer_within(content.manifest, path, resolved, beside)
     if snapshot is None and not content.manifest:  # one file of a folder a task saved whole
-        snapshot = ctx.store.producer_around(content.digest, _folders_around(path))
+        snapshot = ctx.store.producer_around(content.digest, _folders_around(path, resolved))
     if snapshot is None:
         snapshot = ctx.store.imported_of(content.digest)
     if snapshot is None and ctx.store.holds_sha256_identities():  # after the import: hashed again only once
-        snapshot = _producer_by_sha256(ctx, path, sources)
+        snapshot = _producer_by_sha256(ctx, path, resolved, sources)
     if snapshot is None:
         snapshot = import_content(ctx, project, path, sources, content, framework)
     ctx.store.link_load(task_id, snapshot, path=path, digest=content.digest, framework=framework)
@@ -40,28 +41,26 @@ def _resolved(path: str) -> str | None:
     return None if "://" in path else os.path.realpath(path)
 
 
-def _producer_by_sha256(ctx: Context, path: str, sources: Sources) -> SnapshotRecord | None:
+def _producer_by_sha256(ctx: Context, path: str, resolved: str | None, sources: Sources) -> SnapshotRecord | None:
     """A snapshot recorded before schema 4 is known by its sha256 only: a load that matches no digest in
     a store holding such rows hashes the file once more with sha256 (in the background, like the first)."""
     try:
         legacy = hash_sources(sources, SHA256)
     except OSError:  # gone or changed since the first hash: no older producer can be told
         return None
-    return ctx.store.producer_of(legacy.digest, path, _resolved(path))
+    return ctx.store.producer_of(legacy.digest, path, resolved)
 
 
-def _folders_around(path: str) -> dict[str, set[str]]:
+def _folders_around(path: str, resolved: str | None) -> dict[str, set[str]]:
     """Each folder a loaded file is in (by path, and by the file it leads to) -> its names inside that
     folder, as display_path text (how rows hold paths and manifests)."""
     around: dict[str, set[str]] = {}
-    for name in dict.fromkeys(p for p in (path, _resolved(path)) if p is not None):
-        folder = os.path.dirname(name)
-        while folder and "://" not in name:
+    if "://" in path:
+        return around
+    for name in dict.fromkeys(p for p in (path, resolved) if p is not None):
+        for folder in folders_above(name):
             inside = os.path.relpath(name, folder).replace(os.sep, "/")
             around.setdefault(display_path(folder), set()).add(display_path(inside))
-            if os.path.dirname(folder) == folder:
-                break
-            folder = os.path.dirname(folder)
     return around
 
 

@@ -41,6 +41,7 @@ from typing import Callable
 
 from .binding.core import path_lock
 from .safety import shielded
+from .storage.layout import folders_above
 
 logger = logging.getLogger("autolog")
 
@@ -288,13 +289,7 @@ class SettlingFolders:
 def _folders_holding(path: str, folders) -> tuple[str, ...]:
     """The waiting folders path is inside, outermost first (a save_pretrained folder, then
     torch.save(extra, folder/x))."""
-    holding = []
-    parent = os.path.dirname(path)
-    while parent and parent != path:
-        if parent in folders:
-            holding.append(parent)
-        path, parent = parent, os.path.dirname(parent)
-    return tuple(reversed(holding))
+    return tuple(reversed([folder for folder in folders_above(path) if folder in folders]))
 
 
 def _state(path: str) -> object:

@@ -56,6 +56,21 @@ def real_path(text: str) -> str:
     return raw if raw != text and os.path.lexists(raw) else text
 
 
+def folders_above(path: str) -> list[str]:
+    """Each folder path is inside, innermost first, up to the root ('/a/b/c.pt' -> ['/a/b', '/a', '/'];
+    a relative 'b/c.pt' -> ['b']). Names are not resolved: a caller wanting the folders of the file a
+    symlink leads to passes os.path.realpath(path)."""
+    folders = []
+    folder = os.path.dirname(path)
+    while folder:
+        folders.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folders
+
+
 def safe_component(name: str) -> str:
     # display_path first: an undecodable byte shows as "_xe8", not as a bare "_" (keys are always UTF-8).
     cleaned = _UNSAFE.sub("_", display_path(name)).lstrip(".")[:MAX_COMPONENT]

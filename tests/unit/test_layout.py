@@ -9,6 +9,7 @@ import pytest
 from autolog.storage.layout import (
     MAX_COMPONENT,
     artifact_key,
+    folders_above,
     join,
     safe_component,
     snapshot_key,
@@ -115,3 +116,10 @@ def test_names_that_clean_to_the_same_text_still_get_distinct_keys():
 def test_join_tolerates_a_trailing_slash_on_the_root():
     assert join("memory://bucket/", "p/t") == "memory://bucket/p/t"
     assert join("/out", "p/t") == "/out/p/t"
+
+
+def test_folders_above_lists_each_folder_innermost_first_up_to_the_root():
+    assert folders_above("/a/b/c.pt") == ["/a/b", "/a", "/"]
+    assert folders_above("/c.pt") == ["/"]
+    assert folders_above("b/c/d.pt") == ["b/c", "b"]
+    assert folders_above("d.pt") == []
