@@ -415,17 +415,29 @@ def test_a_load_of_one_file_of_a_saved_folder_links_to_that_folders_snapshot(sto
 import safetensors.torch
 for path in ("pretrained/model.safetensors", "run/checkpoint-6/model.safetensors"):
     safetensors.torch.load_file(path)
-# in the same run, right after the save (the folder still waits to settle)
+# in the same run, right after the save (the folder still waits to settle); then through symlinks,
+# to the waiting folder and to its weights file, each save with weights of its own
 tiny_model().save_pretrained("fresh")
 safetensors.torch.load_file("fresh/model.safetensors")
+model = tiny_model()
+for name, link, target in (("fresh-dir", "latest", "fresh-dir"),
+                           ("fresh-file", "weights.safetensors", "fresh-file/model.safetensors")):
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    model.save_pretrained(name)
+    os.symlink(target, link)
+    safetensors.torch.load_file(link if name == "fresh-file" else link + "/model.safetensors")
 '''
     run_scenario(load_files, "load-files", False, store["home"], store["work"])
     outputs, loader = _task("train").models["output"], _task("load-files")
     links = {link.path: link.snapshot_id for link in loader._ctx.store.loads_by_task(loader.id)}
     work = store["work"]
-    [fresh] = loader.models["output"]["fresh"].snapshots
+    saved = {name: loader.models["output"][name].snapshots for name in ("fresh", "fresh-dir", "fresh-file")}
+    assert all(len(snapshots) == 1 for snapshots in saved.values()), saved
     assert links == {str(work / "pretrained" / "model.safetensors"): outputs["pretrained"].snapshots[0].id,
                      str(work / "run" / "checkpoint-6" / "model.safetensors"): outputs["run"].snapshots[2].id,
-                     str(work / "fresh" / "model.safetensors"): fresh.id}, links
+                     str(work / "fresh" / "model.safetensors"): saved["fresh"][0].id,
+                     str(work / "latest" / "model.safetensors"): saved["fresh-dir"][0].id,
+                     str(work / "weights.safetensors"): saved["fresh-file"][0].id}, links
     assert {m.id for m in loader.models["input"]} == {outputs["pretrained"].id, outputs["run"].id,
-                                                      loader.models["output"]["fresh"].id}
+                                                      *(loader.models["output"][name].id for name in saved)}

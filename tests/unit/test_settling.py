@@ -496,3 +496,50 @@ def test_a_save_inside_a_folder_the_timer_is_queueing_takes_its_lock_without_joi
     folders.before_write("/out/optimizer.pt", None, held=("/out",))
     folders.after_save("/out/optimizer.pt", raised=False)
     assert taken.calls == [] and folders._pending == {}
+
+
+def test_a_load_through_a_symlink_takes_the_waiting_folder_it_leads_into(folders, taken, tmp_path):
+    """`latest -> checkpoint-6` (or a link to its weights file): the load reads the waiting folder's files,
+    so its lineage needs the folder's snapshot first, as a load by the folder's own name does."""
+    out, best = tmp_path / "out", tmp_path / "out" / "best"
+    best.mkdir(parents=True)
+    (best / "model.safetensors").write_bytes(b"w")
+    write(folders, str(out), "Model.save_pretrained")
+    write(folders, str(best), "Model.save_pretrained")
+    (tmp_path / "latest").symlink_to(best)
+    folders.take(str(tmp_path / "latest" / "model.safetensors"))
+    assert [path for path, _, _ in taken.calls] == [str(out), str(best)]  # outermost first
+
+    write(folders, str(best), "Model.save_pretrained")
+    (tmp_path / "weights.safetensors").symlink_to(best / "model.safetensors")
+    folders.take(str(tmp_path / "weights.safetensors"))
+    assert [path for path, _, _ in taken.calls][2:] == [str(best)]
+
+    write(folders, str(best), "Model.save_pretrained")
+    folders.take(str(tmp_path / "elsewhere.safetensors"))  # leads nowhere near it
+    folders.take(str(tmp_path / "out-of-tree" / "model.safetensors"))  # a name that only starts alike
+    assert len(taken.calls) == 3
+
+
+def test_a_save_of_a_folder_holding_waiting_folders_takes_them_first(folders, taken):
+    """tokenizer.save_pretrained(out/tokenizer), then a save of out itself: that save may rewrite the
+    tokenizer's files, so their snapshot is taken before it runs, outermost first."""
+    write(folders, "/out/tokenizer", "Tokenizer.save_pretrained")
+    write(folders, "/out/tokenizer/extra", "Tokenizer.save_pretrained")
+    write(folders, "/outside", "Model.save_pretrained")
+    folders.before_write("/out", "Trainer.save_model")
+    assert [path for path, _, _ in taken.calls] == ["/out/tokenizer", "/out/tokenizer/extra"]
+    folders.finished("/out", "Trainer.save_model", raised=False)
+    folders.after_save("/out", raised=False, part="Trainer.save_model")
+    assert set(folders._pending) == {"/outside"}
+
+
+def test_a_save_of_a_folder_holding_one_the_timer_is_taking_waits_until_its_snapshot_is_queued(folders):
+    folders._taking.add("/out/tokenizer")
+    returned = threading.Event()
+    with path_lock("/out/tokenizer"):
+        saver = threading.Thread(target=lambda: (folders.before_write("/out", None), returned.set()))
+        saver.start()
+        assert not returned.wait(0.3)
+    assert returned.wait(10)
+    saver.join()
