@@ -43,6 +43,7 @@ from typing import Callable
 
 from .binding.core import path_lock
 from .safety import shielded
+from .storage.layout import folders_above
 
 logger = logging.getLogger("autolog")
 
@@ -56,8 +57,7 @@ class SettlingSave:
     iteration: int | None
     exclude: tuple[str, ...]
     parts: set[str] = field(default_factory=set)
-    # files inside it that other saves wrote while it waited (by _real_name: a symlink's name is the same file)
-    inner: set[str] = field(default_factory=set)
+    inner: set[str] = field(default_factory=set)  # files inside it that other saves wrote while it waited
     due: float = 0.0
 
 
@@ -97,11 +97,13 @@ class SettlingFolders:
             self._cond.notify()
 
     def folders_around(self, path: str) -> tuple[str, ...]:
-        """The waiting folders path is inside (by name, or once resolved: `latest/optimizer.pt` with
-        `latest -> checkpoint-6`), outermost first: the save of path takes their locks too, in that
-        order. Those whose snapshot is being queued now too (the timer holds their lock until it is:
-        the save's fence then finds it)."""
-        return tuple(self._waiting_holding(path, around=True))
+        """The waiting folders path is inside, outermost first: the save of path takes their locks too,
+        in that order. Those whose snapshot is being queued now too (the timer holds their lock until
+        it is: the save's fence then finds it)."""
+        if not self._pending and not self._taking:  # the common case, without a lock
+            return ()
+        with self._cond:
+            return _folders_holding(path, self._pending.keys() | self._taking)
 
     def before_write(self, path: str, part: str | None, write: bool = False, held: tuple[str, ...] = ()) -> None:
         """A save of path is about to run (holding its path lock, and held's: the folders_around it had):
@@ -117,9 +119,9 @@ class SettlingFolders:
             around = [(folder, self._pending[folder]) for folder in held if folder in self._pending]
         # a waiting folder's next part (tokenizer after model) is the same user action: it overwrites nothing
         continuing = save is not None and part is not None and part not in save.parts
-        joining, real = [], _real_name(path) if around else path
+        joining = []
         for folder, waiting in around:
-            overwrites = write or (real in waiting.inner and not continuing)
+            overwrites = write or (path in waiting.inner and not continuing)
             if overwrites:
                 self._take_now(folder, waiting)
             if not write:
@@ -138,7 +140,6 @@ class SettlingFolders:
         makes its file part of its folder's snapshots again, joined or not. part: a settle call's
         (finished() keeps what it left out in path itself)."""
         joined, was = self._joining.pop(path, ([], None))
-        real = _real_name(path) if joined or self._broken else path
         for folder, taken in () if raised else joined:
             with self._cond:
                 save = self._pending.get(folder)
@@ -147,14 +148,12 @@ class SettlingFolders:
                                                                 taken.exclude, set(taken.parts))
                     self._ensure_thread()
                 if save is not None:
-                    save.inner.add(real)
+                    save.inner.add(path)
                     save.due = time.monotonic() + self._seconds
                     self._cond.notify()
         if part is not None:
             return
-        # by the folder it is really in: a save through a symlink (latest/optimizer.pt) is left out of
-        # the folder it wrote into (left_out looks by both names)
-        parent, name = os.path.split(real)
+        parent, name = os.path.split(path)
         if raised and joined and _state(path) != was:
             self._leave_out(parent, {name}, raised=True)
             logger.warning("autolog: the save of %s raised: the snapshots of folder %s leave it out until a save "
@@ -195,18 +194,15 @@ class SettlingFolders:
 
     def left_out(self, path: str) -> tuple[str, ...]:
         """Exclude globs (storage.sources) for what calls that raised left written in the folder path:
-        its own files, and those of folders inside it by their path inside it (by path's name, and by
-        the folder it leads to)."""
-        if not self._broken:
-            return ()
+        its own files, and those of folders inside it by their path inside it."""
+        inside = os.path.join(path, "")
         with self._cond:
-            broken = [(folder, set(names)) for folder, names in self._broken.items()]
-        globs = set()
-        for base in dict.fromkeys((path, os.path.realpath(path))):
-            for folder, names in broken:
-                if _within(folder, base):
-                    at = "" if folder == base else os.path.relpath(folder, base).replace(os.sep, "/") + "/"
-                    globs.update(glob.escape(at + name) for name in names)
+            broken = [(folder, set(names)) for folder, names in self._broken.items()
+                      if folder == path or folder.startswith(inside)]
+        globs = []
+        for folder, names in broken:
+            at = "" if folder == path else os.path.relpath(folder, path).replace(os.sep, "/") + "/"
+            globs += [glob.escape(at + name) for name in names]
         return tuple(sorted(globs))
 
     def take(self, path: str) -> None:
@@ -223,21 +219,16 @@ class SettlingFolders:
                 with path_lock(folder):
                     pass
 
-    def _waiting_holding(self, path: str, around: bool = False) -> list[str]:
-        """The waiting folders that are path or hold it, by name or once resolved, outermost first;
-        around: only those that hold it (not path itself, by either)."""
-        if not self._pending and not self._taking:  # the common case, without a lock
+    def _waiting_holding(self, path: str) -> list[str]:
+        """The waiting folders that are path or hold it, by name or once resolved, outermost first."""
+        if not self._pending and not self._taking:
             return []
         with self._cond:
             waiting = self._pending.keys() | self._taking
         real = os.path.realpath(path)
-        holding = {}
-        for folder in waiting:
-            resolved = os.path.realpath(folder)
-            if around and (folder == path or resolved == real):
-                continue
-            if _within(path, folder) or _within(real, resolved):
-                holding[folder] = resolved
+        holding = {folder: os.path.realpath(folder) for folder in waiting}
+        holding = {folder: resolved for folder, resolved in holding.items()
+                   if _within(path, folder) or _within(real, resolved)}
         return sorted(holding, key=lambda folder: len(holding[folder]))
 
     def _waiting_inside(self, path: str) -> list[str]:
@@ -324,10 +315,10 @@ class SettlingFolders:
                     self._take_locked(path, only_if_due=True)
 
 
-def _real_name(path: str) -> str:
-    """path with its folder resolved (the file itself may be a symlink a save replaces)."""
-    folder, name = os.path.split(path)
-    return os.path.join(os.path.realpath(folder), name)
+def _folders_holding(path: str, folders) -> tuple[str, ...]:
+    """The waiting folders path is inside, outermost first (a save_pretrained folder, then
+    torch.save(extra, folder/x))."""
+    return tuple(reversed([folder for folder in folders_above(path) if folder in folders]))
 
 
 def _within(path: str, folder: str) -> bool:

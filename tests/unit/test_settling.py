@@ -543,38 +543,3 @@ def test_a_save_of_a_folder_holding_one_the_timer_is_taking_waits_until_its_snap
         assert not returned.wait(0.3)
     assert returned.wait(10)
     saver.join()
-
-
-def test_a_save_through_a_symlink_into_a_waiting_folder_holds_and_joins_it(folders, taken, tmp_path):
-    """torch.save(optimizer, "latest/optimizer.pt") with latest -> the folder save_pretrained just wrote:
-    the same file as out/optimizer.pt, so the same locks and the same join."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (tmp_path / "latest").symlink_to(out)
-    write(folders, str(out), "Model.save_pretrained")
-    through = str(tmp_path / "latest" / "optimizer.pt")
-    assert folders.folders_around(through) == (str(out),)
-    assert folders.folders_around(str(tmp_path / "latest")) == ()  # the folder itself, by another name
-    folders.before_write(through, None, held=(str(out),))
-    folders.after_save(through, raised=False)
-    assert folders._pending[str(out)].inner == {str(out / "optimizer.pt")} and taken.calls == []
-    folders.before_write(str(out / "optimizer.pt"), None, held=(str(out),))  # again, by its own name
-    assert [path for path, _, _ in taken.calls] == [str(out)]
-
-
-def test_a_save_through_a_symlink_that_raised_is_left_out_of_the_folder_it_wrote_into(folders, tmp_path, caplog):
-    out = tmp_path / "out"
-    out.mkdir()
-    (tmp_path / "latest").symlink_to(out)
-    _settle_save(folders, out, "Model.save_pretrained", {"model.safetensors": b"m"})
-    through = str(tmp_path / "latest" / "optimizer.pt")
-    with caplog.at_level(logging.WARNING, logger="autolog"):
-        folders.before_write(through, None, held=folders.folders_around(through))
-        (out / "optimizer.pt").write_bytes(b"half")
-        folders.after_save(through, raised=True)
-    assert folders.left_out(str(out)) == ("optimizer.pt",)
-    assert folders.left_out(str(tmp_path / "latest")) == ("optimizer.pt",)  # the folder by its other name
-    folders.before_write(str(out / "optimizer.pt"), None, held=(str(out),))
-    (out / "optimizer.pt").write_bytes(b"whole")
-    folders.after_save(str(out / "optimizer.pt"), raised=False)  # written whole again, by its own name
-    assert folders.left_out(str(out)) == ()
