@@ -220,19 +220,26 @@ class SettlingFolders:
                     pass
 
     def _waiting_holding(self, path: str) -> list[str]:
-        """The waiting folders that are path or hold it, by name or once resolved, outermost first."""
+        """The waiting folders that are path or hold it, by name or once resolved, outermost first.
+        For take() only, which holds one folder's lock at a time: a save's locks go by name
+        (folders_around), whose order a resolved path need not keep."""
         if not self._pending and not self._taking:
             return []
         with self._cond:
             waiting = self._pending.keys() | self._taking
-        real = os.path.realpath(path)
-        holding = {folder: os.path.realpath(folder) for folder in waiting}
-        holding = {folder: resolved for folder, resolved in holding.items()
-                   if _within(path, folder) or _within(real, resolved)}
+        holding = {folder: folder for folder in waiting if _within(path, folder)}
+        if "://" not in path:
+            try:
+                real = os.path.realpath(path)
+                holding.update((folder, resolved) for folder, resolved in
+                               ((folder, os.path.realpath(folder)) for folder in waiting) if _within(real, resolved))
+            except (OSError, ValueError):  # a name no file can have (a NUL byte): by name only
+                pass
         return sorted(holding, key=lambda folder: len(holding[folder]))
 
     def _waiting_inside(self, path: str) -> list[str]:
-        """The waiting folders inside path (not path itself), outermost first."""
+        """The waiting folders inside path by name (not path itself), outermost first: locked while
+        path's lock is held, in the order a save into them takes theirs (folders_around)."""
         if not self._pending and not self._taking:
             return []
         with self._cond:

@@ -543,3 +543,51 @@ def test_a_save_of_a_folder_holding_one_the_timer_is_taking_waits_until_its_snap
         assert not returned.wait(0.3)
     assert returned.wait(10)
     saver.join()
+
+
+def test_saves_lock_waiting_folders_by_name_even_where_an_inner_one_resolves_shorter(folders, tmp_path):
+    """run waits, and so does run/tok, a symlink to shared storage (a shorter real path): a save into
+    run/tok and a save of run must take their locks in one order, outer by name first, or they
+    deadlock (the save of run takes the waiting folders inside it while holding its own lock)."""
+    from autolog.binding.core import _holding
+
+    run, shared = tmp_path / "run", tmp_path / "s"
+    run.mkdir()
+    shared.mkdir()
+    (run / "tok").symlink_to(shared)
+    outer, inner = str(run), str(run / "tok")
+    write(folders, outer, "Model.save_pretrained")
+    write(folders, inner, "Tokenizer.save_pretrained")
+    order = folders.folders_around(inner + "/extra.pt")
+    assert order == (outer, inner)
+    holds_first, got_second = threading.Event(), []
+
+    def save_into_inner():  # torch.save(x, "run/tok/extra.pt"), the framework writing between its locks
+        with path_lock(order[0]):
+            holds_first.set()
+            time.sleep(0.3)
+            lock = path_lock(order[1])
+            got_second.append(lock.acquire(timeout=5))
+            if got_second[-1]:
+                lock.release()
+
+    def save_outer():
+        holds_first.wait()
+        _holding((outer,), lambda: folders.before_write(outer, "Config.save_pretrained"))
+
+    threads = [threading.Thread(target=save_into_inner), threading.Thread(target=save_outer, daemon=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert got_second == [True] and not threads[1].is_alive()
+
+
+def test_a_load_of_a_url_or_of_a_name_no_file_can_have_takes_only_folders_holding_it_by_name(folders, taken,
+                                                                                            tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(folders, str(tmp_path), "Model.save_pretrained")  # save_pretrained(".")
+    folders.take("s3://bucket/model.safetensors")  # no folder of this machine holds it
+    assert taken.calls == []
+    folders.take(str(tmp_path / "a\0b"))  # a NUL byte: resolving it raises; by its name it is inside
+    assert [path for path, _, _ in taken.calls] == [str(tmp_path)]
