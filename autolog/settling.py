@@ -7,8 +7,7 @@ when they return; the folder waits here and is snapshotted once, whole:
   a save into it cannot run while its files are opened);
 - before the folder is written again by a call that already wrote it (the second model save of a
   folder must not overwrite the first one's weights before they were read), or by any other save of
-  the folder or of a folder holding it, or by a declared write of a file that is not the model's
-  (binding.spec.Writes);
+  the folder, or by a declared write of a file that is not the model's (binding.spec.Writes);
 - before it, or a file inside it, is loaded (by its name, or through a symlink that leads into it),
   and at every flush (so close() and exit store it).
 A process killed (SIGKILL) within `settle_seconds` of such a save loses that snapshot; ARCHITECTURE
@@ -109,9 +108,6 @@ class SettlingFolders:
         """A save of path is about to run (holding its path lock, and held's: the folders_around it had):
         a pending snapshot the save would overwrite is taken first. part: the settle call about to write,
         None for any other save; write: a declared write of a file that is not the model's."""
-        # A save of a folder may rewrite the files of a waiting folder inside it (the lock order is the
-        # usual one: outer folder first).
-        self._take_each(self._waiting_inside(path))
         if part is not None:
             self._before[path] = _top_level_files(path)
         with self._cond:
@@ -209,13 +205,10 @@ class SettlingFolders:
         """Snapshot path, and the folders around it, now if they are waiting (before a load of path: its
         lineage is then linked once their snapshots are recorded), found by path's name and by the file
         it leads to (`latest -> checkpoint-6`)."""
-        self._take_each(self._waiting_holding(path))
-
-    def _take_each(self, folders) -> None:
-        for folder in folders:
+        for folder in self._waiting_holding(path):
             if folder in self._pending:
                 self._take_locked(folder, only_if_due=False)
-            elif folder in self._taking:  # the timer is queueing its snapshot: what follows comes after it
+            elif folder in self._taking:  # the timer is queueing its snapshot: the load's lineage comes after
                 with path_lock(folder):
                     pass
 
@@ -236,15 +229,6 @@ class SettlingFolders:
             except (OSError, ValueError):  # a name no file can have (a NUL byte): by name only
                 pass
         return sorted(holding, key=lambda folder: len(holding[folder]))
-
-    def _waiting_inside(self, path: str) -> list[str]:
-        """The waiting folders inside path by name (not path itself), outermost first: locked while
-        path's lock is held, in the order a save into them takes theirs (folders_around)."""
-        if not self._pending and not self._taking:
-            return []
-        with self._cond:
-            waiting = self._pending.keys() | self._taking
-        return sorted((folder for folder in waiting if folder != path and _within(folder, path)), key=len)
 
     def take_all(self) -> None:
         """Snapshot every waiting folder now (flush, close), and wait for those another thread (the

@@ -521,68 +521,6 @@ def test_a_load_through_a_symlink_takes_the_waiting_folder_it_leads_into(folders
     assert len(taken.calls) == 3
 
 
-def test_a_save_of_a_folder_holding_waiting_folders_takes_them_first(folders, taken):
-    """tokenizer.save_pretrained(out/tokenizer), then a save of out itself: that save may rewrite the
-    tokenizer's files, so their snapshot is taken before it runs, outermost first."""
-    write(folders, "/out/tokenizer", "Tokenizer.save_pretrained")
-    write(folders, "/out/tokenizer/extra", "Tokenizer.save_pretrained")
-    write(folders, "/outside", "Model.save_pretrained")
-    folders.before_write("/out", "Trainer.save_model")
-    assert [path for path, _, _ in taken.calls] == ["/out/tokenizer", "/out/tokenizer/extra"]
-    folders.finished("/out", "Trainer.save_model", raised=False)
-    folders.after_save("/out", raised=False, part="Trainer.save_model")
-    assert set(folders._pending) == {"/outside"}
-
-
-def test_a_save_of_a_folder_holding_one_the_timer_is_taking_waits_until_its_snapshot_is_queued(folders):
-    folders._taking.add("/out/tokenizer")
-    returned = threading.Event()
-    with path_lock("/out/tokenizer"):
-        saver = threading.Thread(target=lambda: (folders.before_write("/out", None), returned.set()))
-        saver.start()
-        assert not returned.wait(0.3)
-    assert returned.wait(10)
-    saver.join()
-
-
-def test_saves_lock_waiting_folders_by_name_even_where_an_inner_one_resolves_shorter(folders, tmp_path):
-    """run waits, and so does run/tok, a symlink to shared storage (a shorter real path): a save into
-    run/tok and a save of run must take their locks in one order, outer by name first, or they
-    deadlock (the save of run takes the waiting folders inside it while holding its own lock)."""
-    from autolog.binding.core import _holding
-
-    run, shared = tmp_path / "run", tmp_path / "s"
-    run.mkdir()
-    shared.mkdir()
-    (run / "tok").symlink_to(shared)
-    outer, inner = str(run), str(run / "tok")
-    write(folders, outer, "Model.save_pretrained")
-    write(folders, inner, "Tokenizer.save_pretrained")
-    order = folders.folders_around(inner + "/extra.pt")
-    assert order == (outer, inner)
-    holds_first, got_second = threading.Event(), []
-
-    def save_into_inner():  # torch.save(x, "run/tok/extra.pt"), the framework writing between its locks
-        with path_lock(order[0]):
-            holds_first.set()
-            time.sleep(0.3)
-            lock = path_lock(order[1])
-            got_second.append(lock.acquire(timeout=5))
-            if got_second[-1]:
-                lock.release()
-
-    def save_outer():
-        holds_first.wait()
-        _holding((outer,), lambda: folders.before_write(outer, "Config.save_pretrained"))
-
-    threads = [threading.Thread(target=save_into_inner), threading.Thread(target=save_outer, daemon=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert got_second == [True] and not threads[1].is_alive()
-
-
 def test_a_load_of_a_url_or_of_a_name_no_file_can_have_takes_only_folders_holding_it_by_name(folders, taken,
                                                                                             tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -591,3 +529,34 @@ def test_a_load_of_a_url_or_of_a_name_no_file_can_have_takes_only_folders_holdin
     assert taken.calls == []
     folders.take(str(tmp_path / "a\0b"))  # a NUL byte: resolving it raises; by its name it is inside
     assert [path for path, _, _ in taken.calls] == [str(tmp_path)]
+
+
+def test_saves_lock_waiting_folders_by_name_even_where_an_inner_one_resolves_shorter(folders, tmp_path):
+    """run waits, and so does run/tok, a symlink to shared storage (a shorter real path): every save
+    takes their locks outer first by name, the one order all saves keep (by resolved path, a save
+    into run/tok would lock run/tok first: a deadlock beside one that locks run, then run/tok)."""
+    run, shared = tmp_path / "run", tmp_path / "s"
+    run.mkdir()
+    shared.mkdir()
+    (run / "tok").symlink_to(shared)
+    outer, inner = str(run), str(run / "tok")
+    write(folders, outer, "Model.save_pretrained")
+    write(folders, inner, "Tokenizer.save_pretrained")
+    assert folders.folders_around(inner) == (outer,)
+    assert folders.folders_around(inner + "/extra.pt") == (outer, inner)
+
+
+def test_the_next_part_of_a_folder_holding_a_waiting_one_takes_neither(folders, taken):
+    """model.save_pretrained(out), model.save_pretrained(out/sub), then each tokenizer: no call
+    rewrites another's files, so each folder is one snapshot, with both its parts."""
+    for part in ("Model.save_pretrained", "Tokenizer.save_pretrained"):
+        for folder in ("/out", "/out/sub"):
+            held = folders.folders_around(folder)
+            folders.before_write(folder, part, held=held)
+            folders.after_save(folder, raised=False, part=part)
+            write(folders, folder, part)
+    assert taken.calls == []
+    folders.take_all()
+    assert sorted((path, sorted(save.parts)) for path, save, _ in taken.calls) == [
+        ("/out", ["Model.save_pretrained", "Tokenizer.save_pretrained"]),
+        ("/out/sub", ["Model.save_pretrained", "Tokenizer.save_pretrained"])]
