@@ -191,10 +191,8 @@ class SettlingFolders:
     def left_out(self, path: str) -> tuple[str, ...]:
         """Exclude globs (storage.sources) for what calls that raised left written in the folder path:
         its own files, and those of folders inside it by their path inside it."""
-        inside = os.path.join(path, "")
         with self._cond:
-            broken = [(folder, set(names)) for folder, names in self._broken.items()
-                      if folder == path or folder.startswith(inside)]
+            broken = [(folder, set(names)) for folder, names in self._broken.items() if _within(folder, path)]
         globs = []
         for folder, names in broken:
             at = "" if folder == path else os.path.relpath(folder, path).replace(os.sep, "/") + "/"
