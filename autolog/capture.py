@@ -35,6 +35,7 @@ from .storage.objects import object_content as remote_content
 from .storage.set_aside import SetAside
 
 if TYPE_CHECKING:
+    from .context import Context
     from .runtime import TaskRuntime
 
 
@@ -194,15 +195,24 @@ class CaptureRecorder:
         def find_or_create() -> ModelRecord:
             model = self._models.get(path)
             if model is None:
-                ctx = run.ctx_for_worker
-                # As in ClearML, a model a framework saves takes the task's label enumeration.
-                labels = ctx.store.get_task(run.task_id).labels
-                model, _ = ctx.store.find_or_create_model(
-                    run.task_id, "capture", {"source_path": path}, name=os.path.basename(path.rstrip(os.sep)),
-                    project=run.record.project, framework=framework, meta={LABELS_KEY: labels} if labels else {},
-                )
+                model = self._path_model(run.ctx_for_worker, path, framework)
                 self._models[path] = model
             return model
 
         return find_or_create
+
+    def _path_model(self, ctx: "Context", path: str, framework: str) -> ModelRecord:
+        run = self._run
+        # As in ClearML, a model a framework saves takes the task's label enumeration.
+        labels = ctx.store.get_task(run.task_id).labels
+        model, _ = ctx.store.find_or_create_model(
+            run.task_id, "capture", {"source_path": path}, name=os.path.basename(path.rstrip(os.sep)),
+            project=run.record.project, framework=framework, meta={LABELS_KEY: labels} if labels else {},
+        )
+        return model
+
+    def rehearse_first_save(self, ctx: "Context") -> ModelRecord:
+        """The model of a path's first save, as _model_request makes it, for a rehearsal (Database.rehearsal:
+        rolled back; the path names no file)."""
+        return self._path_model(ctx, os.path.join(os.sep, "autolog-rehearsal", "model.pt"), "torch")
 

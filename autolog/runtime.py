@@ -27,6 +27,7 @@ from .snapshots.database_guard import retry_while_unreachable
 from .snapshots import sync as snapshot_sync
 from .snapshots.jobs import PipelineOptions, SnapshotJob
 from .snapshots.pipeline import SnapshotPipeline
+from .snapshots.rehearsal import rehearse_rounds
 from .storage import BlobStore, Sources
 from .storage.layout import snapshot_key, task_prefix
 from .storage.set_aside import settle_left_over
@@ -113,6 +114,19 @@ class TaskRuntime:
             info = dict(record.run_info, packages=installed_packages())
             ctx.store.update_task(record.id, run_info=info)
         _warn_about_unfinished(ctx, record.id)
+        with shielded("rehearsing the first save's rows"):
+            self._rehearse_first_save(ctx)
+
+    def _rehearse_first_save(self, ctx: Context) -> None:
+        """Run the statements of a first save and of the task's end once, rolled back (rehearsal.py), so a
+        run that builds its model before it saves finds them compiled. Not once a save came: the recorder
+        is compiling them then, and this would only hold the database's write lock beside it."""
+        recorder, pipeline = self.recorder, self._pipeline
+        if recorder is None or pipeline is None or pipeline.took_saves:
+            return
+        with ctx.store.rehearsal():
+            rehearse_rounds(ctx, recorder.rehearse_first_save(ctx), self.blobstore)
+            ctx.store.update_task(self.task_id, **self._end_values())
 
     @property
     def ctx(self) -> Context:
@@ -280,12 +294,16 @@ class TaskRuntime:
         if self._init_thread is not None:
             self._wanted.set()
             self._init_thread.join(timeout=10)
-        status = "failed" if self.failure else "completed"
+        values = self._end_values()
         store = self.ctx.store
-        store.update_task(self.task_id, status=status, status_message=self.failure, ended=time.time())
+        store.update_task(self.task_id, **values)
         with shielded("the database checkpoint at close"):
             store.checkpoint()
-        logger.info("autolog: task %s/%s %s", self.record.project, self.record.name, status)
+        logger.info("autolog: task %s/%s %s", self.record.project, self.record.name, values["status"])
+
+    def _end_values(self) -> dict:
+        return {"status": "failed" if self.failure else "completed", "status_message": self.failure,
+                "ended": time.time()}
 
     def child_copy(self) -> "TaskRuntime":
         """This run as seen from a forked child: the parent's threads, locks and pending work did not

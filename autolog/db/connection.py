@@ -39,6 +39,10 @@ BUSY_TIMEOUT_MS = 60000
 _JSON_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 
+class _RolledBack(Exception):
+    """Ends a rehearsal's transaction (rolled back by the exception)."""
+
+
 class Database:
     """The engine of one database URL (made, and the schema migrated, on first use) and the
     connections every query goes through: read(), write(), transaction()."""
@@ -146,7 +150,23 @@ class Database:
                 self._immediate.conn = None
 
     @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[None]:
+        """A transaction() that is always rolled back: the writes and reads made inside run for real, and
+        leave nothing. Each statement's first run compiles it in SQLAlchemy (several ms on a slow
+        machine), so running a run's statements once early spares their first real use that cost."""
+        try:
+            with self.transaction():
+                yield
+                raise _RolledBack
+        except _RolledBack:
+            pass
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
+        joined = getattr(self._immediate, "conn", None)
+        if joined is not None:  # inside transaction(): read what it wrote. (On SQLite a new connection
+            yield joined  # opened here waits for the write lock this thread holds, till the busy timeout.)
+            return
         with self._fork_gate(), self._clear_errors(), self.engine.connect() as conn:
             yield conn
 

@@ -96,6 +96,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         # wait for it, then dedupe finds it stored
         self._uploading: dict[str, SnapshotJob] = {}
         self._order = itertools.count(1)
+        self.took_saves = False  # a save was submitted (the background start then rehearses nothing)
         self._heartbeat = Heartbeat()
         # While someone waits, the stager's and hasher's copy or hash goes on at the waiter's priority.
         self._hurry = Hurry(threads=2 if lowers(self.options.worker_nice) else 0)
@@ -202,6 +203,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
     ) -> SnapshotJob:
         """Queue a snapshot of sources (opened now). model: its record, or a call that finds or creates
         it (run by the journal writer, so the first save of a path makes no database call here)."""
+        self.took_saves = True
         opened = open_sources(sources)
         try:
             self._wait_for_room(opened.size, fence_key)

@@ -170,8 +170,17 @@ def upload(ctx: Context, options: PipelineOptions, job: SnapshotJob, beat: Calla
 
 def record_outcomes(ctx: Context, jobs: list[SnapshotJob]) -> None:
     """Every job's row stored (or local, for output_uri=None) and the stat cache, in one transaction."""
+    updates, hashes = outcome_rows(jobs, time.time())
+    identity.remember_many(ctx, hashes, lambda rows: ctx.store.finish_snapshots(updates, rows))
+    for job in jobs:
+        if job.store is not None and job.staging:
+            attempt(f"removing the copied marker of {job.label}",
+                    lambda job=job: remove_quietly(copied_marker(job.staging)))
+
+
+def outcome_rows(jobs: list[SnapshotJob], now: float) -> tuple[list, list]:
+    """(snapshot id, values) of each job's outcome row, and (stat, digest) of each file read to store it."""
     updates, hashes = [], []
-    now = time.time()
     for job in jobs:
         content = job.content
         if job.store is None:
@@ -188,11 +197,7 @@ def record_outcomes(ctx: Context, jobs: list[SnapshotJob]) -> None:
         }))
         entries = content.manifest or [{"digest": content.digest}]
         hashes += [(st, entry["digest"]) for st, entry in zip(job.stats, entries)]
-    identity.remember_many(ctx, hashes, lambda rows: ctx.store.finish_snapshots(updates, rows))
-    for job in jobs:
-        if job.store is not None and job.staging:
-            attempt(f"removing the copied marker of {job.label}",
-                    lambda job=job: remove_quietly(copied_marker(job.staging)))
+    return updates, hashes
 
 
 def put_with_retries(options: PipelineOptions, job: SnapshotJob, beat: Callable[..., None]

@@ -356,6 +356,40 @@ def test_a_pending_snapshot_is_settled_once(store):
     assert (store.get_snapshot(snap.id).status, store.get_snapshot(snap.id).uri) == ("stored", "/s/1")
 
 
+def test_reads_inside_a_transaction_see_its_writes_without_waiting_for_its_lock(db_path, monkeypatch):
+    """On SQLite a read opening a second connection of the writing thread waited for that thread's own
+    write lock until the busy timeout (shortened here, so that a regression fails in a second)."""
+    monkeypatch.setattr("autolog.db.connection.BUSY_TIMEOUT_MS", 1000)
+    store = MetadataStore(f"sqlite:///{db_path}")
+    task = make_task(store)
+    with store.transaction():
+        model, created = store.find_or_create_model(task.id, "capture", {"source_path": "/w/m.pt"}, name="m.pt",
+                                                     project="p")
+        snap = store.add_snapshot(model.id, status="pending")  # reads its row back: get_snapshot
+        assert created and snap.model_id == model.id and store.get_model(model.id).name == "m.pt"
+    assert [s.id for s in store.snapshots_of(model.id)] == [snap.id]
+    store._engine.dispose()
+
+
+def test_a_rehearsal_runs_its_statements_and_leaves_nothing(store, db_path):
+    task = make_task(store, comment="before")
+    with store.rehearsal():
+        model, created = store.find_or_create_model(task.id, "capture", {"source_path": "/w/m.pt"}, name="m.pt",
+                                                     project="p")
+        seqs = store.add_snapshots([{"id": new_id(), "model_id": model.id, "status": "pending"}])
+        store.update_task(task.id, comment="during")
+        assert created and list(seqs.values()) == [1] and store.get_task(task.id).comment == "during"
+    assert store.get_task(task.id).comment == "before"
+    assert raw(db_path, "SELECT count(*) FROM models") == [(0,)]
+    assert raw(db_path, "SELECT count(*) FROM snapshots") == [(0,)]
+    make_model(store, task.id)  # the write lock was let go
+    with pytest.raises(ValueError, match="inside"):  # an error inside goes on, with everything rolled back
+        with store.rehearsal():
+            store.update_task(task.id, comment="during")
+            raise ValueError("inside")
+    assert store.get_task(task.id).comment == "before"
+
+
 @pytest.mark.parametrize("status", ["running", "completed"])
 def test_a_tasks_process_is_alive_only_while_its_pid_names_the_same_process(store, status, monkeypatch):
     """A closed task's process may live on (a notebook) and still store its snapshots; a pid reused by

@@ -1,0 +1,97 @@
+"""The background start rehearses a first save's rows (snapshots/rehearsal.py): a run that builds its model
+before it saves compiles none of the statements its saves and its end write, and the rehearsal leaves
+nothing in the database."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+import sqlalchemy as sa
+import torch
+from sqlalchemy.engine.interfaces import CacheStats
+
+from autolog import Task, runtime
+from pipeline_helpers import assert_stored_tensor, output_snapshots, tensor
+
+SMALL, STAGED = 16, 100_000  # read on the training thread (inline), and copied by the stager (400 KB)
+
+
+def wait_for_start(task: Task) -> None:
+    Task.get_task(task_id=task.id)  # the task's row
+    for thread in threading.enumerate():
+        if thread.name == "autolog-init":
+            thread.join()
+
+
+def compiled_statements(engine: sa.Engine) -> list[str]:
+    """The statements SQLAlchemy compiles from now on (a first use: not found in the engine's cache)."""
+    compiled: list[str] = []
+
+    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if context.cache_hit is CacheStats.CACHE_MISS:
+            compiled.append(statement.split("\n")[0])
+
+    sa.event.listen(engine, "after_cursor_execute", after)
+    return compiled
+
+
+@pytest.mark.parametrize("n", [SMALL, STAGED], ids=["inline", "staged"])
+@pytest.mark.parametrize("output", ["local store", "in place"])
+def test_saves_after_the_start_compile_no_statement(local_store, work, autolog_home, n, output):
+    task = Task.init(project_name="pipeline", task_name="rehearsed",
+                     output_uri=local_store if output == "local store" else None)
+    wait_for_start(task)
+    compiled = compiled_statements(runtime.live().ctx.store.engine)
+    for step in range(3):  # back to back: a round takes one row or several (executemany)
+        torch.save(tensor(step, n), work / "ckpt.pt")
+    task.close()
+
+    assert compiled == [], f"statements compiled by the saves or close(): {compiled}"
+    snaps = output_snapshots(task, "ckpt.pt")
+    assert [s.seq for s in snaps] == [1, 2, 3]
+    if output == "local store":
+        for step, snap in enumerate(snaps):
+            assert_stored_tensor(snap, tensor(step, n))
+    with sqlite3.connect(autolog_home / "autolog.db") as db:  # nothing of the rehearsal is left
+        assert db.execute("SELECT source_path FROM models").fetchall() == [(str(work / "ckpt.pt"),)]
+        assert db.execute("SELECT count(*) FROM snapshots").fetchall() == [(3,)]
+        assert db.execute("SELECT status FROM tasks").fetchall() == [("completed",)]
+
+
+@pytest.mark.postgres
+def test_saves_after_the_start_compile_no_statement_on_postgresql(pg_url, local_store, work, monkeypatch):
+    monkeypatch.setenv("AUTOLOG_DB_URL", pg_url)
+    task = Task.init(project_name="pipeline", task_name="rehearsed", output_uri=local_store)
+    wait_for_start(task)
+    compiled = compiled_statements(runtime.live().ctx.store.engine)
+    for step in range(3):
+        torch.save(tensor(step, STAGED), work / "ckpt.pt")
+    task.close()
+
+    assert compiled == [], f"statements compiled by the saves or close(): {compiled}"
+    assert [m.name for m in Task.get_task(task_id=task.id).models["output"]] == ["ckpt.pt"]
+    assert [s.seq for s in output_snapshots(task, "ckpt.pt")] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("saved_early", [True, False])
+def test_the_start_rehearses_only_before_any_save(local_store, work, monkeypatch, saved_early):
+    """Once a save came, the recorder compiles the statements: a rehearsal beside it would only hold the
+    database's write lock."""
+    rehearsed: list[object] = []
+    monkeypatch.setattr(runtime, "rehearse_rounds", lambda *args: rehearsed.append(args))
+    listed = threading.Event()
+    import autolog.run_info
+
+    real_list = autolog.run_info.installed_packages
+    monkeypatch.setattr(autolog.run_info, "installed_packages", lambda: (listed.wait(60), real_list())[1])
+    task = Task.init(project_name="pipeline", task_name="saved early", output_uri=local_store)
+    if saved_early:
+        torch.save(tensor(1), work / "ckpt.pt")  # while the start is held before its rehearsal
+    listed.set()
+    wait_for_start(task)
+    torch.save(tensor(2), work / "ckpt.pt")
+    task.close()
+
+    assert len(rehearsed) == (0 if saved_early else 1)
+    assert_stored_tensor(output_snapshots(task, "ckpt.pt")[-1], tensor(2))
