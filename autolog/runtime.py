@@ -21,7 +21,7 @@ from .context import Context, row_being_created
 from .db import TaskRecord
 from .errors import AutologError
 from .quiet_start import wait_for_quiet_script
-from .safety import shielded
+from .safety import shielded, strict
 from .snapshots import retention
 from .snapshots.database_guard import retry_while_unreachable
 from .snapshots import sync as snapshot_sync
@@ -114,8 +114,12 @@ class TaskRuntime:
             info = dict(record.run_info, packages=installed_packages())
             ctx.store.update_task(record.id, run_info=info)
         _warn_about_unfinished(ctx, record.id)
-        with shielded("rehearsing the first save's rows"):
+        try:
             self._rehearse_first_save(ctx)
+        except Exception as exc:  # noqa: BLE001 - only a head start: the first save compiles what it needs
+            if strict():
+                raise
+            logger.debug("autolog: a first save's rows not rehearsed: %s", exc, exc_info=True)
 
     def _rehearse_first_save(self, ctx: Context) -> None:
         """Run the statements of a first save and of the task's end once, rolled back (rehearsal.py), so a

@@ -3,6 +3,7 @@ before it saves compiles none of the statements its saves and its end write, and
 nothing in the database."""
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 
@@ -95,3 +96,21 @@ def test_the_start_rehearses_only_before_any_save(local_store, work, monkeypatch
 
     assert len(rehearsed) == (0 if saved_early else 1)
     assert_stored_tensor(output_snapshots(task, "ckpt.pt")[-1], tensor(2))
+
+
+def test_a_failed_rehearsal_is_no_warning_and_changes_nothing(local_store, work, monkeypatch, caplog):
+    """It is only a head start: the saves compile what they need, and the user hears nothing of it."""
+    def broken(*args):
+        raise OSError("the rehearsal's database went away")
+
+    monkeypatch.setattr(runtime, "rehearse_rounds", broken)
+    monkeypatch.setenv("AUTOLOG_STRICT", "0")
+    caplog.set_level(logging.DEBUG, logger="autolog")
+    task = Task.init(project_name="pipeline", task_name="not rehearsed", output_uri=local_store)
+    wait_for_start(task)
+    torch.save(tensor(1), work / "ckpt.pt")
+    task.close()
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("not rehearsed" in r.getMessage() for r in caplog.records)
+    assert_stored_tensor(output_snapshots(task, "ckpt.pt")[-1], tensor(1))
