@@ -3,7 +3,8 @@ back (Database.rehearsal), before the first save needs them.
 
 Each statement's first run compiles it in SQLAlchemy. On the 2-core VM a run's first round (its model,
 pending row, dedupe lookup and outcome) took ~26 ms where a later one took ~11 ms, and when the last save
-is also the first, close() waits for that round. Only a statement of the same shape is warmed: the rows
+is also the first, close() waits for that round (an upload's own two statements come before its bytes
+go out). Only a statement of the same shape is warmed: the rows
 here come from pending_row and outcome_rows on jobs like a save's, for one save a round and for two (an
 executemany is compiled apart). tests/pipeline/test_rehearsal.py fails if a first save still compiles one.
 """
@@ -19,6 +20,7 @@ from ..storage.blobstore import BlobStore
 from ..storage.hashing import IDENTITY
 from ..storage.sources import OpenedSources, Sources
 from . import steps
+from .dedupe import stored_copy_finder
 from .jobs import SnapshotJob
 
 _PATH = os.path.join(os.sep, "autolog-rehearsal", "model.pt")  # names no file: nothing here is read
@@ -38,6 +40,9 @@ def rehearse_rounds(ctx: Context, model: ModelRecord, store: BlobStore | None) -
         ctx.store.add_snapshots([steps.pending_row(job) for job in jobs])
         if store is not None and store.local:
             steps.stored_copies(ctx, jobs)
+        elif store is not None and count == 1:  # an uploader's own, one snapshot at a time (nothing is
+            steps.journal_staged(ctx, jobs[0])  # found stored: the store itself is not asked)
+            stored_copy_finder(ctx, store, jobs[0].snapshot_id)(jobs[0].content.digest)
         updates, hashes = steps.outcome_rows(jobs, time.time())
         # The rows identity.remember_many writes (not called: it also fills the process's own stat
         # cache, which must not hold this made-up digest).

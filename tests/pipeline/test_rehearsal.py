@@ -38,10 +38,10 @@ def compiled_statements(engine: sa.Engine) -> list[str]:
 
 
 @pytest.mark.parametrize("n", [SMALL, STAGED], ids=["inline", "staged"])
-@pytest.mark.parametrize("output", ["local store", "in place"])
-def test_saves_after_the_start_compile_no_statement(local_store, work, autolog_home, n, output):
+@pytest.mark.parametrize("output", ["local store", "remote store", "in place"])
+def test_saves_after_the_start_compile_no_statement(local_store, remote_store, work, autolog_home, n, output):
     task = Task.init(project_name="pipeline", task_name="rehearsed",
-                     output_uri=local_store if output == "local store" else None)
+                     output_uri={"local store": local_store, "remote store": remote_store}.get(output))
     wait_for_start(task)
     compiled = compiled_statements(runtime.live().ctx.store.engine)
     for step in range(3):  # back to back: a round takes one row or several (executemany)
@@ -51,7 +51,7 @@ def test_saves_after_the_start_compile_no_statement(local_store, work, autolog_h
     assert compiled == [], f"statements compiled by the saves or close(): {compiled}"
     snaps = output_snapshots(task, "ckpt.pt")
     assert [s.seq for s in snaps] == [1, 2, 3]
-    if output == "local store":
+    if output != "in place":
         for step, snap in enumerate(snaps):
             assert_stored_tensor(snap, tensor(step, n))
     with sqlite3.connect(autolog_home / "autolog.db") as db:  # nothing of the rehearsal is left
