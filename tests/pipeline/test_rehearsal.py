@@ -1,9 +1,11 @@
-"""The background start rehearses a first save's rows (snapshots/rehearsal.py): a run that builds its model
-before it saves compiles none of the statements its saves and its end write, and the rehearsal leaves
-nothing in the database."""
+"""The background start's head starts for a run's first rows and its end. It rehearses a first save's
+statements (snapshots/rehearsal.py): a run that builds its model before it saves compiles none of the
+statements its saves and its end write, and the rehearsal leaves nothing in the database. And it
+checkpoints its own writes, so close() has only the run's rows left to copy into the database file."""
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 import threading
 
@@ -112,5 +114,18 @@ def test_a_failed_rehearsal_is_no_warning_and_changes_nothing(local_store, work,
     task.close()
 
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
-    assert any("not rehearsed" in r.getMessage() for r in caplog.records)
+    assert any("head start" in r.getMessage() for r in caplog.records)
     assert_stored_tensor(output_snapshots(task, "ckpt.pt")[-1], tensor(1))
+
+
+def test_the_start_leaves_its_rows_in_the_database_file(local_store, autolog_home, tmp_path):
+    """The start's writes (the schema, the task's row, the package list: most of a run's log) are
+    checkpointed in the background, so close() has only the run's own rows left to copy."""
+    task = Task.init(project_name="pipeline", task_name="checkpointed", output_uri=local_store)
+    wait_for_start(task)
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(autolog_home / "autolog.db", copy)  # the .db file alone, without its log
+    with sqlite3.connect(copy) as db:
+        [(name, run_info)] = db.execute("SELECT name, run_info FROM tasks").fetchall()
+    assert name == "checkpointed" and '"packages"' in run_info
+    task.close()

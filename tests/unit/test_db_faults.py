@@ -234,6 +234,25 @@ def test_checkpoint_of_a_busy_database_neither_waits_nor_raises(healthy_db):
     closed(st)
 
 
+def test_a_passive_checkpoint_copies_the_log_beside_a_writer_without_waiting(db_path, tmp_path):
+    """The background start's: the rows committed so far reach the .db file, and a writer holding its
+    lock (the recorder's round) is neither waited for nor held up."""
+    st = MetadataStore(f"sqlite:///{db_path}")
+    ids = {make_task(st, name=f"t{i}").id for i in range(20)}
+    with lock_held(db_path, "write"):
+        start = time.monotonic()
+        assert st.checkpoint(passive=True) is True
+        assert time.monotonic() - start < 1
+    copy = tmp_path / "copy" / "autolog.db"
+    copy.parent.mkdir()
+    shutil.copyfile(db_path, copy)  # the .db file alone
+    assert count_tasks_in(copy) == len(ids)
+    assert Path(f"{db_path}-wal").stat().st_size > 0  # not emptied: close()'s checkpoint does that
+    make_task(st, name="later")
+    assert st.checkpoint() is True and Path(f"{db_path}-wal").stat().st_size == 0
+    closed(st)
+
+
 def test_checkpoint_before_the_store_is_used_is_a_no_op(db_path):
     st = MetadataStore(f"sqlite:///{db_path}")
     assert st.checkpoint() is True
