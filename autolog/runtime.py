@@ -114,6 +114,8 @@ class TaskRuntime:
             info = dict(record.run_info, packages=installed_packages())
             ctx.store.update_task(record.id, run_info=info)
         _warn_about_unfinished(ctx, record.id)
+        if self.closed:  # close() waits for this thread: no save will come, and it checkpoints itself
+            return
         try:
             self._rehearse_first_save(ctx)
             # The start wrote most of what a run's log holds (the schema, the task's row, the package

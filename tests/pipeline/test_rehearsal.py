@@ -15,6 +15,7 @@ import torch
 from sqlalchemy.engine.interfaces import CacheStats
 
 from autolog import Task, runtime
+import pipeline_helpers
 from pipeline_helpers import assert_stored_tensor, output_snapshots, tensor
 
 SMALL, STAGED = 16, 100_000  # read on the training thread (inline), and copied by the stager (400 KB)
@@ -77,10 +78,10 @@ def test_saves_after_the_start_compile_no_statement_on_postgresql(pg_url, local_
     assert [s.seq for s in output_snapshots(task, "ckpt.pt")] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("saved_early", [True, False])
-def test_the_start_rehearses_only_before_any_save(local_store, work, monkeypatch, saved_early):
+@pytest.mark.parametrize("then", ["nothing", "a save", "close"])
+def test_the_start_rehearses_only_while_no_save_came_and_the_run_goes_on(local_store, work, monkeypatch, then):
     """Once a save came, the recorder compiles the statements: a rehearsal beside it would only hold the
-    database's write lock."""
+    database's write lock. Once close() began, no save will come and close() checkpoints itself."""
     rehearsed: list[object] = []
     monkeypatch.setattr(runtime, "rehearse_rounds", lambda *args: rehearsed.append(args))
     listed = threading.Event()
@@ -88,16 +89,25 @@ def test_the_start_rehearses_only_before_any_save(local_store, work, monkeypatch
 
     real_list = autolog.run_info.installed_packages
     monkeypatch.setattr(autolog.run_info, "installed_packages", lambda: (listed.wait(60), real_list())[1])
-    task = Task.init(project_name="pipeline", task_name="saved early", output_uri=local_store)
-    if saved_early:
+    task = Task.init(project_name="pipeline", task_name="held start", output_uri=local_store)
+    run = runtime.live()
+    closing = threading.Thread(target=task.close)
+    if then == "a save":
         torch.save(tensor(1), work / "ckpt.pt")  # while the start is held before its rehearsal
+    elif then == "close":
+        closing.start()
+        pipeline_helpers.wait_until(lambda: run.closed, "close() to begin")
     listed.set()
     wait_for_start(task)
-    torch.save(tensor(2), work / "ckpt.pt")
-    task.close()
+    if then != "close":
+        torch.save(tensor(2), work / "ckpt.pt")
+        closing.start()
+    closing.join(60)
 
-    assert len(rehearsed) == (0 if saved_early else 1)
-    assert_stored_tensor(output_snapshots(task, "ckpt.pt")[-1], tensor(2))
+    assert len(rehearsed) == (1 if then == "nothing" else 0)
+    assert Task.get_task(task_id=task.id).status == "completed"
+    if then != "close":
+        assert_stored_tensor(output_snapshots(task, "ckpt.pt")[-1], tensor(2))
 
 
 def test_a_failed_rehearsal_is_no_warning_and_changes_nothing(local_store, work, monkeypatch, caplog):
