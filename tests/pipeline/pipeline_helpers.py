@@ -103,6 +103,17 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) 
         time.sleep(0.01)
 
 
+def wait_for_start(task: Any) -> None:
+    """Until Task.init's background start is over (the task's row, the package list, its head start for
+    the first rows): a test patching what the start also calls patches it after that."""
+    from autolog import Task
+
+    Task.get_task(task_id=task.id)
+    for thread in threading.enumerate():
+        if thread.name == "autolog-init":
+            thread.join(WAIT)
+
+
 def save_in_thread(obj: Any, path: str | os.PathLike) -> threading.Thread:
     """torch.save(obj, path) in a 'training' thread, so a save that blocks cannot hang the test."""
     import torch

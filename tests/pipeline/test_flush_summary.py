@@ -8,11 +8,12 @@ import threading
 import torch
 
 from autolog import Task
-from pipeline_helpers import tensor
+from pipeline_helpers import tensor, wait_for_start
 
 
 def test_a_flush_that_ends_before_the_journal_says_sync_cannot_finish_those(local_store, work, monkeypatch, caplog):
     task = Task.init(project_name="pipeline", task_name="slow journal", output_uri=local_store)
+    wait_for_start(task)  # its rehearsal of the first rows writes pending rows too
     store = task._ctx.store
     release = threading.Event()
     real_add = store.add_snapshots

@@ -26,7 +26,7 @@ import torch
 
 from autolog import Task
 from pipeline_helpers import (assert_stored_tensor, cli_json, digest, files_under, object_path, output_snapshots,
-                              tensor, wait_until)
+                              tensor, wait_for_start, wait_until)
 
 CLOSE_BOUND = 10.0  # seconds: close() after an injected failure has nothing left to wait for
 
@@ -295,6 +295,7 @@ def test_a_failure_injected_into_one_step_settles_that_snapshot_and_later_ones_a
     uri = _store_uri(store_kind, local_store, remote_store)
     task = Task.init(project_name="pipeline", task_name=f"inject {case.id}", output_uri=uri,
                      keep_last=case.keep_last)
+    wait_for_start(task)  # its rehearsal of the first rows calls steps the cases inject into
     _configure(task, case.inline, case.behind)
     injections = case.install(monkeypatch, task)
     cause = injections[0]
