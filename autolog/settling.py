@@ -42,7 +42,7 @@ from typing import Callable
 
 from .binding.core import path_lock
 from .safety import shielded
-from .storage.layout import folders_above
+from .storage.layout import folders_above, within
 
 logger = logging.getLogger("autolog")
 
@@ -192,7 +192,7 @@ class SettlingFolders:
         """Exclude globs (storage.sources) for what calls that raised left written in the folder path:
         its own files, and those of folders inside it by their path inside it."""
         with self._cond:
-            broken = [(folder, set(names)) for folder, names in self._broken.items() if _within(folder, path)]
+            broken = [(folder, set(names)) for folder, names in self._broken.items() if within(folder, path)]
         globs = []
         for folder, names in broken:
             at = "" if folder == path else os.path.relpath(folder, path).replace(os.sep, "/") + "/"
@@ -218,12 +218,12 @@ class SettlingFolders:
             return []
         with self._cond:
             waiting = self._pending.keys() | self._taking
-        holding = {folder: folder for folder in waiting if _within(path, folder)}
+        holding = {folder: folder for folder in waiting if within(path, folder)}
         if "://" not in path:
             try:
                 real = os.path.realpath(path)
                 holding.update((folder, resolved) for folder, resolved in
-                               ((folder, os.path.realpath(folder)) for folder in waiting) if _within(real, resolved))
+                               ((folder, os.path.realpath(folder)) for folder in waiting) if within(real, resolved))
             except (OSError, ValueError):  # a name no file can have (a NUL byte): by name only
                 pass
         return sorted(holding, key=lambda folder: len(holding[folder]))
@@ -308,11 +308,6 @@ def _folders_holding(path: str, folders) -> tuple[str, ...]:
     """The waiting folders path is inside, outermost first (a save_pretrained folder, then
     torch.save(extra, folder/x))."""
     return tuple(reversed([folder for folder in folders_above(path) if folder in folders]))
-
-
-def _within(path: str, folder: str) -> bool:
-    """Whether path is folder or inside it, by name."""
-    return path == folder or path.startswith(os.path.join(folder, ""))
 
 
 def _state(path: str) -> object:

@@ -200,8 +200,9 @@ class Database:
         Waits at most ~CHECKPOINT_BUSY_MS for other connections; never raises for a busy or locked
         database (returns False: the log is checkpointed later, by SQLite or the next close). True
         when the log was emptied; a no-op (True) for other databases and before the store was used.
-        passive: copy what it can without waiting for, or holding up, anyone (wal_checkpoint(PASSIVE),
-        the log not emptied): a head start that leaves less for a later checkpoint to copy.
+        passive: copy what it can without waiting for, or holding up, anyone (wal_checkpoint(PASSIVE)):
+        a head start that leaves less for a later checkpoint to copy. It never empties the log, so
+        True then only says that it was not blocked.
         """
         path = sqlite_path(self.url)
         if self._engine is None or self._engine.dialect.name != "sqlite" or path is None:

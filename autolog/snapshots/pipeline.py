@@ -40,6 +40,7 @@ from ..db import ModelRecord, new_time_ordered_id
 from ..storage import objects
 from ..storage.blobstore import BlobStore
 from ..storage.copy_progress import CopyAbandoned, CopyProgress
+from ..storage.layout import within
 from ..storage.sources import OpenedSources, Sources, open_sources, source_path
 from ..storage.set_aside import SetAside, aside_path, same_file_at, set_aside
 from . import steps
@@ -186,13 +187,12 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         folder was saved), a folder saved over a subfolder of one or over a file whose own snapshot is
         unread. Written in place, those files would be found changed and that snapshot stored nothing.
         Only the few unread jobs whose path is above or below this one are looked into."""
-        below = path.rstrip(os.sep) + os.sep
         found = []
         for key, job in list(self._unstaged.items()):
             opened = job.opened
-            if job is own or opened is None or not (path.startswith(key.rstrip(os.sep) + os.sep) or key.startswith(below)):
+            if job is own or opened is None or not (within(path, key) or within(key, path)):
                 continue
-            if any(src == path or src.startswith(below) for src, _ in opened.sources.files):
+            if any(within(src, path) for src, _ in opened.sources.files):
                 found.append(job)
         return found
 

@@ -4,9 +4,9 @@ back (Database.rehearsal), before the first save needs them.
 Each statement's first run compiles it in SQLAlchemy. On the 2-core VM a run's first round (its model,
 pending row, dedupe lookup and outcome) took ~26 ms where a later one took ~11 ms, and when the last save
 is also the first, close() waits for that round (an upload's own two statements come before its bytes
-go out). Only a statement of the same shape is warmed: the rows
-here come from pending_row and outcome_rows on jobs like a save's, for one save a round and for two (an
-executemany is compiled apart). tests/pipeline/test_rehearsal.py fails if a first save still compiles one.
+go out). Only a statement of the same shape is warmed: the rows here come from pending_row and
+outcome_rows on jobs like a save's, for one save a round and for two (an executemany is compiled
+apart). tests/pipeline/test_rehearsal.py fails if a first save still compiles one.
 """
 from __future__ import annotations
 

@@ -71,6 +71,12 @@ def folders_above(path: str) -> list[str]:
     return folders
 
 
+def within(path: str, folder: str) -> bool:
+    """Whether path is folder or inside it, by name (a trailing separator on either is no matter)."""
+    folder = folder.rstrip(os.sep) or os.sep
+    return path.rstrip(os.sep) == folder or path.startswith(os.path.join(folder, ""))
+
+
 def safe_component(name: str) -> str:
     # display_path first: an undecodable byte shows as "_xe8", not as a bare "_" (keys are always UTF-8).
     cleaned = _UNSAFE.sub("_", display_path(name)).lstrip(".")[:MAX_COMPONENT]

@@ -14,6 +14,7 @@ from autolog.storage.layout import (
     safe_component,
     snapshot_key,
     task_prefix,
+    within,
 )
 
 HOSTILE_NAMES = [
@@ -123,3 +124,15 @@ def test_folders_above_lists_each_folder_innermost_first_up_to_the_root():
     assert folders_above("/c.pt") == ["/"]
     assert folders_above("b/c/d.pt") == ["b/c", "b"]
     assert folders_above("d.pt") == []
+
+
+def test_within_is_by_name_a_folder_itself_or_below_it_never_a_sibling_sharing_its_prefix():
+    assert within("/run/ckpt", "/run/ckpt")
+    assert within("/run/ckpt/model.pt", "/run/ckpt")
+    assert within("/run/ckpt/model.pt", "/run/ckpt/")  # a folder named with its trailing separator
+    assert within("/run/ckpt/", "/run/ckpt")
+    assert within("/run/ckpt/a/b.pt", "/")
+    assert not within("/run/ckpt-2/model.pt", "/run/ckpt")
+    assert not within("/run/ckpt2", "/run/ckpt")
+    assert not within("/run", "/run/ckpt")
+    assert within("out/m.pt", "out") and not within("output/m.pt", "out")
