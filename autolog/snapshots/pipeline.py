@@ -32,6 +32,7 @@ import contextlib
 import itertools
 import logging
 import os
+import stat
 import threading
 from typing import Callable
 
@@ -186,15 +187,15 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         save into a folder still being copied (torch.save(x, "export/model.pt") right after the export
         folder was saved), a folder saved over a subfolder of one or over a file whose own snapshot is
         unread. Written in place, those files would be found changed and that snapshot stored nothing.
-        Only the few unread jobs whose path is above or below this one are looked into."""
-        found = []
-        for key, job in list(self._unstaged.items()):
-            opened = job.opened
-            if job is own or opened is None or not (within(path, key) or within(key, path)):
-                continue
-            if any(within(src, path) for src, _ in opened.sources.files):
-                found.append(job)
-        return found
+        Only the few unread jobs whose path is above or below this one by name are looked into, then,
+        among the other unread jobs (none for a path's own back-to-back saves), those holding the same
+        file by another name: a symlink or a hard link to it, or a symlink to a folder above it."""
+        others = [(key, job) for key, job in list(self._unstaged.items()) if job is not own and job.opened is not None]
+        if not others:
+            return []
+        found = [job for key, job in others if _holds(key, [src for src, _ in job.opened.sources.files], path)]
+        rest = [(key, job) for key, job in others if job not in found]
+        return found + _holding_by_another_name(path, rest) if rest else found
 
     def submit(
         self, model: ModelRecord | Callable[[], ModelRecord], sources: Sources, iteration: int | None,
@@ -439,3 +440,24 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         job.link(content)
         self._complete(job)
 
+
+def _holds(key: str, files: list[str], path: str) -> bool:
+    """Whether a job of key (a file or folder), reading files, holds the file at path or files under it."""
+    return (within(path, key) or within(key, path)) and any(within(src, path) for src in files)
+
+
+def _holding_by_another_name(path: str, jobs: list[tuple[str, SnapshotJob | CallJob]]) -> list[SnapshotJob | CallJob]:
+    """The jobs holding what a save of path rewrites, named otherwise. A file is known by its inode (one
+    stat, whatever the names); a folder by its real path (rare, and large: resolving costs nothing then)."""
+    if "://" in path:
+        return []
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # nothing there yet: the save overwrites nothing (or fails by itself)
+        return []
+    if not stat.S_ISDIR(st.st_mode):
+        file = (st.st_dev, st.st_ino)
+        return [job for _, job in jobs if any((held.st_dev, held.st_ino) == file for _, held in job.opened.handles)]
+    real = os.path.realpath(path)
+    return [job for key, job in jobs if "://" not in key and _holds(
+        os.path.realpath(key), [os.path.realpath(src) for src, _ in job.opened.sources.files], real)]

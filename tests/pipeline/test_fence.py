@@ -151,6 +151,54 @@ def test_a_save_of_a_file_inside_a_folder_whose_snapshot_is_unread_waits_for_tha
     assert_stored_tensor(output_snapshots(task, "model.pt")[0], tensor(2))
 
 
+@pytest.mark.parametrize("through", ["a link to the folder", "a link to the file", "a hard link to the file"])
+def test_a_save_through_a_symlink_into_a_folder_whose_snapshot_is_unread_waits_for_that_read(
+        local_store, work, copier, through):
+    """The export folder saved, its copy not yet read; then torch.save(x, "latest/model.pt") where
+    latest -> export (or "weights.pt" -> export/model.pt, or a hard link to it): the same file, by
+    another name, truncated in place. The save waits for the folder's copy as it does by the folder's own name; without that the
+    copy found model.pt changing and the folder's snapshot was reported not stored."""
+    folder = work / "export"
+    task = _folder_saved_with_its_copy_held(local_store, copier, folder, f"save through {through}")
+    first = (folder / "model.pt").read_bytes()
+    if through == "a link to the folder":
+        (work / "latest").symlink_to(folder, target_is_directory=True)
+        target = work / "latest" / "model.pt"
+    elif through == "a link to the file":
+        (work / "weights.pt").symlink_to(folder / "model.pt")
+        target = work / "weights.pt"
+    else:
+        os.link(folder / "model.pt", work / "weights.pt")
+        target = work / "weights.pt"
+    _waits_until_read(copier, "the save through a symlink overwrote a file the folder's copy had not read",
+                      torch.save, tensor(2), target)
+    task.close()
+
+    [snap] = output_snapshots(task, "export")
+    assert snap.status == "stored", snap.reason
+    assert {f["name"]: f["digest"] for f in snap.files}["model.pt"] == bytes_digest(first)
+    assert torch.equal(torch.load(folder / "model.pt", weights_only=True), tensor(2))
+
+
+def test_a_folder_saved_by_another_name_over_an_unread_snapshot_of_its_file_waits_for_that_read(
+        local_store, work, copier):
+    """torch.save(x, "export/model.pt") recorded, its copy not yet read; then the folder saved through a
+    symlink to it (save_pretrained("latest"), latest -> export), rewriting model.pt in place: the folder's
+    save waits for the file's copy, as it does when it names the folder itself."""
+    folder = work / "export"
+    folder.mkdir()
+    (work / "latest").symlink_to(folder, target_is_directory=True)
+    task = Task.init(project_name="pipeline", task_name="folder by another name", output_uri=local_store)
+    copier.hold()
+    torch.save(tensor(1), folder / "model.pt")
+    assert copier.wait_for_calls(1)
+    _waits_until_read(copier, "the folder's save through a symlink rewrote a file whose copy had not read it",
+                      save_folder, str(work / "latest"))
+    task.close()
+    assert_stored_tensor(output_snapshots(task, "model.pt")[0], tensor(1))
+    assert [s.status for s in output_snapshots(task, "latest")] == ["stored"]
+
+
 def test_a_folder_saved_into_a_subfolder_of_an_unread_folder_snapshot_waits_for_that_read(local_store, work, copier):
     """save_pretrained("out") holds out/best/ from before; save_pretrained("out/best") right after
     rewrites those files in place: it waits until the copy of "out" has read them."""
