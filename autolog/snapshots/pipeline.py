@@ -34,7 +34,7 @@ import logging
 import os
 import stat
 import threading
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..context import Context
 from ..db import ModelRecord, new_time_ordered_id
@@ -193,7 +193,7 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         others = [(key, job) for key, job in list(self._unstaged.items()) if job is not own and job.opened is not None]
         if not others:
             return []
-        found = [job for key, job in others if _holds(key, [src for src, _ in job.opened.sources.files], path)]
+        found = [job for key, job in others if _holds(key, (src for src, _ in job.opened.sources.files), path)]
         rest = [(key, job) for key, job in others if job not in found]
         return found + _holding_by_another_name(path, rest) if rest else found
 
@@ -441,8 +441,9 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
         self._complete(job)
 
 
-def _holds(key: str, files: list[str], path: str) -> bool:
-    """Whether a job of key (a file or folder), reading files, holds the file at path or files under it."""
+def _holds(key: str, files: Iterable[str], path: str) -> bool:
+    """Whether a job of key (a file or folder), reading files, holds the file at path or files under it
+    (files are looked at only when key is above or below path)."""
     return (within(path, key) or within(key, path)) and any(within(src, path) for src in files)
 
 
@@ -460,4 +461,4 @@ def _holding_by_another_name(path: str, jobs: list[tuple[str, SnapshotJob | Call
         return [job for _, job in jobs if any((held.st_dev, held.st_ino) == file for _, held in job.opened.handles)]
     real = os.path.realpath(path)
     return [job for key, job in jobs if "://" not in key and _holds(
-        os.path.realpath(key), [os.path.realpath(src) for src, _ in job.opened.sources.files], real)]
+        os.path.realpath(key), (os.path.realpath(src) for src, _ in job.opened.sources.files), real)]
