@@ -260,8 +260,16 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(proc.stdout)
 
 
+def write_marker(path: str | Path, text: str = "") -> None:
+    """A child's word to the test, whole or not at all: wait_for_file returns once the name exists, and
+    a plain write_text gives it an empty file first (the test then read a task id of '')."""
+    part = Path(f"{path}.part")
+    part.write_text(text)
+    os.replace(part, path)
+
+
 def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Wait until a child wrote `path`; fails with the child's output if it died first."""
+    """Wait until a child wrote `path` (with write_marker); fails with the child's output if it died first."""
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:

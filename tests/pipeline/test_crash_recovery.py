@@ -288,7 +288,7 @@ put = h.install_put_control()
 put.block()
 torch.save(h.tensor(3), ckpt)
 task.close()  # the upload makes no progress: close() gives up (stall_timeout), the row stays pending
-Path(closed).write_text(task.id)
+h.write_marker(closed, task.id)
 while not Path(release).exists():  # the process goes on: a notebook, a sweep's next trial
     time.sleep(0.05)
 put.release()

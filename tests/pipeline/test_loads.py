@@ -86,7 +86,7 @@ output_uri, ckpt, uploading, release = sys.argv[1:5]
 task = Task.init(project_name="pipeline", task_name="train", output_uri=output_uri)
 put = h.install_put_control()
 put.block()
-put.on_enter = lambda n: Path(uploading).write_text(task.id)
+put.on_enter = lambda n: h.write_marker(uploading, task.id)
 torch.save(h.tensor(3), ckpt)
 while not Path(release).exists():
     time.sleep(0.05)
