@@ -90,10 +90,7 @@ class TaskRuntime:
     def _create_record(self, script_thread: int) -> None:
         ctx, record = self.context, self.record
         if self.auto_connect is not False:  # saves will come: their workers are started here, not by the first
-            try:
-                self.pipeline.start_workers()
-            except Exception as exc:  # noqa: BLE001 - only a head start: the first save makes and starts them
-                logger.debug("autolog: snapshot workers not started ahead: %s", exc, exc_info=True)
+            _head_start("starting the snapshot workers", lambda: self.pipeline.start_workers())
         # The workers only wait for work; this imports. WRAPPER_CODES is filled as the patches are made.
         wait_for_quiet_script(self._wanted, script_thread, binding.core.WRAPPER_CODES)
         try:
