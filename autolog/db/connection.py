@@ -230,7 +230,10 @@ class Database:
 
 def _json_dumps(value: Any) -> str:
     """JSON documents as the rows hold them: strings with undecodable bytes escaped (display_path)."""
-    return json.dumps(_escaped(value))
+    text = json.dumps(value)
+    # json.dumps writes every surrogate as a \udXXX escape: without one, no string needed escaping, and
+    # the recorder's thousands of documents skip the walk through each (an emoji's pair takes it too).
+    return text if "\\ud" not in text else json.dumps(_escaped(value))
 
 
 def _escaped(value: Any) -> Any:
@@ -247,16 +250,21 @@ def _escape_parameters(conn, cursor, statement, parameters, context, executemany
     """before_cursor_execute: a str parameter with lone surrogates (a file name that is not UTF-8) cannot
     be encoded for the driver; write it (and compare with it) as display_path text instead."""
     if executemany:
-        if any(_needs_escape(p) for p in parameters):
+        if _needs_escape(parameters):
             parameters = [_escape_one(p) for p in parameters]
-    elif _needs_escape(parameters):
+    elif _needs_escape((parameters,)):
         parameters = _escape_one(parameters)
     return statement, parameters
 
 
-def _needs_escape(parameters: Any) -> bool:
-    values = parameters.values() if isinstance(parameters, dict) else parameters or ()
-    return any(isinstance(v, str) and has_undecodable(v) for v in values)
+def _needs_escape(many: Any) -> bool:
+    """Whether a str among these parameter sets holds undecodable bytes. Tested on their strings joined
+    (joining makes no surrogate): one C-level scan per batch, where the recorder's batches hold
+    thousands of values, nearly always ASCII."""
+    strings = [v for parameters in many
+               for v in (parameters.values() if isinstance(parameters, dict) else parameters or ())
+               if isinstance(v, str)]
+    return has_undecodable("".join(strings))
 
 
 def _escape_one(parameters: Any) -> Any:

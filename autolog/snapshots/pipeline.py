@@ -281,14 +281,17 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
             self._cond.notify_all()
 
     def _wait_for_room(self, size: int, fence_key: str | None) -> None:
+        with self._cond:
+            if self._has_room(size):  # nearly every save: no watch, no wait set up
+                return
         watch = self._watch()
         with self._cond, contextlib.ExitStack() as waiting:
             hurried = False
             while True:
+                if self._has_room(size):
+                    return
                 unread = self._unread
                 over = self._backlog > 0 and self._backlog + size > self.options.backlog_bytes
-                if unread < self.options.max_unread and not over:
-                    return
                 if over and self.options.backlog_policy == "coalesce":
                     if self._coalesce_one(fence_key):
                         continue
@@ -307,6 +310,11 @@ class SnapshotPipeline(Recording, Waits, Outcomes):
                     raise PipelineStalled(f"{stalled}; this save was not queued behind it. Snapshots already "
                                           "journaled are finished by `autolog sync` once storage and database "
                                           "work again.")
+
+    def _has_room(self, size: int) -> bool:
+        """Under self._cond: whether a save of size bytes may be queued now."""
+        over = self._backlog > 0 and self._backlog + size > self.options.backlog_bytes
+        return self._unread < self.options.max_unread and not over
 
     def _coalesce_one(self, fence_key: str | None) -> bool:
         """Drop the oldest staged, not-uploading snapshot of the path this save writes: it supersedes it."""

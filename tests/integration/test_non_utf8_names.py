@@ -7,6 +7,7 @@ Real files with such names, on a real SQLite database (nothing mocked).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import sys
@@ -117,6 +118,28 @@ def test_store_records_a_model_and_snapshot_under_an_undecodable_name(store, sav
 
     # a path read back from the row still reaches the file
     assert objects.fetch(snap.uri, "", digest, [], str(tmp_path / "cache")) == saved
+
+
+def test_a_batch_escapes_only_its_undecodable_values_and_keeps_other_text(store, saved, tmp_path):
+    """The recorder's batches (one executemany, JSON documents by the thousand) are checked as a whole
+    for undecodable names: a single one among plain rows is escaped, the others, and text that JSON
+    also writes with surrogate escapes (an emoji), are stored as they are."""
+    task = store.create_task(project="p", name="t", task_type="training", status="running", output_uri=None,
+                             tags=[], run_info={}, parameters={}, comment="")
+    model, _ = store.find_or_create_model(task.id, "capture", {"source_path": saved}, name="m", project="p",
+                                          framework="torch")
+    plain, emoji = str(tmp_path / "plain.pt"), str(tmp_path / "mod\N{GRINNING FACE}l.pt")
+    paths = [plain, saved, emoji, plain]
+    ids = [f"{i:032x}" for i in range(1, 5)]
+    seqs = store.add_snapshots([{"id": i, "model_id": model.id, "status": "pending", "source_path": p,
+                                 "source_stat": {"files": [[p, 1, 1]], p: "key"}} for i, p in zip(ids, paths)])
+    assert sorted(seqs.values()) == [1, 2, 3, 4]
+    store.finish_snapshots([(i, {"status": "local", "uri": p}) for i, p in zip(ids, paths)])
+    got = rows(tmp_path / "meta.db", "SELECT source_path, uri, source_stat FROM snapshots ORDER BY seq")
+    expected = [display_path(p) for p in paths]
+    assert expected[0] == plain and expected[2] == emoji and expected[1].endswith(ESCAPED_NAME)
+    assert [(r[0], r[1]) for r in got] == [(p, p) for p in expected]
+    assert [json.loads(r[2]) for r in got] == [{"files": [[p, 1, 1]], p: "key"} for p in expected]
 
 
 def test_snapshot_sources_read_the_real_file_and_name_it_in_utf8(saved, tmp_path):
